@@ -1,0 +1,922 @@
+//! Container commands: run, create, start, stop, restart, kill, wait, rm, ps, inspect, logs, rename, prune.
+
+use crate::client::{enc, next_chunk, Client, DaemonError};
+use crate::format::human;
+use crate::output::{pretty, render, Demux};
+use crate::StatusError;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use hyper::Method;
+use serde_json::{json, Map, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct CreateArgs {
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file")]
+    pub env_file: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Set meta data on a container
+    #[arg(short = 'l', long = "label")]
+    pub label: Vec<String>,
+    /// Container host name
+    #[arg(short = 'h', long = "hostname")]
+    pub hostname: Option<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Mount a tmpfs directory
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Bind mount a volume
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// Memory limit
+    #[arg(short = 'm', long = "memory")]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Ulimit options
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// Add Linux capabilities
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    pub privileged: bool,
+    /// Security Options
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
+    /// Signal to stop the container
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container
+    #[arg(long = "stop-timeout")]
+    pub stop_timeout: Option<i64>,
+    /// Connect a container to a network
+    #[arg(long = "network", alias = "net")]
+    pub network: Option<String>,
+    /// Automatically remove the container and its associated anonymous volumes when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Log driver options
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
+    /// Logging driver for the container
+    #[arg(long = "log-driver")]
+    pub log_driver: Option<String>,
+    /// Restart policy to apply when a container exits
+    #[arg(long)]
+    pub restart: Option<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// The image
+    pub image: String,
+    /// Command and arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Run container in background and print container ID
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+fn parse_env_file(path: &str) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("open {path}"))?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let l = line.trim_start();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        if l.contains('=') {
+            out.push(l.to_string());
+        } else if let Ok(v) = std::env::var(l) {
+            out.push(format!("{l}={v}"));
+        }
+    }
+    Ok(out)
+}
+
+fn parse_ulimit(s: &str) -> Result<Value> {
+    let (name, vals) = s.split_once('=').ok_or_else(|| anyhow!("invalid ulimit argument: {s}"))?;
+    let (soft, hard) = match vals.split_once(':') {
+        Some((a, b)) => (a, b),
+        None => (vals, vals),
+    };
+    let n = |v: &str| v.parse::<i64>().map_err(|_| anyhow!("invalid ulimit argument: {s}"));
+    let (soft, hard) = (n(soft)?, n(hard)?);
+    if soft > hard {
+        bail!("ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}");
+    }
+    Ok(json!({"Name": name, "Soft": soft, "Hard": hard}))
+}
+
+fn parse_restart(s: &str) -> Result<Value> {
+    let (name, count) = s.split_once(':').unwrap_or((s, "0"));
+    if !["no", "always", "on-failure", "unless-stopped"].contains(&name) {
+        bail!("invalid restart policy '{name}'");
+    }
+    Ok(json!({"Name": name, "MaximumRetryCount": count.parse::<i64>().map_err(|_| anyhow!("maximum retry count must be an integer"))?}))
+}
+
+/// Build the `/containers/create` body from the flags, as the docker CLI does.
+pub fn create_body(a: &CreateArgs) -> Result<Value> {
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        env.extend(parse_env_file(f)?);
+    }
+    for e in &a.env {
+        if e.contains('=') {
+            env.push(e.clone());
+        } else if let Ok(v) = std::env::var(e) {
+            env.push(format!("{e}={v}"));
+        }
+    }
+    let mut labels = Map::new();
+    for l in &a.label {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        labels.insert(k.to_string(), json!(v));
+    }
+    let mut tmpfs = Map::new();
+    for t in &a.tmpfs {
+        let (k, v) = t.split_once(':').unwrap_or((t.as_str(), ""));
+        tmpfs.insert(k.to_string(), json!(v));
+    }
+    let mem = a.memory.as_deref().map(human::parse_bytes).transpose().map_err(|e| anyhow!("invalid argument for --memory: {e}"))?;
+    let swap = match a.memory_swap.as_deref() {
+        Some("-1") => Some(-1),
+        Some(s) => Some(human::parse_bytes(s).map_err(|e| anyhow!("invalid argument for --memory-swap: {e}"))?),
+        None => None,
+    };
+    let nano_cpus = match &a.cpus {
+        Some(c) => {
+            let f: f64 = c.parse().map_err(|_| anyhow!("invalid argument \"{c}\" for \"--cpus\" flag"))?;
+            Some((f * 1e9).round() as i64)
+        }
+        None => None,
+    };
+    let mut security_opt = Vec::new();
+    for s in &a.security_opt {
+        match s.split_once(['=', ':']) {
+            Some(("seccomp", p)) if p != "unconfined" => {
+                let content = std::fs::read_to_string(p).with_context(|| format!("opening seccomp profile ({p}) failed"))?;
+                security_opt.push(format!("seccomp={content}"));
+            }
+            _ => security_opt.push(s.clone()),
+        }
+    }
+    let mut log_config = Map::new();
+    for o in &a.log_opt {
+        let (k, v) = o.split_once('=').ok_or_else(|| anyhow!("invalid key value pair format in log-opt: {o}"))?;
+        log_config.insert(k.to_string(), json!(v));
+    }
+    let ulimits: Vec<Value> = a.ulimit.iter().map(|u| parse_ulimit(u)).collect::<Result<_>>()?;
+    let mut host = json!({
+        "Binds": a.volume,
+        "ReadonlyRootfs": a.read_only,
+        "Privileged": a.privileged,
+        "AutoRemove": a.rm,
+        "CapAdd": a.cap_add,
+        "CapDrop": a.cap_drop,
+        "SecurityOpt": security_opt,
+        "Ulimits": ulimits,
+        "ExtraHosts": a.add_host,
+        "NetworkMode": a.network.clone().unwrap_or_else(|| "default".into()),
+        "LogConfig": {"Type": a.log_driver.clone().unwrap_or_default(), "Config": log_config},
+    });
+    let h = host.as_object_mut().ok_or_else(|| anyhow!("internal: host config"))?;
+    if !tmpfs.is_empty() {
+        h.insert("Tmpfs".into(), Value::Object(tmpfs));
+    }
+    if let Some(m) = mem {
+        h.insert("Memory".into(), json!(m));
+    }
+    if let Some(s) = swap {
+        h.insert("MemorySwap".into(), json!(s));
+    }
+    if let Some(n) = nano_cpus {
+        h.insert("NanoCpus".into(), json!(n));
+    }
+    if let Some(c) = a.cpu_shares {
+        h.insert("CpuShares".into(), json!(c));
+    }
+    if let Some(c) = &a.cpuset_cpus {
+        h.insert("CpusetCpus".into(), json!(c));
+    }
+    if let Some(p) = a.pids_limit {
+        h.insert("PidsLimit".into(), json!(p));
+    }
+    if a.init {
+        h.insert("Init".into(), json!(true));
+    }
+    if let Some(r) = &a.restart {
+        h.insert("RestartPolicy".into(), parse_restart(r)?);
+    }
+    let mut body = json!({
+        "Image": a.image,
+        "Env": env,
+        "Labels": labels,
+        "Tty": a.tty,
+        "OpenStdin": a.interactive,
+        "StdinOnce": a.interactive,
+        "AttachStdin": a.interactive,
+        "AttachStdout": true,
+        "AttachStderr": true,
+        "HostConfig": host,
+    });
+    let b = body.as_object_mut().ok_or_else(|| anyhow!("internal: body"))?;
+    if !a.command.is_empty() {
+        b.insert("Cmd".into(), json!(a.command));
+    }
+    if let Some(e) = &a.entrypoint {
+        b.insert("Entrypoint".into(), if e.is_empty() { json!([]) } else { json!([e]) });
+    }
+    if let Some(w) = &a.workdir {
+        b.insert("WorkingDir".into(), json!(w));
+    }
+    if let Some(u) = &a.user {
+        b.insert("User".into(), json!(u));
+    }
+    if let Some(h) = &a.hostname {
+        b.insert("Hostname".into(), json!(h));
+    }
+    if let Some(s) = &a.stop_signal {
+        b.insert("StopSignal".into(), json!(s));
+    }
+    if let Some(t) = a.stop_timeout {
+        b.insert("StopTimeout".into(), json!(t));
+    }
+    Ok(body)
+}
+
+async fn create(c: &Client, a: &CreateArgs) -> Result<String> {
+    let body = create_body(a)?;
+    let mut path = "/containers/create".to_string();
+    if let Some(n) = &a.name {
+        path.push_str(&format!("?name={}", enc(n)));
+    }
+    let v = match c.post_json(&path, Some(&body)).await {
+        Ok(v) => v,
+        Err(e) => {
+            if let Some(d) = e.downcast_ref::<DaemonError>() {
+                if d.status == 404 && d.message.starts_with("No such image") {
+                    eprintln!("Unable to find image '{}' locally", a.image);
+                    let (_, b) = c.call(Method::POST, &format!("/images/create?fromImage={}", enc(&a.image)), None).await?;
+                    let _ = b;
+                    return Box::pin(create(c, a)).await;
+                }
+            }
+            return Err(e);
+        }
+    };
+    for w in v["Warnings"].as_array().into_iter().flatten() {
+        if let Some(w) = w.as_str() {
+            eprintln!("WARNING: {w}");
+        }
+    }
+    v["Id"].as_str().map(str::to_string).ok_or_else(|| anyhow!("the daemon returned no container id"))
+}
+
+pub async fn create_cmd(c: &Client, a: CreateArgs) -> Result<i32> {
+    let id = create(c, &a).await?;
+    println!("{id}");
+    Ok(0)
+}
+
+/// Map a failed start to docker's exit codes.
+fn start_error(e: anyhow::Error) -> anyhow::Error {
+    let msg = format!("{e:#}");
+    let code = if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+        127
+    } else if msg.contains("permission denied") {
+        126
+    } else {
+        125
+    };
+    StatusError { code, message: msg }.into()
+}
+
+pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
+    let id = create(c, &a.create).await?;
+    if a.detach {
+        c.call(Method::POST, &format!("/containers/{id}/start"), None).await.map_err(start_error)?;
+        println!("{id}");
+        return Ok(0);
+    }
+    let interactive = a.create.interactive;
+    let mut q = "stream=1&stdout=1&stderr=1".to_string();
+    if interactive {
+        q.push_str("&stdin=1");
+    }
+    let conn = c.hijack(&format!("/containers/{id}/attach?{q}")).await?;
+    let cond = if a.create.rm { "removed" } else { "next-exit" };
+    let wc = c.clone();
+    let wid = id.clone();
+    let waiter = tokio::spawn(async move { wc.post_json(&format!("/containers/{wid}/wait?condition={cond}"), None).await });
+    if let Err(e) = c.call(Method::POST, &format!("/containers/{id}/start"), None).await {
+        waiter.abort();
+        return Err(start_error(e));
+    }
+    let (mut rd, mut wr) = tokio::io::split(conn);
+    let stdin_task = if interactive {
+        Some(tokio::spawn(async move {
+            let mut stdin = tokio::io::stdin();
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match stdin.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if wr.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = wr.shutdown().await;
+        }))
+    } else {
+        None
+    };
+    let tty = a.create.tty;
+    let mut demux = Demux::default();
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if tty {
+                    use std::io::Write;
+                    let _ = out.write_all(&buf[..n]);
+                    let _ = out.flush();
+                } else {
+                    let _ = demux.feed(&buf[..n], &mut out, &mut err);
+                }
+            }
+        }
+    }
+    if let Some(t) = stdin_task {
+        t.abort();
+    }
+    let w = waiter.await.map_err(|e| anyhow!("wait: {e}"))??;
+    if let Some(m) = w["Error"]["Message"].as_str().filter(|m| !m.is_empty()) {
+        eprintln!("{m}");
+    }
+    Ok(w["StatusCode"].as_i64().unwrap_or(125) as i32)
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals
+    #[arg(short = 'a', long)]
+    pub attach: bool,
+    /// Attach container's STDIN
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub async fn start(c: &Client, a: StartArgs) -> Result<i32> {
+    if a.attach {
+        let id = a.containers.first().cloned().unwrap_or_default();
+        let conn = c.hijack(&format!("/containers/{}/attach?stream=1&stdout=1&stderr=1", enc(&id))).await?;
+        let wc = c.clone();
+        let wid = id.clone();
+        let waiter = tokio::spawn(async move { wc.post_json(&format!("/containers/{}/wait?condition=next-exit", enc(&wid)), None).await });
+        c.call(Method::POST, &format!("/containers/{}/start", enc(&id)), None).await.map_err(start_error)?;
+        let (mut rd, _wr) = tokio::io::split(conn);
+        let mut demux = Demux::default();
+        let mut buf = vec![0u8; 32 * 1024];
+        let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+        while let Ok(n) = rd.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            let _ = demux.feed(&buf[..n], &mut out, &mut err);
+        }
+        let w = waiter.await.map_err(|e| anyhow!("wait: {e}"))??;
+        return Ok(w["StatusCode"].as_i64().unwrap_or(125) as i32);
+    }
+    each(&a.containers, |id| async move {
+        c.call(Method::POST, &format!("/containers/{}/start", enc(&id)), None).await.map_err(start_error)?;
+        println!("{id}");
+        Ok(())
+    })
+    .await
+}
+
+/// Run `f` for each name; print errors like docker and fail at the end if any failed.
+async fn each<F, Fut>(names: &[String], f: F) -> Result<i32>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let mut failed = false;
+    for n in names {
+        if let Err(e) = f(n.clone()).await {
+            eprintln!("{e:#}");
+            failed = true;
+        }
+    }
+    if failed {
+        return Err(StatusError { code: 1, message: String::new() }.into());
+    }
+    Ok(0)
+}
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Seconds to wait before killing the container
+    #[arg(short = 't', long = "time", alias = "timeout", allow_hyphen_values = true)]
+    pub time: Option<i64>,
+    /// Signal to send to the container
+    #[arg(short = 's', long)]
+    pub signal: Option<String>,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub async fn stop(c: &Client, a: StopArgs, verb: &str) -> Result<i32> {
+    let mut q = Vec::new();
+    if let Some(t) = a.time {
+        q.push(format!("t={t}"));
+    }
+    if let Some(s) = &a.signal {
+        q.push(format!("signal={}", enc(s)));
+    }
+    let q = q.join("&");
+    each(&a.containers, |id| {
+        let q = q.clone();
+        async move {
+            c.call(Method::POST, &format!("/containers/{}/{verb}?{q}", enc(&id)), None).await?;
+            println!("{id}");
+            Ok(())
+        }
+    })
+    .await
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// Signal to send to the container
+    #[arg(short = 's', long, default_value = "KILL")]
+    pub signal: String,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub async fn kill(c: &Client, a: KillArgs) -> Result<i32> {
+    let sig = a.signal.clone();
+    each(&a.containers, |id| {
+        let sig = sig.clone();
+        async move {
+            c.call(Method::POST, &format!("/containers/{}/kill?signal={}", enc(&id), enc(&sig)), None).await?;
+            println!("{id}");
+            Ok(())
+        }
+    })
+    .await
+}
+
+#[derive(Args, Debug)]
+pub struct IdsArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub async fn wait(c: &Client, a: IdsArgs) -> Result<i32> {
+    each(&a.containers, |id| async move {
+        let v = c.post_json(&format!("/containers/{}/wait", enc(&id)), None).await?;
+        println!("{}", v["StatusCode"].as_i64().unwrap_or(-1));
+        Ok(())
+    })
+    .await
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub async fn rm(c: &Client, a: RmArgs) -> Result<i32> {
+    let (f, v) = (a.force, a.volumes);
+    each(&a.containers, |id| async move {
+        c.call(Method::DELETE, &format!("/containers/{}?force={}&v={}", enc(&id), f as u8, v as u8), None).await?;
+        println!("{id}");
+        Ok(())
+    })
+    .await
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only display container IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Show n last created containers (includes all states)
+    #[arg(short = 'n', long = "last", allow_hyphen_values = true)]
+    pub last: Option<i64>,
+    /// Show the latest created container (includes all states)
+    #[arg(short = 'l', long)]
+    pub latest: bool,
+    /// Display total file sizes
+    #[arg(short = 's', long)]
+    pub size: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// `k=v` filter flags to the API's JSON filter map.
+pub fn filters_json(filters: &[String]) -> Result<String> {
+    let mut m: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for f in filters {
+        let (k, v) = f.split_once('=').ok_or_else(|| anyhow!("bad format of filter (expected name=value)"))?;
+        m.entry(k.to_lowercase()).or_default().push(v.to_string());
+    }
+    Ok(serde_json::to_string(&m)?)
+}
+
+const PS_HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Ports", "PORTS"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+    ("Size", "SIZE"),
+    ("Names", "NAMES"),
+    ("Labels", "LABELS"),
+    ("Mounts", "MOUNTS"),
+    ("Networks", "NETWORKS"),
+    ("Image", "IMAGE"),
+];
+
+/// The object a `ps --format` template sees (docker's container formatter fields).
+fn ps_item(v: &Value, trunc: bool) -> Value {
+    let id = v["Id"].as_str().unwrap_or("");
+    let created = v["Created"].as_i64().unwrap_or(0);
+    let when = chrono::DateTime::from_timestamp(created, 0).unwrap_or_default();
+    let names: Vec<String> = v["Names"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str().map(|s| s.trim_start_matches('/').to_string()))
+        .collect();
+    let labels: std::collections::BTreeMap<String, String> = v["Labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+        .collect();
+    let size = match (v["SizeRw"].as_i64(), v["SizeRootFs"].as_i64()) {
+        (Some(rw), Some(root)) => human::container_size_column(rw, root),
+        _ => String::new(),
+    };
+    let mut image = v["Image"].as_str().unwrap_or("").to_string();
+    if trunc && image.starts_with("sha256:") {
+        image = human::truncate_id(&image).to_string();
+    }
+    json!({
+        "ID": if trunc { human::truncate_id(id).to_string() } else { id.to_string() },
+        "Image": image,
+        "Command": human::command_column(v["Command"].as_str().unwrap_or(""), trunc),
+        "CreatedAt": when.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S %z %Z").to_string(),
+        "RunningFor": human::time_ago(when, chrono::Utc::now()),
+        "Ports": "",
+        "State": v["State"],
+        "Status": v["Status"],
+        "Size": size,
+        "Names": names.join(","),
+        "Labels": human::labels_column(&labels),
+        "Mounts": "",
+        "Networks": "",
+    })
+}
+
+pub async fn ps(c: &Client, a: PsArgs) -> Result<i32> {
+    let mut q = vec![format!("all={}", a.all as u8), format!("size={}", a.size as u8)];
+    if let Some(n) = a.last {
+        q.push(format!("limit={n}"));
+    }
+    if a.latest {
+        q.push("limit=1".into());
+    }
+    if !a.filter.is_empty() {
+        q.push(format!("filters={}", enc(&filters_json(&a.filter)?)));
+    }
+    let list = c.get_json(&format!("/containers/json?{}", q.join("&"))).await?;
+    let items: Vec<Value> = list.as_array().cloned().unwrap_or_default();
+    if a.quiet {
+        for i in &items {
+            let id = i["Id"].as_str().unwrap_or("");
+            println!("{}", if a.no_trunc { id } else { human::truncate_id(id) });
+        }
+        return Ok(0);
+    }
+    let rows: Vec<Value> = items.iter().map(|i| ps_item(i, !a.no_trunc)).collect();
+    let default = if a.size {
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}"
+    } else {
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+    };
+    print!("{}", render(&rows, a.format.as_deref(), default, PS_HEADERS)?);
+    Ok(0)
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Format output using a custom template
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    /// Display total file sizes if the type is container
+    #[arg(short = 's', long)]
+    pub size: bool,
+    /// Return JSON for specified type
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+/// Print inspected objects: a JSON array, or each through `--format`.
+pub fn print_inspected(objs: &[Value], format: Option<&str>) -> Result<()> {
+    match format {
+        Some(f) => print!("{}", render(objs, Some(f), "", &[])?),
+        None => println!("{}", pretty(&Value::Array(objs.to_vec()))),
+    }
+    Ok(())
+}
+
+pub async fn inspect(c: &Client, a: InspectArgs) -> Result<i32> {
+    let mut objs = Vec::new();
+    let mut errors = Vec::new();
+    for n in &a.names {
+        let container = if a.kind.as_deref().is_none_or(|k| k == "container") {
+            c.get_json(&format!("/containers/{}/json?size={}", enc(n), a.size as u8)).await.ok()
+        } else {
+            None
+        };
+        let found = match container {
+            Some(v) => Some(v),
+            None if a.kind.as_deref().is_none_or(|k| k == "image") => c.get_json(&format!("/images/{n}/json")).await.ok(),
+            None => None,
+        };
+        match found {
+            Some(v) => objs.push(v),
+            None => errors.push(format!("Error: No such object: {n}")),
+        }
+    }
+    print_inspected(&objs, a.format.as_deref())?;
+    if !errors.is_empty() {
+        return Err(StatusError { code: 1, message: errors.join("\n") }.into());
+    }
+    Ok(0)
+}
+
+#[derive(Args, Debug)]
+pub struct LogsOptions {}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Follow log output
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Number of lines to show from the end of the logs
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Show timestamps
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m")
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs before a timestamp or relative
+    #[arg(long)]
+    pub until: Option<String>,
+    pub container: String,
+}
+
+/// docker's time arguments: RFC 3339, unix seconds, or a Go duration before now (`10m`, `1h30m`, `2s`).
+pub fn parse_time_arg(s: &str) -> Result<String> {
+    if s.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Ok(s.to_string());
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos()));
+    }
+    let mut total = 0f64;
+    let mut num = String::new();
+    let mut rest = s;
+    while !rest.is_empty() {
+        let c = rest.chars().next().unwrap_or(' ');
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            rest = &rest[1..];
+            continue;
+        }
+        let (unit, len) = if rest.starts_with("ms") { (0.001, 2) } else {
+            match c { 'h' => (3600.0, 1), 'm' => (60.0, 1), 's' => (1.0, 1), _ => bail!("invalid time value: {s}") }
+        };
+        let n: f64 = num.parse().map_err(|_| anyhow!("invalid time value: {s}"))?;
+        total += n * unit;
+        num.clear();
+        rest = &rest[len..];
+    }
+    if !num.is_empty() {
+        bail!("invalid time value: {s} (missing unit)");
+    }
+    let t = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) as f64 / 1e9 - total;
+    Ok(format!("{t:.9}"))
+}
+
+pub async fn logs(c: &Client, a: LogsArgs) -> Result<i32> {
+    let info = c.get_json(&format!("/containers/{}/json", enc(&a.container))).await?;
+    let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
+    let mut q = format!("stdout=1&stderr=1&follow={}&timestamps={}&tail={}", a.follow as u8, a.timestamps as u8, enc(&a.tail));
+    if let Some(s) = &a.since {
+        q.push_str(&format!("&since={}", parse_time_arg(s)?));
+    }
+    if let Some(u) = &a.until {
+        q.push_str(&format!("&until={}", parse_time_arg(u)?));
+    }
+    let resp = c.stream(Method::GET, &format!("/containers/{}/logs?{q}", enc(&a.container))).await?;
+    let mut body = resp.into_body();
+    let mut demux = Demux::default();
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    while let Some(chunk) = next_chunk(&mut body).await? {
+        if tty {
+            use std::io::Write;
+            out.write_all(&chunk)?;
+        } else {
+            demux.feed(&chunk, &mut out, &mut err)?;
+        }
+    }
+    Ok(0)
+}
+
+#[derive(Args, Debug)]
+pub struct RenameArgs {
+    pub container: String,
+    pub new_name: String,
+}
+
+pub async fn rename(c: &Client, a: RenameArgs) -> Result<i32> {
+    c.call(Method::POST, &format!("/containers/{}/rename?name={}", enc(&a.container), enc(&a.new_name)), None).await?;
+    Ok(0)
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Provide filter values (e.g. "label=<key>=<value>")
+    #[arg(long)]
+    pub filter: Vec<String>,
+}
+
+/// Ask "Are you sure?" like docker, unless forced.
+pub fn confirm(warning: &str, force: bool) -> bool {
+    if force {
+        return true;
+    }
+    eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    matches!(line.trim().to_lowercase().as_str(), "y" | "yes")
+}
+
+pub async fn prune(c: &Client, a: PruneArgs) -> Result<i32> {
+    if !confirm("WARNING! This will remove all stopped containers.", a.force) {
+        return Ok(0);
+    }
+    let v = c.post_json(&format!("/containers/prune?filters={}", enc(&filters_json(&a.filter)?)), None).await?;
+    let ids: Vec<&str> = v["ContainersDeleted"].as_array().into_iter().flatten().filter_map(|i| i.as_str()).collect();
+    if !ids.is_empty() {
+        println!("Deleted Containers:");
+        for i in ids {
+            println!("{i}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", human::human_size(v["SpaceReclaimed"].as_f64().unwrap_or(0.0)));
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_body_maps_flags_like_docker() {
+        let a = CreateArgs {
+            image: "busybox".into(),
+            command: vec!["echo".into(), "hi".into()],
+            env: vec!["A=1".into()],
+            memory: Some("64m".into()),
+            cpus: Some("1.5".into()),
+            ulimit: vec!["nofile=100:200".into()],
+            label: vec!["x=y".into(), "flag".into()],
+            rm: true,
+            ..Default::default()
+        };
+        let b = create_body(&a).unwrap();
+        assert_eq!(b["Cmd"], json!(["echo", "hi"]));
+        assert_eq!(b["Env"], json!(["A=1"]));
+        assert_eq!(b["HostConfig"]["Memory"], json!(64 * 1024 * 1024));
+        assert_eq!(b["HostConfig"]["NanoCpus"], json!(1_500_000_000i64));
+        assert_eq!(b["HostConfig"]["Ulimits"][0], json!({"Name": "nofile", "Soft": 100, "Hard": 200}));
+        assert_eq!(b["HostConfig"]["AutoRemove"], json!(true));
+        assert_eq!(b["Labels"], json!({"x": "y", "flag": ""}));
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        assert!(parse_ulimit("nofile=200:100").is_err());
+        assert!(parse_ulimit("nofile").is_err());
+        assert!(parse_restart("sometimes").is_err());
+        assert_eq!(parse_restart("on-failure:3").unwrap()["MaximumRetryCount"], 3);
+        assert!(filters_json(&["status".into()]).is_err());
+    }
+
+    #[test]
+    fn time_args() {
+        assert_eq!(parse_time_arg("1700000000").unwrap(), "1700000000");
+        assert!(parse_time_arg("2023-01-02T13:23:37Z").unwrap().starts_with("1672665817."));
+        let ten_min_ago: f64 = parse_time_arg("10m").unwrap().parse().unwrap();
+        let now = chrono::Utc::now().timestamp() as f64;
+        assert!((now - ten_min_ago - 600.0).abs() < 5.0);
+        assert!(parse_time_arg("10x").is_err());
+    }
+}

@@ -1,0 +1,262 @@
+//! berth-cli: the `berth` command, a drop-in for `docker`: same subcommands, flags, output and exit codes.
+//!
+//! Two stages, like the docker CLI: clap parses raw flags ([`Cli`]), then each command resolves them into
+//! API calls through [`client::Client`]. Output formatting (Go templates, tables, human units) lives in
+//! [`format`]. Exit codes: 125 for daemon/CLI errors, 126/127 when the command cannot be run, else the
+//! container's.
+
+pub mod client;
+mod cmd_container;
+mod cmd_image;
+mod cmd_system;
+pub mod format;
+mod output;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+pub const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";
+
+/// An error that ends the CLI with a particular exit code (like docker's `StatusError`).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StatusError {
+    pub code: i32,
+    pub message: String,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "berth", version, about = "A self-sufficient runtime for containers, compatible with docker", disable_help_subcommand = true)]
+pub struct Cli {
+    /// Daemon socket to connect to (unix:///path); also BERTH_HOST or DOCKER_HOST
+    #[arg(short = 'H', long = "host", global = true)]
+    pub host: Option<String>,
+    /// Never start a daemon automatically (also BERTH_NO_AUTOSTART=1)
+    #[arg(long = "no-autostart", global = true)]
+    pub no_autostart: bool,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Create and run a new container from an image
+    Run(cmd_container::RunArgs),
+    /// Create a new container
+    Create(cmd_container::CreateArgs),
+    /// Start one or more stopped containers
+    Start(cmd_container::StartArgs),
+    /// Stop one or more running containers
+    Stop(cmd_container::StopArgs),
+    /// Restart one or more containers
+    Restart(cmd_container::StopArgs),
+    /// Kill one or more running containers
+    Kill(cmd_container::KillArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(cmd_container::IdsArgs),
+    /// Remove one or more containers
+    Rm(cmd_container::RmArgs),
+    /// List containers
+    Ps(cmd_container::PsArgs),
+    /// Return low-level information on objects
+    Inspect(cmd_container::InspectArgs),
+    /// Fetch the logs of a container
+    Logs(cmd_container::LogsArgs),
+    /// Rename a container
+    Rename(cmd_container::RenameArgs),
+    /// Manage containers
+    Container {
+        #[command(subcommand)]
+        cmd: ContainerCmd,
+    },
+    /// List images
+    Images(cmd_image::ImagesArgs),
+    /// Manage images
+    Image {
+        #[command(subcommand)]
+        cmd: ImageCmd,
+    },
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(cmd_image::TagArgs),
+    /// Remove one or more images
+    Rmi(cmd_image::RmiArgs),
+    /// Show the history of an image
+    History(cmd_image::HistoryArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(cmd_image::ImportArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(cmd_image::LoadArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(cmd_image::SaveArgs),
+    /// Show the berth version information
+    Version(cmd_system::VersionArgs),
+    /// Display system-wide information
+    Info(cmd_system::FormatArgs),
+    /// Get real time events from the server
+    Events(cmd_system::EventsArgs),
+    /// Manage berth
+    System {
+        #[command(subcommand)]
+        cmd: SystemCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContainerCmd {
+    Run(cmd_container::RunArgs),
+    Create(cmd_container::CreateArgs),
+    Start(cmd_container::StartArgs),
+    Stop(cmd_container::StopArgs),
+    Restart(cmd_container::StopArgs),
+    Kill(cmd_container::KillArgs),
+    Wait(cmd_container::IdsArgs),
+    Rm(cmd_container::RmArgs),
+    #[command(alias = "list", alias = "ps")]
+    Ls(cmd_container::PsArgs),
+    Inspect(cmd_container::InspectArgs),
+    Logs(cmd_container::LogsArgs),
+    Rename(cmd_container::RenameArgs),
+    /// Remove all stopped containers
+    Prune(cmd_container::PruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCmd {
+    #[command(alias = "list")]
+    Ls(cmd_image::ImagesArgs),
+    Inspect(cmd_image::ImageInspectArgs),
+    Tag(cmd_image::TagArgs),
+    #[command(alias = "remove")]
+    Rm(cmd_image::RmiArgs),
+    History(cmd_image::HistoryArgs),
+    Import(cmd_image::ImportArgs),
+    Load(cmd_image::LoadArgs),
+    Save(cmd_image::SaveArgs),
+    /// Remove unused images
+    Prune(cmd_image::ImagePruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCmd {
+    /// Show berth disk usage
+    Df(cmd_system::DfArgs),
+    Info(cmd_system::FormatArgs),
+    Events(cmd_system::EventsArgs),
+}
+
+/// The socket to use: `-H`, then BERTH_HOST, then DOCKER_HOST, then the default.
+pub fn resolve_socket(host: Option<&str>) -> Result<(PathBuf, bool)> {
+    let (h, explicit) = match host {
+        Some(h) => (h.to_string(), true),
+        None => match std::env::var("BERTH_HOST").ok().filter(|s| !s.is_empty()) {
+            Some(h) => (h, true),
+            None => match std::env::var("DOCKER_HOST").ok().filter(|s| !s.is_empty()) {
+                Some(h) => (h, true),
+                None => (format!("unix://{DEFAULT_SOCKET}"), false),
+            },
+        },
+    };
+    match h.strip_prefix("unix://") {
+        Some(p) => Ok((PathBuf::from(p), explicit)),
+        None if h.starts_with('/') => Ok((PathBuf::from(h), explicit)),
+        None => Err(anyhow::anyhow!("unsupported host {h:?}: berth's CLI speaks to unix:// sockets")),
+    }
+}
+
+/// When nothing answers on the default socket, start `berth daemon` in the background and say so.
+async fn ensure_daemon(socket: &std::path::Path, explicit: bool, no_autostart: bool) -> Result<()> {
+    if tokio::net::UnixStream::connect(socket).await.is_ok() {
+        return Ok(());
+    }
+    let off = no_autostart || std::env::var("BERTH_NO_AUTOSTART").is_ok_and(|v| !v.is_empty() && v != "0");
+    if explicit || off {
+        return Ok(()); // the call itself reports "Cannot connect"
+    }
+    if !nix::unistd::Uid::effective().is_root() {
+        return Ok(());
+    }
+    let exe = std::env::current_exe()?;
+    eprintln!("berth: no daemon answered on {}; starting one (berth daemon)", socket.display());
+    let log = std::fs::OpenOptions::new().create(true).append(true).open("/var/log/berth-daemon.log").ok();
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("daemon").stdin(std::process::Stdio::null());
+    match log {
+        Some(f) => {
+            let f2 = f.try_clone()?;
+            cmd.stdout(f).stderr(f2);
+        }
+        None => {
+            cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        }
+    }
+    cmd.process_group(0);
+    cmd.spawn()?;
+    for _ in 0..200 {
+        if tokio::net::UnixStream::connect(socket).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    Err(anyhow::anyhow!("started a daemon but it did not answer on {} (see /var/log/berth-daemon.log)", socket.display()))
+}
+
+use std::os::unix::process::CommandExt;
+
+/// Run the CLI; returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    let result = async {
+        let (socket, explicit) = resolve_socket(cli.host.as_deref())?;
+        ensure_daemon(&socket, explicit, cli.no_autostart).await?;
+        let c = client::Client::new(socket);
+        dispatch(&c, cli.cmd).await
+    }
+    .await;
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(s) = e.downcast_ref::<StatusError>() {
+                if !s.message.is_empty() {
+                    eprintln!("{}", s.message);
+                }
+                return s.code;
+            }
+            eprintln!("{e:#}");
+            125
+        }
+    }
+}
+
+async fn dispatch(c: &client::Client, cmd: Cmd) -> Result<i32> {
+    use cmd_container as cc;
+    use cmd_image as ci;
+    use cmd_system as cs;
+    match cmd {
+        Cmd::Run(a) | Cmd::Container { cmd: ContainerCmd::Run(a) } => cc::run(c, a).await,
+        Cmd::Create(a) | Cmd::Container { cmd: ContainerCmd::Create(a) } => cc::create_cmd(c, a).await,
+        Cmd::Start(a) | Cmd::Container { cmd: ContainerCmd::Start(a) } => cc::start(c, a).await,
+        Cmd::Stop(a) | Cmd::Container { cmd: ContainerCmd::Stop(a) } => cc::stop(c, a, "stop").await,
+        Cmd::Restart(a) | Cmd::Container { cmd: ContainerCmd::Restart(a) } => cc::stop(c, a, "restart").await,
+        Cmd::Kill(a) | Cmd::Container { cmd: ContainerCmd::Kill(a) } => cc::kill(c, a).await,
+        Cmd::Wait(a) | Cmd::Container { cmd: ContainerCmd::Wait(a) } => cc::wait(c, a).await,
+        Cmd::Rm(a) | Cmd::Container { cmd: ContainerCmd::Rm(a) } => cc::rm(c, a).await,
+        Cmd::Ps(a) | Cmd::Container { cmd: ContainerCmd::Ls(a) } => cc::ps(c, a).await,
+        Cmd::Inspect(a) | Cmd::Container { cmd: ContainerCmd::Inspect(a) } => cc::inspect(c, a).await,
+        Cmd::Logs(a) | Cmd::Container { cmd: ContainerCmd::Logs(a) } => cc::logs(c, a).await,
+        Cmd::Rename(a) | Cmd::Container { cmd: ContainerCmd::Rename(a) } => cc::rename(c, a).await,
+        Cmd::Container { cmd: ContainerCmd::Prune(a) } => cc::prune(c, a).await,
+        Cmd::Images(a) | Cmd::Image { cmd: ImageCmd::Ls(a) } => ci::images(c, a).await,
+        Cmd::Image { cmd: ImageCmd::Inspect(a) } => ci::inspect(c, a).await,
+        Cmd::Tag(a) | Cmd::Image { cmd: ImageCmd::Tag(a) } => ci::tag(c, a).await,
+        Cmd::Rmi(a) | Cmd::Image { cmd: ImageCmd::Rm(a) } => ci::rmi(c, a).await,
+        Cmd::History(a) | Cmd::Image { cmd: ImageCmd::History(a) } => ci::history(c, a).await,
+        Cmd::Import(a) | Cmd::Image { cmd: ImageCmd::Import(a) } => ci::import(c, a).await,
+        Cmd::Load(a) | Cmd::Image { cmd: ImageCmd::Load(a) } => ci::load(c, a).await,
+        Cmd::Save(a) | Cmd::Image { cmd: ImageCmd::Save(a) } => ci::save(c, a).await,
+        Cmd::Image { cmd: ImageCmd::Prune(a) } => ci::prune(c, a).await,
+        Cmd::Version(a) => cs::version(c, a).await,
+        Cmd::Info(a) | Cmd::System { cmd: SystemCmd::Info(a) } => cs::info(c, a).await,
+        Cmd::Events(a) | Cmd::System { cmd: SystemCmd::Events(a) } => cs::events(c, a).await,
+        Cmd::System { cmd: SystemCmd::Df(a) } => cs::df(c, a).await,
+    }
+}

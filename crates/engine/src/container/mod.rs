@@ -1,0 +1,258 @@
+//! Containers: the record we persist, the in-memory handle, and one module per verb.
+
+mod attach;
+mod create;
+pub mod list;
+mod logs;
+mod recover;
+mod remove;
+mod start;
+mod stop;
+
+pub use attach::{AttachStream, Output};
+pub use create::CreateRequest;
+pub use list::{ListOptions, Summary};
+pub use logs::{LogLine, LogsOptions};
+pub use remove::dir_size as remove_dir_size;
+pub use start::parse_bind;
+pub use stop::{parse_signal, WaitCondition};
+pub use start::parse_size;
+
+use crate::error::{EngineError, Result};
+use crate::Engine;
+use bollard_stubs::models::{ContainerConfig, HostConfig};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{broadcast, watch};
+
+/// Docker's zero time, shown for "never".
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// A container's lifecycle state, with Docker's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct State {
+    pub status: Status,
+    pub pid: i32,
+    pub exit_code: i32,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub oom_killed: bool,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            status: Status::Created,
+            pid: 0,
+            exit_code: 0,
+            error: String::new(),
+            started_at: ZERO_TIME.into(),
+            finished_at: ZERO_TIME.into(),
+            oom_killed: false,
+        }
+    }
+}
+
+/// What is persisted for a container (one JSON value in the `berth.containers` table).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    /// With Docker's leading slash: `/web`.
+    pub name: String,
+    pub created: String,
+    /// `sha256:...` of the image config.
+    pub image_id: String,
+    /// The image as the user named it.
+    pub image: String,
+    /// The effective command: `path` then `args`.
+    pub path: String,
+    pub args: Vec<String>,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub state: State,
+    pub restart_count: i64,
+    pub log_path: String,
+    pub hostname_path: String,
+    pub hosts_path: String,
+    pub resolv_conf_path: String,
+    /// How many times it has exited (`next-exit` waiters count these).
+    #[serde(default)]
+    pub exits: u64,
+}
+
+impl Record {
+    pub fn short_name(&self) -> &str {
+        self.name.trim_start_matches('/')
+    }
+
+    /// The labels of the container, for events and filters.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        self.config.labels.clone().unwrap_or_default().into_iter().collect()
+    }
+}
+
+/// What waiters see.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WaitState {
+    pub running: bool,
+    pub exit_code: i32,
+    pub exits: u64,
+    pub removed: bool,
+    pub error: String,
+}
+
+/// The live part of a container: its record behind a lock, its output fan-out and its waiters.
+pub struct Handle {
+    pub id: String,
+    pub(crate) record: Mutex<Record>,
+    pub(crate) output: broadcast::Sender<Output>,
+    pub(crate) wait: watch::Sender<WaitState>,
+    /// Serialises start, stop, kill-and-remove on one container.
+    pub(crate) op: tokio::sync::Mutex<()>,
+    /// Stdin frames for the running container's shim (when it keeps stdin open).
+    pub(crate) stdin: Mutex<Option<tokio::sync::mpsc::Sender<Option<bytes::Bytes>>>>,
+}
+
+impl Handle {
+    pub(crate) fn new(rec: Record) -> Arc<Handle> {
+        let (output, _) = broadcast::channel(4096);
+        let ws = WaitState {
+            running: rec.state.status == Status::Running,
+            exit_code: rec.state.exit_code,
+            exits: rec.exits,
+            removed: false,
+            error: rec.state.error.clone(),
+        };
+        let (wait, _) = watch::channel(ws);
+        Arc::new(Handle {
+            id: rec.id.clone(),
+            record: Mutex::new(rec),
+            output,
+            wait,
+            op: tokio::sync::Mutex::new(()),
+            stdin: Mutex::new(None),
+        })
+    }
+
+    pub fn record(&self) -> Record {
+        self.record.lock().map(|r| r.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    pub(crate) fn update<T>(&self, f: impl FnOnce(&mut Record) -> T) -> T {
+        let mut g = self.record.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g)
+    }
+
+    pub(crate) fn publish_wait(&self) {
+        let r = self.record();
+        self.wait.send_modify(|w| {
+            w.running = r.state.status == Status::Running;
+            w.exit_code = r.state.exit_code;
+            w.exits = r.exits;
+            w.error = r.state.error.clone();
+        });
+    }
+}
+
+/// Paths of one container.
+pub(crate) struct Paths {
+    pub dir: PathBuf,
+    pub state: PathBuf,
+}
+
+impl Engine {
+    pub(crate) fn paths(&self, id: &str) -> Paths {
+        Paths {
+            dir: self.inner.cfg.data_root.join("containers").join(id),
+            state: self.inner.cfg.exec_root.join("containers").join(id),
+        }
+    }
+
+    /// Find a container by full id, name (with or without `/`), or unique id prefix, like Docker.
+    pub async fn lookup(&self, name_or_id: &str) -> Result<Arc<Handle>> {
+        let map = self.inner.containers.read().await;
+        if let Some(h) = map.get(name_or_id) {
+            return Ok(h.clone());
+        }
+        let want_name = format!("/{}", name_or_id.trim_start_matches('/'));
+        if let Some(h) = map.values().find(|h| h.record().name == want_name) {
+            return Ok(h.clone());
+        }
+        if !name_or_id.is_empty() && name_or_id.chars().all(|c| c.is_ascii_hexdigit()) {
+            let found: Vec<_> = map.values().filter(|h| h.id.starts_with(name_or_id)).collect();
+            match found.len() {
+                1 => return Ok(found[0].clone()),
+                0 => {}
+                _ => {
+                    return Err(EngineError::Invalid(format!(
+                        "multiple IDs found with provided prefix: {name_or_id}"
+                    )))
+                }
+            }
+        }
+        Err(EngineError::NoSuchContainer(name_or_id.to_string()))
+    }
+
+    /// The record of a container (inspect).
+    pub async fn inspect(&self, name_or_id: &str) -> Result<Record> {
+        Ok(self.lookup(name_or_id).await?.record())
+    }
+
+    pub(crate) fn save(&self, h: &Handle) -> Result<()> {
+        self.inner.store.put(&h.record())
+    }
+
+    pub(crate) fn container_event(&self, h: &Handle, action: &str, extra: &[(&str, String)]) {
+        let r = h.record();
+        let mut attrs = r.labels();
+        attrs.insert("name".into(), r.short_name().to_string());
+        attrs.insert("image".into(), r.image.clone());
+        for (k, v) in extra {
+            attrs.insert((*k).to_string(), v.clone());
+        }
+        self.inner.events.publish("container", action, &r.id, attrs);
+    }
+
+    /// Whether any container uses the image `id` (for rmi).
+    pub async fn image_in_use(&self, image_id: &str) -> Option<(String, bool)> {
+        let map = self.inner.containers.read().await;
+        map.values().map(|h| h.record()).find(|r| r.image_id == image_id).map(|r| {
+            let running = r.state.status == Status::Running;
+            (r.id, running)
+        })
+    }
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}

@@ -1,0 +1,131 @@
+//! `rm`, `rename`, `container prune`.
+
+use super::{create::valid_name, Status};
+use crate::error::{EngineError, Result};
+use crate::Engine;
+
+impl Engine {
+    /// Remove a container; a running one only with `force` (it is killed first).
+    pub async fn remove(&self, name_or_id: &str, force: bool, _volumes: bool) -> Result<()> {
+        let h = self.lookup(name_or_id).await?;
+        let _op = h.op.lock().await;
+        let rec = h.record();
+        match rec.state.status {
+            Status::Running | Status::Paused | Status::Restarting if !force => {
+                return Err(EngineError::Conflict(format!(
+                    "cannot remove container \"{}\": container is running: stop the container before removing or force remove",
+                    rec.name
+                )));
+            }
+            Status::Running | Status::Paused | Status::Restarting => {
+                let _ = self.stop_locked(&h, Some(0), Some("KILL".into())).await;
+            }
+            Status::Removing => return Ok(()),
+            _ => {}
+        }
+        h.update(|r| r.state.status = Status::Removing);
+        let paths = self.paths(&h.id);
+        let rootfs = paths.dir.join("rootfs");
+        let (dir, state) = (paths.dir.clone(), paths.state.clone());
+        let cleanup = tokio::task::spawn_blocking(move || {
+            let mut errors = Vec::new();
+            if let Err(e) = berth_sys::mount::unmount(&rootfs) {
+                errors.push(e.to_string());
+            }
+            for d in [&dir, &state] {
+                if let Err(e) = std::fs::remove_dir_all(d) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        errors.push(format!("remove {}: {e}", d.display()));
+                    }
+                }
+            }
+            errors
+        })
+        .await
+        .map_err(EngineError::join)?;
+        if !cleanup.is_empty() {
+            h.update(|r| r.state.status = Status::Dead);
+            let _ = self.save(&h);
+            return Err(EngineError::Internal(format!(
+                "unable to remove filesystem for {}: {}",
+                h.id,
+                cleanup.join("; ")
+            )));
+        }
+        self.inner.store.delete(&h.id)?;
+        self.inner.containers.write().await.remove(&h.id);
+        self.container_event(&h, "destroy", &[]);
+        h.wait.send_modify(|w| w.removed = true);
+        Ok(())
+    }
+
+    pub async fn rename(&self, name_or_id: &str, new_name: &str) -> Result<()> {
+        if !valid_name(new_name) {
+            return Err(EngineError::Invalid(format!(
+                "Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        let h = self.lookup(name_or_id).await?;
+        let new = format!("/{}", new_name.trim_start_matches('/'));
+        let map = self.inner.containers.write().await;
+        if let Some(holder) = map.values().find(|o| o.record().name == new) {
+            if holder.id == h.id {
+                return Err(EngineError::Invalid("Renaming a container with the same name as its current name".into()));
+            }
+            return Err(EngineError::Conflict(format!(
+                "Conflict. The container name \"{new}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                holder.id
+            )));
+        }
+        let old = h.update(|r| std::mem::replace(&mut r.name, new.clone()));
+        if let Err(e) = self.save(&h) {
+            h.update(|r| r.name = old);
+            return Err(e);
+        }
+        drop(map);
+        self.container_event(&h, "rename", &[("oldName", old)]);
+        Ok(())
+    }
+
+    /// Remove every stopped container matching `labels` (`k` or `k=v`, all must match); returns ids and
+    /// the space reclaimed.
+    pub async fn prune_containers(&self, labels: &[String]) -> Result<(Vec<String>, u64)> {
+        let candidates: Vec<_> = {
+            let map = self.inner.containers.read().await;
+            map.values()
+                .map(|h| h.record())
+                .filter(|r| matches!(r.state.status, Status::Exited | Status::Created | Status::Dead))
+                .filter(|r| super::list::labels_match(&r.labels(), labels))
+                .collect()
+        };
+        let mut removed = Vec::new();
+        let mut space = 0;
+        for r in candidates {
+            let size = dir_size(&self.paths(&r.id).dir.join("upper"));
+            if self.remove(&r.id, false, false).await.is_ok() {
+                removed.push(r.id);
+                space += size;
+            }
+        }
+        self.inner.events.publish("container", "prune", "", Default::default());
+        Ok((removed, space))
+    }
+}
+
+/// Bytes used by regular files under `dir` (not following symlinks).
+pub fn dir_size(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.is_file() {
+                total += m.len();
+            }
+        }
+    }
+    total
+}

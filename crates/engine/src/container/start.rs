@@ -1,0 +1,526 @@
+//! `start`: turn the record into an OCI bundle, hand it to a new shim, wire the shim's output to attached
+//! clients and watch for the exit.
+
+use super::{now_rfc3339, Handle, Output, Status};
+use crate::error::{EngineError, Result};
+use crate::shim_client::ShimConn;
+use crate::Engine;
+use berth_runtime::proto::{ExitStatus, Kind, LogConfig, Request, ShimConfig};
+use berth_runtime::spec::{self, SpecInput};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::io::AsyncBufReadExt;
+
+impl Engine {
+    pub async fn start(&self, name_or_id: &str) -> Result<()> {
+        let h = self.lookup(name_or_id).await?;
+        let _op = h.op.lock().await;
+        match h.record().state.status {
+            Status::Running => return Err(EngineError::NotModified("started")),
+            Status::Paused => {
+                return Err(EngineError::Conflict(
+                    "cannot start a paused container, try unpause instead".into(),
+                ))
+            }
+            Status::Removing | Status::Dead => {
+                return Err(EngineError::Conflict(format!("container {} is marked for removal and cannot be started", h.id)))
+            }
+            _ => {}
+        }
+        match self.start_locked(&h).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Docker records a failed start on the container: exit code 127/126 for a missing or
+                // non-executable command, 128 otherwise.
+                let msg = e.to_string();
+                let code = if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+                    127
+                } else if msg.contains("permission denied") {
+                    126
+                } else {
+                    128
+                };
+                h.update(|r| {
+                    r.state.status = if r.state.status == Status::Created { Status::Created } else { Status::Exited };
+                    r.state.exit_code = code;
+                    r.state.error = msg.clone();
+                });
+                let _ = self.save(&h);
+                h.publish_wait();
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) async fn start_locked(&self, h: &Arc<Handle>) -> Result<()> {
+        let rec = h.record();
+        let paths = self.paths(&rec.id);
+        let image = self.images_blocking({
+            let id = rec.image_id.clone();
+            move |s| s.get(&id)
+        })
+        .await?;
+        let lower = self.images_blocking({
+            let id = image.id.clone();
+            move |s| s.layer_dirs(&id)
+        })
+        .await?;
+        let lower = if lower.is_empty() {
+            let empty = paths.dir.join("empty");
+            std::fs::create_dir_all(&empty).map_err(|e| EngineError::io("create empty lower dir", e))?;
+            vec![empty]
+        } else {
+            lower
+        };
+        let user = rec.config.user.clone().unwrap_or_default();
+        let image_id = image.id.clone();
+        let ids = self
+            .images_blocking(move |s| {
+                Ok(crate::user::resolve(&user, |p| s.read_file(&image_id, p).ok().flatten()))
+            })
+            .await??;
+
+        let input = spec_input(self, &rec, &paths.dir, &ids)?;
+        let oci = spec::generate(&input).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        // Fresh state dir: a previous run's socket and exit file must not be mistaken for this one's.
+        let _ = std::fs::remove_dir_all(&paths.state);
+        std::fs::create_dir_all(&paths.state).map_err(|e| EngineError::io("create shim state dir", e))?;
+        let bundle_cfg = paths.dir.join("config.json");
+        write_json(&bundle_cfg, &oci)?;
+        let mut oom_event_files = Vec::new();
+        let cg = &self.inner.cfg.cgroup_root;
+        let rel = input.cgroups_path.trim_start_matches('/');
+        oom_event_files.push(cg.join("memory").join(rel).join("memory.oom_control"));
+        oom_event_files.push(cg.join(rel).join("memory.events"));
+        let log_max_size = log_opt(&rec, "max-size").map(|s| parse_size(&s)).unwrap_or(Ok(self.inner.cfg.log_max_size))?;
+        let log_max_files = match log_opt(&rec, "max-file") {
+            Some(s) => s.parse().map_err(|_| EngineError::Invalid(format!("invalid value for max-file: {s}")))?,
+            None => self.inner.cfg.log_max_files,
+        };
+        let shim_cfg = ShimConfig {
+            id: rec.id.clone(),
+            bundle: paths.dir.clone(),
+            rootfs: paths.dir.join("rootfs"),
+            lower,
+            upper: paths.dir.join("upper"),
+            work: paths.dir.join("work"),
+            runtime_root: self.inner.cfg.exec_root.join("runtime"),
+            socket: paths.state.join("shim.sock"),
+            exit_file: paths.state.join("exit.json"),
+            log: Some(LogConfig { path: PathBuf::from(&rec.log_path), max_size: log_max_size, max_files: log_max_files }),
+            open_stdin: rec.config.open_stdin.unwrap_or(false),
+            oom_event_files,
+        };
+        write_json(&paths.state.join("shim.json"), &shim_cfg)?;
+        let pid = spawn_shim(&self.inner.cfg.shim_program, &paths.state).await?;
+
+        let mut conn = ShimConn::connect(&shim_cfg.socket).await?;
+        let attach = Request::Attach { stdout: true, stderr: true, stdin: shim_cfg.open_stdin };
+        expect_ok(conn.request(&attach).await?)?;
+        // The root is mounted now: check the command exists, as Docker's runtime does at create.
+        if let Err(e) = check_executable(&shim_cfg.rootfs, &input.args[0], &input.env, &input.cwd) {
+            let _ = conn.request(&Request::Kill { signal: 9 }).await;
+            drain_until_exit(&mut conn).await;
+            return Err(e);
+        }
+        expect_ok(conn.request(&Request::Start).await?)?;
+        h.update(|r| {
+            r.state.status = Status::Running;
+            r.state.pid = pid;
+            r.state.started_at = now_rfc3339();
+            r.state.finished_at = super::ZERO_TIME.into();
+            r.state.exit_code = 0;
+            r.state.error.clear();
+            r.state.oom_killed = false;
+        });
+        self.save(h)?;
+        h.publish_wait();
+        self.container_event(h, "start", &[]);
+        self.watch(h.clone(), conn);
+        Ok(())
+    }
+
+    /// Follow a running container's shim connection: fan output out to attached clients, record the exit.
+    pub(crate) fn watch(&self, h: Arc<Handle>, mut conn: ShimConn) {
+        let engine = self.clone();
+        let (stdin_tx, mut stdin_rx) = tokio::sync::mpsc::channel::<Option<bytes::Bytes>>(64);
+        if let Ok(mut s) = h.stdin.lock() {
+            *s = Some(stdin_tx);
+        }
+        tokio::spawn(async move {
+            let exit: Option<ExitStatus> = loop {
+                tokio::select! {
+                    frame = conn.next() => match frame {
+                        Ok(Some((Kind::Stdout, d))) => { let _ = h.output.send(Output::Stdout(d.into())); }
+                        Ok(Some((Kind::Stderr, d))) => { let _ = h.output.send(Output::Stderr(d.into())); }
+                        Ok(Some((Kind::Exit, d))) => break serde_json::from_slice(&d).ok(),
+                        Ok(Some(_)) => {}
+                        Ok(None) | Err(_) => break None,
+                    },
+                    input = stdin_rx.recv() => match input {
+                        Some(Some(data)) => { let _ = conn.send(Kind::Stdin, &data).await; }
+                        Some(None) => {
+                            let body = serde_json::to_vec(&Request::CloseStdin).unwrap_or_default();
+                            let _ = conn.send(Kind::Control, &body).await;
+                        }
+                        None => {}
+                    }
+                }
+            };
+            engine.record_exit(&h, exit).await;
+        });
+    }
+
+    /// Record how a container ended (from the shim's exit frame, or its exit file when the connection broke).
+    pub(crate) async fn record_exit(&self, h: &Arc<Handle>, exit: Option<ExitStatus>) {
+        let exit_file = self.paths(&h.id).state.join("exit.json");
+        let status = match exit {
+            Some(s) => s,
+            None => {
+                // Give a shim that is finishing a moment to write its record.
+                let mut found = None;
+                for _ in 0..50 {
+                    if let Ok(d) = std::fs::read(&exit_file) {
+                        found = serde_json::from_slice::<ExitStatus>(&d).ok();
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                found.unwrap_or(ExitStatus {
+                    exit_code: 255,
+                    oom_killed: false,
+                    finished_at: now_rfc3339(),
+                    error: Some("the container's shim exited without recording a status".into()),
+                })
+            }
+        };
+        if let Ok(mut s) = h.stdin.lock() {
+            *s = None;
+        }
+        h.update(|r| {
+            r.state.status = Status::Exited;
+            r.state.pid = 0;
+            r.state.exit_code = status.exit_code;
+            r.state.oom_killed = status.oom_killed;
+            r.state.finished_at = status.finished_at.clone();
+            r.state.error = status.error.clone().unwrap_or_default();
+            r.exits += 1;
+        });
+        let _ = self.save(h);
+        if status.oom_killed {
+            self.container_event(h, "oom", &[]);
+        }
+        self.container_event(h, "die", &[("exitCode", status.exit_code.to_string())]);
+        let _ = h.output.send(Output::Exit(status.exit_code));
+        h.publish_wait();
+        if h.record().host_config.auto_remove == Some(true) {
+            let _ = self.remove(&h.id, true, true).await;
+        }
+    }
+}
+
+fn expect_ok(reply: berth_runtime::proto::Reply) -> Result<()> {
+    if reply.ok {
+        Ok(())
+    } else {
+        Err(EngineError::Internal(reply.error.unwrap_or_else(|| "the shim refused".into())))
+    }
+}
+
+async fn drain_until_exit(conn: &mut ShimConn) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while let Ok(Ok(Some((kind, _)))) = tokio::time::timeout_at(deadline, conn.next()).await {
+        if kind == Kind::Exit {
+            break;
+        }
+    }
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let data = serde_json::to_vec_pretty(value).map_err(|e| EngineError::Internal(format!("encode {}: {e}", path.display())))?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data).map_err(|e| EngineError::io(format!("write {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| EngineError::io(format!("rename {}", path.display()), e))
+}
+
+/// Run `PROGRAM shim <state-dir>` and read its one-line answer.
+async fn spawn_shim(program: &Path, state_dir: &Path) -> Result<i32> {
+    let mut child = tokio::process::Command::new(program)
+        .arg("shim")
+        .arg(state_dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(false)
+        .spawn()
+        .map_err(|e| EngineError::io(format!("run shim {}", program.display()), e))?;
+    let stdout = child.stdout.take().ok_or_else(|| EngineError::Internal("shim has no stdout".into()))?;
+    // Reap the shim whenever it ends, so it never lingers as a zombie of the daemon.
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+    });
+    let mut line = String::new();
+    let mut reader = tokio::io::BufReader::new(stdout);
+    reader.read_line(&mut line).await.map_err(|e| EngineError::io("read shim answer", e))?;
+    let reply: berth_runtime::proto::Reply = serde_json::from_str(line.trim())
+        .map_err(|_| EngineError::Internal(format!("the shim failed to start (answer: {:?})", line.trim())))?;
+    if !reply.ok {
+        return Err(EngineError::Internal(format!(
+            "failed to create task for container: {}",
+            reply.error.unwrap_or_default()
+        )));
+    }
+    reply.pid.ok_or_else(|| EngineError::Internal("the shim gave no pid".into()))
+}
+
+fn log_opt(rec: &super::Record, key: &str) -> Option<String> {
+    rec.host_config.log_config.as_ref()?.config.as_ref()?.get(key).cloned()
+}
+
+/// `10m`, `512k`, `1g`, plain bytes (Docker's `max-size` units, 1000-based like go-units FromHumanSize).
+pub fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.trim_end_matches('b');
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1_000u64),
+        Some('m') => (&t[..t.len() - 1], 1_000_000),
+        Some('g') => (&t[..t.len() - 1], 1_000_000_000),
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|n| *n >= 0.0)
+        .map(|n| (n * mult as f64) as u64)
+        .ok_or_else(|| EngineError::Invalid(format!("invalid size: '{s}'")))
+}
+
+/// Resolve the command inside the container's root like the runtime will (PATH lookup, symlinks kept inside
+/// the root), and fail with the runtime's wording when it is missing or not executable.
+fn check_executable(root: &Path, cmd: &str, env: &[String], cwd: &str) -> Result<()> {
+    let not_found = |what: String| {
+        EngineError::Invalid(format!(
+            "failed to create task for container: OCI runtime create failed: unable to start container process: {what}"
+        ))
+    };
+    let candidates: Vec<String> = if cmd.contains('/') {
+        vec![if cmd.starts_with('/') { cmd.to_string() } else { format!("{}/{cmd}", cwd.trim_end_matches('/')) }]
+    } else {
+        let path = env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        path.split(':').filter(|d| !d.is_empty()).map(|d| format!("{}/{cmd}", d.trim_end_matches('/'))).collect()
+    };
+    for c in &candidates {
+        if let Some(p) = crate::user::resolve_in_root(root, c) {
+            if let Ok(m) = std::fs::metadata(&p) {
+                use std::os::unix::fs::PermissionsExt;
+                if m.is_file() && m.permissions().mode() & 0o111 != 0 {
+                    return Ok(());
+                }
+                if cmd.contains('/') {
+                    return Err(not_found(format!("exec: \"{cmd}\": permission denied")));
+                }
+            }
+        }
+    }
+    if cmd.contains('/') {
+        Err(not_found(format!("exec: \"{cmd}\": stat {cmd}: no such file or directory")))
+    } else {
+        Err(not_found(format!("exec: \"{cmd}\": executable file not found in $PATH")))
+    }
+}
+
+fn spec_input(engine: &Engine, rec: &super::Record, dir: &Path, ids: &crate::user::Ids) -> Result<SpecInput> {
+    let hc = &rec.host_config;
+    let cfg = &rec.config;
+    let mut args = vec![rec.path.clone()];
+    args.extend(rec.args.iter().cloned());
+    let mut mounts = Vec::new();
+    for b in hc.binds.clone().unwrap_or_default() {
+        mounts.push(parse_bind(&b)?);
+    }
+    for (dest, opts) in hc.tmpfs.clone().unwrap_or_default() {
+        mounts.push(spec::MountSpec {
+            destination: dest,
+            source: "tmpfs".into(),
+            kind: spec::MountKind::Tmpfs,
+            readonly: false,
+            options: opts.split(',').filter(|o| !o.is_empty()).map(str::to_string).collect(),
+            propagation: None,
+        });
+    }
+    let sec = hc.security_opt.clone().unwrap_or_default();
+    let mut seccomp = spec::SeccompMode::Default;
+    let mut no_new_privileges = false;
+    for s in &sec {
+        let (k, v) = s.split_once(['=', ':']).unwrap_or((s.as_str(), ""));
+        match k {
+            "no-new-privileges" => no_new_privileges = v.is_empty() || v == "true",
+            "seccomp" if v == "unconfined" => seccomp = spec::SeccompMode::Unconfined,
+            "seccomp" => {
+                // The docker CLI sends the profile's content; a path (from our own CLI or the API) is read here.
+                seccomp = if v.trim_start().starts_with('{') {
+                    spec::SeccompMode::Custom(v.to_string())
+                } else {
+                    spec::SeccompMode::Custom(std::fs::read_to_string(v).map_err(|e| {
+                        EngineError::Invalid(format!("opening seccomp profile ({v}) failed: {e}"))
+                    })?)
+                }
+            }
+            "apparmor" | "label" => {}
+            _ => return Err(EngineError::Invalid(format!("invalid --security-opt: {s:?}"))),
+        }
+    }
+    let network = match hc.network_mode.as_deref() {
+        Some("host") => spec::NetworkMode::Host,
+        _ => spec::NetworkMode::None,
+    };
+    let ulimits = hc
+        .ulimits
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|u| spec::Ulimit {
+            name: u.name.unwrap_or_default(),
+            soft: u.soft.unwrap_or(0) as u64,
+            hard: u.hard.unwrap_or(0) as u64,
+        })
+        .collect();
+    let mut env = cfg.env.clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) && !ids.home.is_empty() {
+        env.push(format!("HOME={}", ids.home));
+    }
+    Ok(SpecInput {
+        id: rec.id.clone(),
+        rootfs: dir.join("rootfs"),
+        readonly_rootfs: hc.readonly_rootfs.unwrap_or(false),
+        args,
+        env,
+        cwd: cfg.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()),
+        uid: ids.uid,
+        gid: ids.gid,
+        additional_gids: ids.additional_gids.clone(),
+        hostname: cfg.hostname.clone().unwrap_or_default(),
+        tty: cfg.tty.unwrap_or(false),
+        privileged: hc.privileged.unwrap_or(false),
+        cap_add: hc.cap_add.clone().unwrap_or_default(),
+        cap_drop: hc.cap_drop.clone().unwrap_or_default(),
+        no_new_privileges,
+        seccomp,
+        mounts,
+        resources: spec::Resources {
+            memory: hc.memory.unwrap_or(0),
+            memory_swap: hc.memory_swap.unwrap_or(0),
+            memory_reservation: hc.memory_reservation.unwrap_or(0),
+            nano_cpus: hc.nano_cpus.unwrap_or(0),
+            cpu_shares: hc.cpu_shares.unwrap_or(0),
+            cpu_quota: hc.cpu_quota.unwrap_or(0),
+            cpu_period: hc.cpu_period.unwrap_or(0),
+            cpuset_cpus: hc.cpuset_cpus.clone().unwrap_or_default(),
+            cpuset_mems: hc.cpuset_mems.clone().unwrap_or_default(),
+            pids_limit: hc.pids_limit.filter(|p| *p != 0),
+            blkio_weight: hc.blkio_weight.unwrap_or(0),
+            oom_kill_disable: hc.oom_kill_disable.unwrap_or(false),
+        },
+        ulimits,
+        cgroups_path: format!("{}/{}", engine.inner.cfg.cgroup_parent.trim_end_matches('/'), rec.id),
+        network,
+        sysctls: hc.sysctls.clone().unwrap_or_default().into_iter().collect(),
+        shm_size: hc.shm_size.unwrap_or(0).max(0) as u64,
+        etc_files: vec![
+            (PathBuf::from(&rec.resolv_conf_path), "/etc/resolv.conf".into()),
+            (PathBuf::from(&rec.hostname_path), "/etc/hostname".into()),
+            (PathBuf::from(&rec.hosts_path), "/etc/hosts".into()),
+        ],
+        init_binary: if hc.init == Some(true) { engine.inner.cfg.init_binary.clone() } else { None },
+        ..Default::default()
+    })
+}
+
+/// `-v /host:/ctr[:ro|rw][,propagation]` → a bind mount.
+pub fn parse_bind(b: &str) -> Result<spec::MountSpec> {
+    let parts: Vec<&str> = b.split(':').collect();
+    let (src, dst, mode) = match parts.as_slice() {
+        [s, d] => (*s, *d, ""),
+        [s, d, m] => (*s, *d, *m),
+        _ => return Err(EngineError::Invalid(format!("invalid volume specification: '{b}'"))),
+    };
+    if !src.starts_with('/') {
+        return Err(EngineError::Invalid(format!(
+            "invalid volume specification: '{b}': named volumes are not supported yet, use an absolute host path"
+        )));
+    }
+    if !dst.starts_with('/') || dst == "/" {
+        return Err(EngineError::Invalid(format!("invalid volume specification: '{b}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute")));
+    }
+    if !Path::new(src).exists() {
+        return Err(EngineError::Invalid(format!(
+            "invalid mount config for type \"bind\": bind source path does not exist: {src}"
+        )));
+    }
+    let mut readonly = false;
+    let mut propagation = None;
+    for m in mode.split(',').filter(|m| !m.is_empty()) {
+        match m {
+            "ro" => readonly = true,
+            "rw" => readonly = false,
+            "z" | "Z" | "nocopy" => {}
+            p @ ("private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave") => propagation = Some(p.to_string()),
+            _ => return Err(EngineError::Invalid(format!("invalid mode: {m}"))),
+        }
+    }
+    Ok(spec::MountSpec {
+        destination: dst.to_string(),
+        source: src.to_string(),
+        kind: spec::MountKind::Bind,
+        readonly,
+        options: vec![],
+        propagation,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_like_docker_log_opts() {
+        assert_eq!(parse_size("10m").unwrap(), 10_000_000);
+        assert_eq!(parse_size("1k").unwrap(), 1000);
+        assert_eq!(parse_size("2048").unwrap(), 2048);
+        assert!(parse_size("ten").is_err());
+    }
+
+    #[test]
+    fn binds_are_checked() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().display().to_string();
+        let m = parse_bind(&format!("{src}:/data:ro")).unwrap();
+        assert!(m.readonly);
+        assert_eq!(m.destination, "/data");
+        assert!(parse_bind("relative:/data").is_err());
+        assert!(parse_bind(&format!("{src}:data")).is_err());
+        assert!(parse_bind("/does/not/exist/x:/data").unwrap_err().to_string().contains("does not exist"));
+    }
+
+    #[test]
+    fn missing_commands_get_runtime_wording() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("bin")).unwrap();
+        std::fs::write(d.path().join("bin/sh"), "").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d.path().join("bin/sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(d.path().join("bin/noexec"), "").unwrap();
+        let env = vec!["PATH=/bin".to_string()];
+        check_executable(d.path(), "sh", &env, "/").unwrap();
+        check_executable(d.path(), "/bin/sh", &env, "/").unwrap();
+        let e = check_executable(d.path(), "nope", &env, "/").unwrap_err().to_string();
+        assert!(e.contains("executable file not found in $PATH"), "{e}");
+        let e = check_executable(d.path(), "/bin/nope", &env, "/").unwrap_err().to_string();
+        assert!(e.contains("no such file or directory"), "{e}");
+        let e = check_executable(d.path(), "/bin/noexec", &env, "/").unwrap_err().to_string();
+        assert!(e.contains("permission denied"), "{e}");
+    }
+}

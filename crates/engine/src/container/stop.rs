@@ -1,0 +1,161 @@
+//! `stop`, `kill`, `restart`, `wait`.
+
+use super::{Handle, Status, WaitState};
+use crate::error::{EngineError, Result};
+use crate::shim_client::ShimConn;
+use crate::Engine;
+use berth_runtime::proto::Request;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What `wait` waits for (Docker's `condition`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+/// Signal names and numbers as Docker accepts them (`KILL`, `SIGKILL`, `9`).
+pub fn parse_signal(s: &str) -> Result<i32> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Ok(libc_sig::SIGKILL);
+    }
+    if let Ok(n) = t.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+    }
+    let up = t.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    nix::sys::signal::Signal::iterator()
+        .find(|sig| sig.as_str().trim_start_matches("SIG") == name)
+        .map(|sig| sig as i32)
+        .ok_or_else(|| EngineError::Invalid(format!("Invalid signal: {s}")))
+}
+
+mod libc_sig {
+    pub const SIGKILL: i32 = 9;
+    pub const SIGTERM: i32 = 15;
+}
+
+impl Engine {
+    async fn signal(&self, h: &Handle, signal: i32) -> Result<()> {
+        let socket = self.paths(&h.id).state.join("shim.sock");
+        let mut conn = ShimConn::connect(&socket)
+            .await
+            .map_err(|_| EngineError::Conflict(format!("container {} is not running", h.id)))?;
+        let reply = conn.request(&Request::Kill { signal }).await?;
+        if reply.ok {
+            Ok(())
+        } else {
+            Err(EngineError::Conflict(format!(
+                "cannot kill container: {}: {}",
+                h.id,
+                reply.error.unwrap_or_default()
+            )))
+        }
+    }
+
+    pub async fn kill(&self, name_or_id: &str, signal: &str) -> Result<()> {
+        let h = self.lookup(name_or_id).await?;
+        if h.record().state.status != Status::Running {
+            return Err(EngineError::Conflict(format!(
+                "cannot kill container: {name_or_id}: container {} is not running",
+                h.id
+            )));
+        }
+        let sig = parse_signal(signal)?;
+        self.signal(&h, sig).await?;
+        self.container_event(&h, "kill", &[("signal", sig.to_string())]);
+        Ok(())
+    }
+
+    /// Stop: the stop signal, then SIGKILL after the timeout (seconds; negative waits forever).
+    pub async fn stop(&self, name_or_id: &str, timeout: Option<i64>, signal: Option<String>) -> Result<()> {
+        let h = self.lookup(name_or_id).await?;
+        let _op = h.op.lock().await;
+        self.stop_locked(&h, timeout, signal).await
+    }
+
+    pub(crate) async fn stop_locked(&self, h: &Arc<Handle>, timeout: Option<i64>, signal: Option<String>) -> Result<()> {
+        let rec = h.record();
+        if rec.state.status != Status::Running {
+            return Err(EngineError::NotModified("stopped"));
+        }
+        let sig = match signal.or(rec.config.stop_signal.clone()) {
+            Some(s) => parse_signal(&s)?,
+            None => libc_sig::SIGTERM,
+        };
+        let timeout = timeout.or(rec.config.stop_timeout).unwrap_or(10);
+        let mut rx = h.wait.subscribe();
+        let _ = self.signal(h, sig).await;
+        self.container_event(h, "kill", &[("signal", sig.to_string())]);
+        let exited = async {
+            let _ = rx.wait_for(|w| !w.running).await;
+        };
+        let done = if timeout < 0 {
+            exited.await;
+            true
+        } else {
+            tokio::time::timeout(Duration::from_secs(timeout as u64), exited).await.is_ok()
+        };
+        if !done {
+            let mut rx = h.wait.subscribe();
+            let _ = self.signal(h, libc_sig::SIGKILL).await;
+            self.container_event(h, "kill", &[("signal", libc_sig::SIGKILL.to_string())]);
+            let _ = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|w| !w.running)).await;
+        }
+        self.container_event(h, "stop", &[]);
+        Ok(())
+    }
+
+    pub async fn restart(&self, name_or_id: &str, timeout: Option<i64>, signal: Option<String>) -> Result<()> {
+        let h = self.lookup(name_or_id).await?;
+        {
+            let _op = h.op.lock().await;
+            match self.stop_locked(&h, timeout, signal).await {
+                Ok(()) | Err(EngineError::NotModified(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.start(&h.id).await?;
+        self.container_event(&h, "restart", &[]);
+        Ok(())
+    }
+
+    /// Wait for `condition`; returns the exit code and the error text of a failed start (if any).
+    pub async fn wait(&self, name_or_id: &str, condition: WaitCondition) -> Result<WaitState> {
+        let h = self.lookup(name_or_id).await?;
+        let mut rx = h.wait.subscribe();
+        let now = rx.borrow().clone();
+        let target = match condition {
+            WaitCondition::NotRunning if !now.running => return Ok(now),
+            WaitCondition::NotRunning => rx.wait_for(|w| !w.running || w.removed).await,
+            WaitCondition::NextExit => rx.wait_for(|w| w.exits > now.exits || w.removed).await,
+            WaitCondition::Removed => rx.wait_for(|w| w.removed).await,
+        };
+        match target {
+            Ok(w) => Ok(w.clone()),
+            // The handle was dropped: the container is gone; report the last known state.
+            Err(_) => Ok(WaitState { removed: true, ..now }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_by_name_and_number() {
+        assert_eq!(parse_signal("KILL").unwrap(), 9);
+        assert_eq!(parse_signal("sigterm").unwrap(), 15);
+        assert_eq!(parse_signal("SIGHUP").unwrap(), 1);
+        assert_eq!(parse_signal("10").unwrap(), 10);
+        assert_eq!(parse_signal("").unwrap(), 9);
+        assert_eq!(parse_signal("BOGUS").unwrap_err().to_string(), "Invalid signal: BOGUS");
+        assert!(parse_signal("99").is_err());
+    }
+}

@@ -1,0 +1,109 @@
+//! berth-engine: the services behind every front end (Engine API, CLI, later CRI and the dashboard).
+//!
+//! The engine owns the container records, drives image operations through [`berth_image::ImageStore`], starts
+//! containers through per-container shims ([`berth_runtime::shim`]) and publishes events. It knows nothing of
+//! HTTP: handlers in `berth-api` decode requests into the typed calls here. A container's configuration is
+//! kept in Docker's own data model (`bollard_stubs::models::{ContainerConfig, HostConfig}`, generated from the
+//! Engine API's swagger) so that `inspect` gives back exactly what the user asked for.
+//!
+//! Layout: [`container`] (one file per verb), [`store`] (container records in redb), [`events`],
+//! [`shim_client`] (talking to shims), [`user`] (resolving `-u` through the image's passwd/group),
+//! [`hello`] (the embedded hello-world image), [`system`] (info, version, disk usage).
+
+pub mod container;
+pub mod error;
+pub mod events;
+pub mod hello;
+pub mod images;
+pub mod names;
+pub mod shim_client;
+pub mod store;
+pub mod system;
+pub mod user;
+
+pub use error::{EngineError, ErrorKind, Result};
+
+use berth_image::ImageStore;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::RwLock;
+
+/// Where the engine keeps things and how it runs containers; built by the daemon from flags and daemon.json.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `--data-root`: images, snapshots, container dirs, metadata.redb.
+    pub data_root: PathBuf,
+    /// `--exec-root`: shim sockets and state, libcontainer state.
+    pub exec_root: PathBuf,
+    /// The program that is run as `PROGRAM shim <state-dir>`.
+    pub shim_program: PathBuf,
+    /// Parent cgroup of all containers (relative to each hierarchy), e.g. `/berth`.
+    pub cgroup_parent: String,
+    /// The cgroup filesystem root (normally `/sys/fs/cgroup`).
+    pub cgroup_root: PathBuf,
+    /// Default json-file rotation: bytes per file (0 = unlimited) and number of files.
+    pub log_max_size: u64,
+    pub log_max_files: u32,
+    /// Host resolv.conf copied into containers.
+    pub resolv_conf: PathBuf,
+    /// The binary bind-mounted as `/sbin/docker-init` for `--init`, if any.
+    pub init_binary: Option<PathBuf>,
+    pub daemon_id: String,
+}
+
+/// The engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub cfg: Config,
+    pub images: ImageStore,
+    pub store: store::ContainerStore,
+    pub containers: RwLock<HashMap<String, Arc<container::Handle>>>,
+    pub events: events::EventBus,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Engine {
+    /// Open the stores under the data root and reconnect to containers that kept running.
+    pub async fn open(cfg: Config) -> Result<Engine> {
+        for d in [cfg.data_root.join("containers"), cfg.exec_root.join("containers")] {
+            std::fs::create_dir_all(&d).map_err(|e| EngineError::io(format!("create {}", d.display()), e))?;
+        }
+        let db_path = cfg.data_root.join("metadata.redb");
+        let db = tokio::task::spawn_blocking(move || redb::Database::create(&db_path).map_err(|e| (db_path, e)))
+            .await
+            .map_err(EngineError::join)?
+            .map_err(|(p, e)| EngineError::Internal(format!("open metadata database {}: {e}", p.display())))?;
+        let db = Arc::new(db);
+        let root = cfg.data_root.clone();
+        let db2 = db.clone();
+        let images = tokio::task::spawn_blocking(move || ImageStore::open(&root, db2))
+            .await
+            .map_err(EngineError::join)??;
+        let store = store::ContainerStore::open(db)?;
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                cfg,
+                images,
+                store,
+                containers: RwLock::new(HashMap::new()),
+                events: events::EventBus::new(),
+                started_at: chrono::Utc::now(),
+            }),
+        };
+        engine.recover().await?;
+        Ok(engine)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.cfg
+    }
+
+    pub fn events(&self) -> &events::EventBus {
+        &self.inner.events
+    }
+}

@@ -1,0 +1,67 @@
+//! The daemon's side of the shim protocol ([`berth_runtime::proto`]) over tokio.
+
+use crate::error::{EngineError, Result};
+use berth_runtime::proto::{self, Decoder, Kind, Reply, Request};
+use std::path::Path;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+pub struct ShimConn {
+    stream: UnixStream,
+    decoder: Decoder,
+    pending: std::collections::VecDeque<(Kind, Vec<u8>)>,
+}
+
+impl ShimConn {
+    pub async fn connect(socket: &Path) -> Result<ShimConn> {
+        let stream = UnixStream::connect(socket)
+            .await
+            .map_err(|e| EngineError::io(format!("connect to shim {}", socket.display()), e))?;
+        Ok(ShimConn { stream, decoder: Decoder::default(), pending: Default::default() })
+    }
+
+    /// Send a request and wait for its reply; output frames that arrive meanwhile are kept for [`Self::next`].
+    pub async fn request(&mut self, req: &Request) -> Result<Reply> {
+        let body = serde_json::to_vec(req).map_err(|e| EngineError::Internal(format!("encode shim request: {e}")))?;
+        self.send(Kind::Control, &body).await?;
+        loop {
+            match self.read_frame().await? {
+                Some((Kind::Control, payload)) => {
+                    return serde_json::from_slice(&payload)
+                        .map_err(|e| EngineError::Internal(format!("bad reply from shim: {e}")));
+                }
+                Some(other) => self.pending.push_back(other),
+                None => return Err(EngineError::Internal("the container's shim went away".into())),
+            }
+        }
+    }
+
+    pub async fn send(&mut self, kind: Kind, data: &[u8]) -> Result<()> {
+        self.stream
+            .write_all(&proto::encode(kind, data))
+            .await
+            .map_err(|e| EngineError::io("write to shim", e))
+    }
+
+    /// The next frame (output or exit); `None` at end of stream.
+    pub async fn next(&mut self) -> Result<Option<(Kind, Vec<u8>)>> {
+        if let Some(f) = self.pending.pop_front() {
+            return Ok(Some(f));
+        }
+        self.read_frame().await
+    }
+
+    async fn read_frame(&mut self) -> Result<Option<(Kind, Vec<u8>)>> {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            if let Some(f) = self.decoder.next_frame().map_err(|e| EngineError::Internal(format!("shim protocol: {e}")))? {
+                return Ok(Some(f));
+            }
+            let n = self.stream.read(&mut buf).await.map_err(|e| EngineError::io("read from shim", e))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.decoder.push(&buf[..n]);
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Container records in the shared redb database.
+//!
+//! Schema (version 1): table `berth.containers` maps the container id (64 hex) to its [`Record`] as JSON;
+//! table `berth.meta` holds `containers.schema = 1`. Every state change is one write transaction, so a crash
+//! leaves either the old or the new record, never half of one.
+
+use crate::container::Record;
+use crate::error::{EngineError, Result};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::sync::Arc;
+
+const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("berth.containers");
+const META: TableDefinition<&str, u64> = TableDefinition::new("berth.meta");
+const SCHEMA: u64 = 1;
+
+#[derive(Clone)]
+pub struct ContainerStore {
+    db: Arc<Database>,
+}
+
+impl ContainerStore {
+    pub fn open(db: Arc<Database>) -> Result<Self> {
+        let tx = db.begin_write().map_err(EngineError::db)?;
+        {
+            let mut meta = tx.open_table(META).map_err(EngineError::db)?;
+            let v = meta.get("containers.schema").map_err(EngineError::db)?.map(|g| g.value());
+            match v {
+                None => {
+                    meta.insert("containers.schema", SCHEMA).map_err(EngineError::db)?;
+                }
+                Some(SCHEMA) => {}
+                Some(other) => {
+                    return Err(EngineError::Internal(format!(
+                        "container metadata schema {other} is newer than this berth understands ({SCHEMA}): upgrade berth"
+                    )))
+                }
+            }
+            tx.open_table(CONTAINERS).map_err(EngineError::db)?;
+        }
+        tx.commit().map_err(EngineError::db)?;
+        Ok(ContainerStore { db })
+    }
+
+    pub fn put(&self, rec: &Record) -> Result<()> {
+        let json = serde_json::to_vec(rec).map_err(|e| EngineError::Internal(format!("encode record: {e}")))?;
+        let tx = self.db.begin_write().map_err(EngineError::db)?;
+        {
+            let mut t = tx.open_table(CONTAINERS).map_err(EngineError::db)?;
+            t.insert(rec.id.as_str(), json.as_slice()).map_err(EngineError::db)?;
+        }
+        tx.commit().map_err(EngineError::db)
+    }
+
+    pub fn delete(&self, id: &str) -> Result<()> {
+        let tx = self.db.begin_write().map_err(EngineError::db)?;
+        {
+            let mut t = tx.open_table(CONTAINERS).map_err(EngineError::db)?;
+            t.remove(id).map_err(EngineError::db)?;
+        }
+        tx.commit().map_err(EngineError::db)
+    }
+
+    pub fn all(&self) -> Result<Vec<Record>> {
+        let tx = self.db.begin_read().map_err(EngineError::db)?;
+        let t = tx.open_table(CONTAINERS).map_err(EngineError::db)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(EngineError::db)? {
+            let (k, v) = item.map_err(EngineError::db)?;
+            match serde_json::from_slice::<Record>(v.value()) {
+                Ok(r) => out.push(r),
+                Err(e) => tracing::warn!(id = k.value(), "skipping unreadable container record: {e}"),
+            }
+        }
+        Ok(out)
+    }
+}

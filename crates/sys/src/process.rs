@@ -1,0 +1,55 @@
+//! Process attributes: sessions, subreapers, liveness, signals.
+
+use crate::{Result, SysError};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// Start a new session so the process outlives its parent's terminal and process group.
+pub fn new_session() -> Result<()> {
+    match nix::unistd::setsid() {
+        Ok(_) | Err(nix::Error::EPERM) => Ok(()), // already a group leader: keep going
+        Err(e) => Err(SysError::os("setsid", "self", e)),
+    }
+}
+
+/// Become a child subreaper: orphaned descendants (the container init) are re-parented to us.
+pub fn set_subreaper() -> Result<()> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(|e| SysError::os("prctl", "PR_SET_CHILD_SUBREAPER", e))
+}
+
+/// Whether a process with this pid exists (zombies count as existing).
+pub fn alive(pid: i32) -> bool {
+    pid > 0 && !matches!(kill(Pid::from_raw(pid), None), Err(nix::Error::ESRCH))
+}
+
+/// Send `signal` (a number) to `pid`.
+pub fn signal(pid: i32, signal: i32) -> Result<()> {
+    let sig = Signal::try_from(signal).map_err(|e| SysError::os("parse signal", signal, e))?;
+    kill(Pid::from_raw(pid), sig).map_err(|e| SysError::os("kill", pid, e))
+}
+
+/// Redirect the standard descriptors 0, 1, 2 to /dev/null (a detached shim must not hold its parent's pipes).
+pub fn stdio_to_devnull() -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| SysError::io("open", "/dev/null", e))?;
+    for fd in 0..3 {
+        nix::unistd::dup2(null.as_raw_fd(), fd).map_err(|e| SysError::os("dup2", fd, e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_is_alive_and_bogus_pid_is_not() {
+        assert!(alive(std::process::id() as i32));
+        assert!(!alive(0));
+        assert!(!alive(i32::MAX));
+    }
+}
