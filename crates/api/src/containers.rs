@@ -107,7 +107,7 @@ fn mounts_json(r: &Record) -> Vec<Value> {
         .filter_map(|b| berth_engine::container::parse_bind(b).ok())
         .map(|m| {
             json!({"Type": "bind", "Source": m.source, "Destination": m.destination, "Mode": if m.readonly {"ro"} else {""},
-                   "RW": !m.readonly, "Propagation": m.propagation.clone().unwrap_or_else(|| "rprivate".into())})
+                   "RW": !m.readonly, "Propagation": m.propagation.map(|p| p.as_str()).unwrap_or("rprivate")})
         })
         .collect()
 }

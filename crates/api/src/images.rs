@@ -144,8 +144,14 @@ pub async fn get_dispatch(State(st): State<AppState>, Path(rest): Path<String>, 
     }
     if let Some(name) = rest.strip_suffix("/history") {
         let h = st.engine.image_history(name).await?;
-        let v = serde_json::to_value(&h).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        return Ok(Json(v).into_response());
+        let v: Vec<Value> = h
+            .iter()
+            .map(|e| {
+                json!({"Id": e.id, "Created": e.created.map(|c| c.timestamp()).unwrap_or(0), "CreatedBy": e.created_by,
+                       "Tags": e.tags, "Size": e.size, "Comment": e.comment})
+            })
+            .collect();
+        return Ok(Json(Value::Array(v)).into_response());
     }
     if let Some(name) = rest.strip_suffix("/get") {
         let _ = raw;
@@ -287,10 +293,10 @@ fn action_json(a: &RemoveAction) -> Value {
 pub async fn prune(State(st): State<AppState>, Q(q): Q<Query>) -> ApiResult<Json<Value>> {
     let f = params::filters(&q)?;
     let all = f.get("dangling").and_then(|d| d.first()).is_some_and(|d| d == "false" || d == "0");
-    let filters = berth_image::PruneFilters { labels: f.get("label").cloned().unwrap_or_default(), ..Default::default() };
+    let filters = berth_image::PruneFilters { label: f.get("label").cloned().unwrap_or_default(), ..Default::default() };
     let report = st.engine.prune_images(all, filters).await?;
     Ok(Json(json!({
-        "ImagesDeleted": report.actions.iter().map(action_json).collect::<Vec<_>>(),
+        "ImagesDeleted": report.deleted.iter().map(action_json).collect::<Vec<_>>(),
         "SpaceReclaimed": report.space_reclaimed,
     })))
 }

@@ -5,6 +5,8 @@
 //! before routing. Streams: attach is hijacked (`Upgrade: tcp`, 101) and multiplexed with Docker's 8-byte
 //! header when the container has no TTY; logs, events, load and import progress are chunked bodies.
 
+#![recursion_limit = "256"]
+
 mod containers;
 pub mod error;
 mod images;

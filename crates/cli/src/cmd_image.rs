@@ -182,7 +182,7 @@ pub async fn rmi(c: &Client, a: RmiArgs) -> Result<i32> {
 #[derive(Args, Debug)]
 pub struct HistoryArgs {
     /// Print sizes and dates in human readable format
-    #[arg(short = 'H', long, default_value_t = true)]
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub human: bool,
     /// Don't truncate output
     #[arg(long = "no-trunc")]
@@ -331,7 +331,7 @@ pub struct SaveArgs {
 }
 
 pub async fn save(c: &Client, a: SaveArgs) -> Result<i32> {
-    if a.output.is_none() && nix::unistd::isatty(std::io::stdout()).unwrap_or(false) {
+    if a.output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         return Err(StatusError { code: 1, message: "cowardly refusing to save to a terminal. Use the -o flag or redirect".into() }.into());
     }
     let q: Vec<String> = a.images.iter().map(|i| format!("names={}", enc(i))).collect();

@@ -260,3 +260,34 @@ async fn dispatch(c: &client::Client, cmd: Cmd) -> Result<i32> {
         Cmd::System { cmd: SystemCmd::Df(a) } => cs::df(c, a).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flag_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn docker_style_command_lines_parse() {
+        let c = Cli::try_parse_from(["berth", "run", "--rm", "-h", "box", "-e", "A=1", "busybox", "sh", "-c", "echo hi"]).unwrap();
+        match c.cmd {
+            Cmd::Run(r) => {
+                assert_eq!(r.create.hostname.as_deref(), Some("box"));
+                assert_eq!(r.create.command, vec!["sh", "-c", "echo hi"]);
+                assert!(r.create.rm);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["berth", "-H", "unix:///x.sock", "ps", "-a", "--format", "{{.ID}}"]).is_ok());
+    }
+
+    #[test]
+    fn hosts_resolve_in_docker_order() {
+        assert_eq!(resolve_socket(Some("unix:///a.sock")).unwrap(), (PathBuf::from("/a.sock"), true));
+        assert!(resolve_socket(Some("ssh://x")).is_err());
+    }
+}

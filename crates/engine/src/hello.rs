@@ -27,7 +27,7 @@ pub fn rootfs_tar() -> Result<Vec<u8>> {
 pub fn seed(store: &ImageStore) -> Result<berth_image::Image> {
     let tar = rootfs_tar()?;
     let opts = ImportOptions {
-        reference: Some(Reference::parse(berth_hello::IMAGE)?),
+        reference: Some(Reference::parse(berth_hello::IMAGE).map_err(|e| EngineError::Internal(format!("hello-world reference: {e}")))?),
         changes: vec!["CMD [\"/hello\"]".into()],
         message: "embedded hello-world".into(),
         platform: None,

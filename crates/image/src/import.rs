@@ -115,7 +115,7 @@ impl ImageStore {
             created: now,
             parent: String::new(),
         };
-        self.commit(&[NewImage {
+        let (_, mut committed) = self.commit(&[NewImage {
             id: id.clone(),
             record,
             snapshots: vec![(
@@ -129,6 +129,8 @@ impl ImageStore {
             tags: tag.into_iter().collect(),
         }])?;
         drop(lease);
-        self.get(&id)
+        committed
+            .pop()
+            .ok_or(ImageError::NotFound { reference: id })
     }
 }

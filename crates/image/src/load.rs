@@ -243,7 +243,7 @@ impl ImageStore {
         for plan in plans {
             images.push(self.unpack_plan(plan, lease)?);
         }
-        let moves = self.commit(&images)?;
+        let (moves, _) = self.commit(&images)?;
         for m in moves {
             progress(&format!(
                 "The image {} already exists, renaming the old one with ID {} to empty string",

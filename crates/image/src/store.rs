@@ -475,8 +475,12 @@ impl ImageStore {
     }
 
     /// Records new images, their snapshots and their tags in one transaction. An image that
-    /// already exists keeps its record. Returns the tags that moved from another image.
-    pub(crate) fn commit(&self, images: &[NewImage]) -> Result<Vec<TagMove>, ImageError> {
+    /// already exists keeps its record. Returns the tags that moved from another image and the
+    /// images as committed (read inside the transaction, so a concurrent prune cannot race it).
+    pub(crate) fn commit(
+        &self,
+        images: &[NewImage],
+    ) -> Result<(Vec<TagMove>, Vec<Image>), ImageError> {
         self.inner.meta.update(|t| {
             let mut moves = Vec::new();
             for img in images {
@@ -497,7 +501,11 @@ impl ImageStore {
                     }
                 }
             }
-            Ok::<_, ImageError>(moves)
+            let mut committed = Vec::with_capacity(images.len());
+            for img in images {
+                committed.push(self.image(t, &img.id, None)?);
+            }
+            Ok::<_, ImageError>((moves, committed))
         })
     }
 

@@ -320,7 +320,13 @@ pub fn labels_column(labels: &BTreeMap<String, String>) -> String {
 pub fn mounts_column<'m>(mounts: impl IntoIterator<Item = &'m str>, trunc: bool) -> String {
     mounts
         .into_iter()
-        .map(|m| if trunc { ellipsis(m, 15) } else { m.to_string() })
+        .map(|m| {
+            if trunc {
+                ellipsis(m, 15)
+            } else {
+                m.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -537,7 +543,9 @@ mod tests {
     }
 
     fn t(secs: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_700_000_000 + secs, 0).single().unwrap_or_default()
+        Utc.timestamp_opt(1_700_000_000 + secs, 0)
+            .single()
+            .unwrap_or_default()
     }
 
     #[test]
@@ -633,7 +641,10 @@ mod tests {
 
     #[test]
     fn command_names_labels_mounts_size() {
-        assert_eq!(command_column("sh -c 'echo hi'", true), "\"sh -c 'echo hi'\"");
+        assert_eq!(
+            command_column("sh -c 'echo hi'", true),
+            "\"sh -c 'echo hi'\""
+        );
         assert_eq!(
             command_column("/docker-entrypoint.sh nginx -g 'daemon off;'", true),
             "\"/docker-entrypoint.…\""

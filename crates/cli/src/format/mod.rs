@@ -15,7 +15,9 @@
 //! and a newline.
 //!
 //! Rows are JSON objects keyed by docker's formatter method names (`ID`, `Image`, `Command`,
-//! `RunningFor`, `Names`...), with values already formatted (see [`human`]).
+//! `RunningFor`, `Names`...), with values already formatted (see [`human`]). A one-argument
+//! method such as `{{.Label "key"}}` is an object under `@Label` (label name to value); `@`
+//! keys are left out of `{{json .}}`, as docker's formatter JSON only has argument-less methods.
 
 pub mod human;
 pub mod table;
@@ -33,7 +35,20 @@ pub enum FormatError {
     /// The format did not parse or failed on a row; docker prefixes both with this text.
     #[error("template parsing error: {0}")]
     Template(#[from] TemplateError),
+    /// [`check_format`]: the raw format does not parse.
+    #[error("failed to parse template: {0}")]
+    CheckParse(TemplateError),
+    /// [`check_format`]: the raw format fails on an empty row.
+    #[error("failed to execute template: {0}")]
+    CheckExecute(TemplateError),
 }
+
+/// Go type of `docker ps` rows, named in "can't evaluate field" errors.
+pub const CONTAINER_ROW_TYPE: &str = "*formatter.ContainerContext";
+/// Go type of `docker images` rows.
+pub const IMAGE_ROW_TYPE: &str = "*formatter.imageContext";
+/// Go type of `docker volume ls` rows.
+pub const VOLUME_ROW_TYPE: &str = "*formatter.volumeContext";
 
 /// docker's `DefaultQuietFormat`.
 pub const QUIET_FORMAT: &str = "{{.ID}}";
@@ -99,6 +114,36 @@ pub const VOLUME_HEADERS: &[(&str, &str)] = &[
     ("Availability", "AVAILABILITY"),
     ("Status", "STATUS"),
 ];
+
+/// An empty formatter row: every field of `pairs` (a header list) as `""`, and an empty
+/// `@Label` method table. Used by [`check_format`].
+pub fn empty_row(pairs: &[(&str, &str)]) -> Value {
+    let mut map: Map<String, Value> = pairs
+        .iter()
+        .map(|(k, _)| (k.to_string(), Value::String(String::new())))
+        .collect();
+    map.insert("@Label".to_string(), Value::Object(Map::new()));
+    Value::Object(map)
+}
+
+/// `docker ps`'s up-front check of `--format` (`buildContainerListOptions`): the format exactly
+/// as typed (a `table` prefix and literal `\t` included) must parse and execute over an empty
+/// row, before the daemon is asked for anything.
+pub fn check_format(
+    format: &str,
+    empty_row: &Value,
+    row_type: &'static str,
+) -> Result<(), FormatError> {
+    let template = Template::parse(format).map_err(FormatError::CheckParse)?;
+    let opts = Options {
+        root_type: Some(row_type),
+        ..Options::default()
+    };
+    template
+        .execute_with(empty_row, &opts)
+        .map(|_| ())
+        .map_err(FormatError::CheckExecute)
+}
 
 /// The header data for a table: field name to column title.
 pub fn headers(pairs: &[(&str, &str)]) -> Value {
@@ -175,6 +220,7 @@ pub struct Formatter {
     template: Template,
     table: bool,
     escape_root_html: bool,
+    row_type: Option<&'static str>,
 }
 
 impl Formatter {
@@ -195,11 +241,20 @@ impl Formatter {
             template: Template::parse(&text)?,
             table,
             escape_root_html: true,
+            row_type: None,
         })
     }
 
-    /// Whether `{{json .}}` of a row escapes `<`, `>` and `&` (the default, as docker's
-    /// formatter objects marshal with `json.Marshal`). Turn it off for plain data.
+    /// Treats rows as docker formatter objects of this Go type (see [`CONTAINER_ROW_TYPE`]):
+    /// a field a row lacks is an error, as for docker's structs, instead of `<no value>`.
+    pub fn row_type(mut self, row_type: &'static str) -> Formatter {
+        self.row_type = Some(row_type);
+        self
+    }
+
+    /// Whether `{{json .}}` of a row escapes `<`, `>` and `&` and hides `@` method tables (the
+    /// default, as docker's formatter objects marshal with `json.Marshal`). Turn it off for
+    /// plain data, which is then encoded as is.
     pub fn escape_row_html(mut self, escape: bool) -> Formatter {
         self.escape_root_html = escape;
         self
@@ -217,6 +272,7 @@ impl Formatter {
         let opts = Options {
             header: false,
             escape_root_html: self.escape_root_html,
+            root_type: self.row_type,
         };
         let mut body = String::new();
         for row in rows {
@@ -228,7 +284,7 @@ impl Formatter {
         }
         let header_opts = Options {
             header: true,
-            escape_root_html: false,
+            ..Options::default()
         };
         // docker ignores header errors and keeps what was written before them.
         let (mut text, _) = self.template.execute_partial(header, &header_opts);

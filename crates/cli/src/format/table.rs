@@ -285,7 +285,10 @@ mod tests {
     #[test]
     fn empty_cells_are_padded_to_the_column() {
         let text = "A\tB\tC\nx\t\tz\n";
-        assert_eq!(docker(text), "A         B         C\nx                   z\n");
+        assert_eq!(
+            docker(text),
+            "A         B         C\nx                   z\n"
+        );
     }
 
     #[test]
@@ -340,13 +343,19 @@ mod tests {
             padding: 1,
             padchar: '.',
         };
-        assert_eq!(tw.format("a\tbbb\tc\naaaa\tb\tc\n"), "a....bbb.c\naaaa.b...c\n");
+        assert_eq!(
+            tw.format("a\tbbb\tc\naaaa\tb\tc\n"),
+            "a....bbb.c\naaaa.b...c\n"
+        );
         let tabs = TabWriter {
             minwidth: 0,
             tabwidth: 8,
             padding: 1,
             padchar: '\t',
         };
-        assert_eq!(tabs.format("a\tb\naaaaaaaaa\tc\n"), "a\t\tb\naaaaaaaaa\tc\n");
+        assert_eq!(
+            tabs.format("a\tb\naaaaaaaaa\tc\n"),
+            "a\t\tb\naaaaaaaaa\tc\n"
+        );
     }
 }

@@ -24,7 +24,7 @@ fn container_rows() -> Vec<Value> {
                 "Mounts": "",
                 "Networks": "",
                 "LocalVolumes": "0",
-                "Label": {}
+                "@Label": {"com.docker.compose.project": "shop"}
             })
         })
         .collect()
@@ -57,16 +57,34 @@ fn ps_default_tables() {
 
 #[test]
 fn ps_custom_and_quiet() {
-    assert_eq!(render_ps(&container_format("table {{.Image}}", false, false)), "IMAGE\nubuntu\nubuntu\n");
-    assert_eq!(render_ps(&container_format("table {{.Image}}", true, false)), "containerID1\ncontainerID2\n");
-    assert_eq!(render_ps(&container_format("table", true, false)), "containerID1\ncontainerID2\n");
-    assert_eq!(render_ps(&container_format("table {{.State}}", false, true)), "STATE\nrunning\nrunning\n");
+    assert_eq!(
+        render_ps(&container_format("table {{.Image}}", false, false)),
+        "IMAGE\nubuntu\nubuntu\n"
+    );
+    assert_eq!(
+        render_ps(&container_format("table {{.Image}}", true, false)),
+        "containerID1\ncontainerID2\n"
+    );
+    assert_eq!(
+        render_ps(&container_format("table", true, false)),
+        "containerID1\ncontainerID2\n"
+    );
+    assert_eq!(
+        render_ps(&container_format("table {{.State}}", false, true)),
+        "STATE\nrunning\nrunning\n"
+    );
     assert_eq!(render_ps("{{.Image}}"), "ubuntu\nubuntu\n");
-    assert_eq!(render_ps("table {{split .Image \":\"}}"), "IMAGE\n[ubuntu]\n[ubuntu]\n");
-    assert_eq!(render_ps("{{.ID}}\\t{{.Names}}"), "containerID1\tfoobar_baz\ncontainerID2\tfoobar_bar\n");
+    assert_eq!(
+        render_ps("table {{split .Image \":\"}}"),
+        "IMAGE\n[ubuntu]\n[ubuntu]\n"
+    );
+    assert_eq!(
+        render_ps("{{.ID}}\\t{{.Names}}"),
+        "containerID1\tfoobar_baz\ncontainerID2\tfoobar_bar\n"
+    );
     assert_eq!(
         render_ps("table {{.ID}}\\t{{.Label \"com.docker.compose.project\"}}"),
-        "CONTAINER ID   project\ncontainerID1   \ncontainerID2   \n"
+        "CONTAINER ID   project\ncontainerID1   shop\ncontainerID2   shop\n"
     );
 }
 
@@ -129,11 +147,15 @@ fn tables_without_rows_print_the_header() {
 
 #[test]
 fn json_rows_escape_html_like_docker() {
-    let rows = vec![json!({"ID": "abc", "Image": "<none>", "Labels": "a=b&c"})];
+    let rows =
+        vec![json!({"ID": "abc", "Image": "<none>", "Labels": "a=b&c", "@Label": {"a": "b&c"}})];
     let out = Formatter::parse("json")
         .and_then(|f| f.render(&headers(IMAGE_HEADERS), &rows))
         .unwrap_or_else(|e| e.to_string());
-    assert_eq!(out, "{\"ID\":\"abc\",\"Image\":\"\\u003cnone\\u003e\",\"Labels\":\"a=b\\u0026c\"}\n");
+    assert_eq!(
+        out,
+        "{\"ID\":\"abc\",\"Image\":\"\\u003cnone\\u003e\",\"Labels\":\"a=b\\u0026c\"}\n"
+    );
     let out = Formatter::parse("{{json .Image}}")
         .and_then(|f| f.render(&Value::Null, &rows))
         .unwrap_or_else(|e| e.to_string());
@@ -142,7 +164,11 @@ fn json_rows_escape_html_like_docker() {
         .map(|f| f.escape_row_html(false))
         .and_then(|f| f.render(&Value::Null, &rows))
         .unwrap_or_else(|e| e.to_string());
-    assert_eq!(plain, "{\"ID\":\"abc\",\"Image\":\"<none>\",\"Labels\":\"a=b&c\"}\n");
+    // Plain data (escaping off) is encoded as is, `@` keys included.
+    assert_eq!(
+        plain,
+        "{\"@Label\":{\"a\":\"b&c\"},\"ID\":\"abc\",\"Image\":\"<none>\",\"Labels\":\"a=b&c\"}\n"
+    );
 }
 
 fn image_rows() -> Vec<Value> {
@@ -153,7 +179,13 @@ fn image_rows() -> Vec<Value> {
         })
     };
     vec![
-        row("image", "tag1", "imageID1", "24 hours ago", "sha256:cbbf2f9a99b47fc460d422812b6a5adff7dfee951d8fa2e4a98caa0382cfbdbf"),
+        row(
+            "image",
+            "tag1",
+            "imageID1",
+            "24 hours ago",
+            "sha256:cbbf2f9a99b47fc460d422812b6a5adff7dfee951d8fa2e4a98caa0382cfbdbf",
+        ),
         row("image", "tag2", "imageID2", "", "<none>"),
         row("<none>", "<none>", "imageID3", "24 hours ago", "<none>"),
     ]
@@ -188,10 +220,23 @@ fn images_tables() {
          image        tag2      <none>                                                                    imageID2   N/A            0B\n\
          <none>       <none>    <none>                                                                    imageID3   24 hours ago   0B\n"
     );
-    assert_eq!(render_images(&image_format("table", true, true)), "imageID1\nimageID2\nimageID3\n");
-    assert_eq!(render_images(&image_format("table {{.Digest}}", true, false)).lines().next(), Some("DIGEST"));
+    assert_eq!(
+        render_images(&image_format("table", true, true)),
+        "imageID1\nimageID2\nimageID3\n"
+    );
+    assert_eq!(
+        render_images(&image_format("table {{.Digest}}", true, false))
+            .lines()
+            .next(),
+        Some("DIGEST")
+    );
     let raw = render_images(&image_format("raw", false, false));
-    assert!(raw.starts_with("repository: image\ntag: tag1\nimage_id: imageID1\ncreated_at: x\nvirtual_size: 0B\n\n"), "{raw}");
+    assert!(
+        raw.starts_with(
+            "repository: image\ntag: tag1\nimage_id: imageID1\ncreated_at: x\nvirtual_size: 0B\n\n"
+        ),
+        "{raw}"
+    );
 }
 
 #[test]
@@ -202,5 +247,7 @@ fn headers_map() {
         .and_then(|f| f.render(&h, &[json!({"Driver": "local", "Name": "data"})]))
         .unwrap_or_else(|e| e.to_string());
     assert_eq!(out, "DRIVER    VOLUME NAME\nlocal     data\n");
-    assert!(Formatter::parse("table {{.ID}}").map(|f| f.is_table()).unwrap_or(false));
+    assert!(Formatter::parse("table {{.ID}}")
+        .map(|f| f.is_table())
+        .unwrap_or(false));
 }

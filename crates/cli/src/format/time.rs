@@ -128,7 +128,11 @@ pub fn get_timestamp(value: &str, reference: DateTime<FixedOffset>) -> Result<St
     }
     let in_location = !value.contains(['z', 'Z', '+']) && value.matches('-').count() != 3;
     match parse_time(value, in_location, *reference.offset()) {
-        Ok(t) => Ok(format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos())),
+        Ok(t) => Ok(format!(
+            "{}.{:09}",
+            t.timestamp(),
+            t.timestamp_subsec_nanos()
+        )),
         Err(e) => {
             if value.contains('-') {
                 return Err(e);
@@ -268,7 +272,10 @@ mod tests {
         assert_eq!(parse_go_duration("0"), Ok(0));
         assert_eq!(parse_go_duration("10m"), Ok(600 * S));
         assert_eq!(parse_go_duration("1h30m"), Ok(5400 * S));
-        assert_eq!(parse_go_duration("2h45m10s"), Ok((2 * 3600 + 45 * 60 + 10) * S));
+        assert_eq!(
+            parse_go_duration("2h45m10s"),
+            Ok((2 * 3600 + 45 * 60 + 10) * S)
+        );
         assert_eq!(parse_go_duration("300ms"), Ok(300_000_000));
         assert_eq!(parse_go_duration("-1.5h"), Ok(-5400 * S));
         assert_eq!(parse_go_duration("1.5s"), Ok(1_500_000_000));
@@ -278,8 +285,14 @@ mod tests {
         assert_eq!(parse_go_duration("+5ns"), Ok(5));
         let err = |s: &str| parse_go_duration(s).map_err(|e| e.to_string());
         assert_eq!(err(""), Err("time: invalid duration \"\"".into()));
-        assert_eq!(err("10"), Err("time: missing unit in duration \"10\"".into()));
-        assert_eq!(err("3d"), Err("time: unknown unit \"d\" in duration \"3d\"".into()));
+        assert_eq!(
+            err("10"),
+            Err("time: missing unit in duration \"10\"".into())
+        );
+        assert_eq!(
+            err("3d"),
+            Err("time: unknown unit \"d\" in duration \"3d\"".into())
+        );
         assert_eq!(err("."), Err("time: invalid duration \".\"".into()));
         assert_eq!(err("h"), Err("time: invalid duration \"h\"".into()));
         assert!(parse_go_duration("9999999999h").is_err());
@@ -287,7 +300,9 @@ mod tests {
 
     fn reference() -> DateTime<FixedOffset> {
         let utc = FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!());
-        utc.timestamp_opt(1_700_000_000, 0).single().unwrap_or_else(|| unreachable!())
+        utc.timestamp_opt(1_700_000_000, 0)
+            .single()
+            .unwrap_or_else(|| unreachable!())
     }
 
     #[test]
@@ -296,10 +311,22 @@ mod tests {
         let get = |v: &str| get_timestamp(v, r).map_err(|e| e.to_string());
         assert_eq!(get("10m"), Ok("1699999400".into()));
         assert_eq!(get("1h30m"), Ok("1699994600".into()));
-        assert_eq!(get("2023-11-14T22:13:20Z"), Ok("1700000000.000000000".into()));
-        assert_eq!(get("2023-11-14T22:13:20.5Z"), Ok("1700000000.500000000".into()));
-        assert_eq!(get("2023-11-14T23:13:20+01:00"), Ok("1700000000.000000000".into()));
-        assert_eq!(get("2023-11-14T22:13:20"), Ok("1700000000.000000000".into()));
+        assert_eq!(
+            get("2023-11-14T22:13:20Z"),
+            Ok("1700000000.000000000".into())
+        );
+        assert_eq!(
+            get("2023-11-14T22:13:20.5Z"),
+            Ok("1700000000.500000000".into())
+        );
+        assert_eq!(
+            get("2023-11-14T23:13:20+01:00"),
+            Ok("1700000000.000000000".into())
+        );
+        assert_eq!(
+            get("2023-11-14T22:13:20"),
+            Ok("1700000000.000000000".into())
+        );
         assert_eq!(get("2023-11-14T22:13"), Ok("1699999980.000000000".into()));
         assert_eq!(get("2023-11-14T22"), Ok("1699999200.000000000".into()));
         assert_eq!(get("2023-11-14"), Ok("1699920000.000000000".into()));
@@ -324,7 +351,10 @@ mod tests {
     #[test]
     fn unix_timestamps() {
         assert_eq!(parse_timestamp("1700000000"), Ok((1_700_000_000, 0)));
-        assert_eq!(parse_timestamp("1700000000.5"), Ok((1_700_000_000, 500_000_000)));
+        assert_eq!(
+            parse_timestamp("1700000000.5"),
+            Ok((1_700_000_000, 500_000_000))
+        );
         assert_eq!(parse_timestamp("1.000000001"), Ok((1, 1)));
         assert!(parse_timestamp("x").is_err());
         assert!(parse_timestamp("1.x").is_err());

@@ -384,8 +384,8 @@ fn spec_input(engine: &Engine, rec: &super::Record, dir: &Path, ids: &crate::use
         .into_iter()
         .map(|u| spec::Ulimit {
             name: u.name.unwrap_or_default(),
-            soft: u.soft.unwrap_or(0) as u64,
-            hard: u.hard.unwrap_or(0) as u64,
+            soft: u.soft.unwrap_or(0),
+            hard: u.hard.unwrap_or(0),
         })
         .collect();
     let mut env = cfg.env.clone().unwrap_or_default();
@@ -423,6 +423,7 @@ fn spec_input(engine: &Engine, rec: &super::Record, dir: &Path, ids: &crate::use
             pids_limit: hc.pids_limit.filter(|p| *p != 0),
             blkio_weight: hc.blkio_weight.unwrap_or(0),
             oom_kill_disable: hc.oom_kill_disable.unwrap_or(false),
+            memory_swappiness: hc.memory_swappiness.filter(|s| *s >= 0).map(|s| s as u64),
         },
         ulimits,
         cgroups_path: format!("{}/{}", engine.inner.cfg.cgroup_parent.trim_end_matches('/'), rec.id),
@@ -434,9 +435,18 @@ fn spec_input(engine: &Engine, rec: &super::Record, dir: &Path, ids: &crate::use
             (PathBuf::from(&rec.hostname_path), "/etc/hostname".into()),
             (PathBuf::from(&rec.hosts_path), "/etc/hosts".into()),
         ],
+        available_capabilities: bounding_caps(),
         init_binary: if hc.init == Some(true) { engine.inner.cfg.init_binary.clone() } else { None },
         ..Default::default()
     })
+}
+
+/// The capability bounding set of this process (`CapBnd`): a container can never get more, and hosts
+/// like this one lack some (CAP_SYS_RESOURCE), so privileged containers ask only for what exists.
+fn bounding_caps() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?.trim();
+    u64::from_str_radix(hex, 16).ok()
 }
 
 /// `-v /host:/ctr[:ro|rw][,propagation]` → a bind mount.
@@ -467,13 +477,18 @@ pub fn parse_bind(b: &str) -> Result<spec::MountSpec> {
             "ro" => readonly = true,
             "rw" => readonly = false,
             "z" | "Z" | "nocopy" => {}
-            p @ ("private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave") => propagation = Some(p.to_string()),
+            "private" => propagation = Some(spec::Propagation::Private),
+            "rprivate" => propagation = Some(spec::Propagation::Rprivate),
+            "shared" => propagation = Some(spec::Propagation::Shared),
+            "rshared" => propagation = Some(spec::Propagation::Rshared),
+            "slave" => propagation = Some(spec::Propagation::Slave),
+            "rslave" => propagation = Some(spec::Propagation::Rslave),
             _ => return Err(EngineError::Invalid(format!("invalid mode: {m}"))),
         }
     }
     Ok(spec::MountSpec {
         destination: dst.to_string(),
-        source: src.to_string(),
+        source: src.into(),
         kind: spec::MountKind::Bind,
         readonly,
         options: vec![],

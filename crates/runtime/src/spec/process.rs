@@ -171,7 +171,10 @@ pub fn process(
     p.set_capabilities(Some(capabilities(caps)));
     let limits = rlimits(&input.ulimits)?;
     p.set_rlimits((!limits.is_empty()).then_some(limits));
-    p.set_no_new_privileges(Some(input.no_new_privileges));
+    // Absent rather than `false` when not asked for: youki's init loads seccomp before dropping capabilities
+    // only when the field is absent, and an explicit `false` makes it load the filter after CAP_SYS_ADMIN is
+    // gone, which the kernel refuses. runc treats both the same.
+    p.set_no_new_privileges(input.no_new_privileges.then_some(true));
     p.set_apparmor_profile(None);
     p.set_oom_score_adj(Some(input.oom_score_adj));
     p.set_selinux_label(None);

@@ -7,9 +7,10 @@
 //! honours `break`/`continue`; `and`/`or` short-circuit and return the deciding operand.
 //!
 //! One extension to Go's map semantics lets formatter objects expose one-argument methods such
-//! as docker's `{{.Label "com.example.key"}}`: a field called with an argument whose value is
-//! an object is indexed by that argument (an absent key gives `""`, like docker's `Label`). In
-//! header mode `.Label "a.b-c"` returns `c`'s header form (`SubHeaderContext.Label`).
+//! as docker's `{{.Label "com.example.key"}}`: a field `Name` called with an argument, where the
+//! object has an object under `Name` or `@Name`, indexes that object by the argument (an absent
+//! key gives `""`, like docker's `Label`). `@` keys are hidden from `{{json .}}` of a formatter
+//! row. In header mode `.Label "a.b-c"` returns `c`'s header form (`SubHeaderContext.Label`).
 
 use serde_json::Value;
 
@@ -123,8 +124,8 @@ impl<'a> Exec<'a, '_> {
                     self.vars.truncate(mark);
                     res?;
                 }
-                Node::Break(_) => return Ok(Flow::Break),
-                Node::Continue(_) => return Ok(Flow::Continue),
+                Node::Break => return Ok(Flow::Break),
+                Node::Continue => return Ok(Flow::Continue),
             }
         }
         Ok(Flow::Normal)
@@ -144,13 +145,11 @@ impl<'a> Exec<'a, '_> {
 
     fn walk_range(&mut self, dot: &Val<'a>, b: &Branch) -> R<()> {
         let val = self.eval_pipeline(dot, &b.pipe)?;
-        let pos = b.pipe.cmds.first().map_or(
-            Pos {
-                offset: 0,
-                line: 1,
-            },
-            |c| c.pos,
-        );
+        let pos = b
+            .pipe
+            .cmds
+            .first()
+            .map_or(Pos { offset: 0, line: 1 }, |c| c.pos);
         let src = b.pipe.cmds.first().map_or("", |c| c.src.as_str());
         let items: Vec<(Val<'a>, Val<'a>)> = match val.get() {
             None | Some(Value::Null) => Vec::new(),
@@ -160,8 +159,8 @@ impl<'a> Exec<'a, '_> {
                     (Val::Owned(Value::from(i)), elem)
                 })
                 .collect(),
-            Some(Value::Object(o)) => o
-                .keys()
+            Some(Value::Object(o)) => sorted_keys(o)
+                .into_iter()
                 .map(|k| {
                     let elem = val.child(|v| v.get(k.as_str()));
                     (Val::Owned(Value::String(k.clone())), elem)
@@ -337,11 +336,32 @@ impl<'a> Exec<'a, '_> {
         match receiver.get() {
             None | Some(Value::Null) => Ok(Val::Missing),
             Some(Value::Object(map)) => {
+                let hidden = format!("@{name}");
                 if !has_args {
-                    return Ok(receiver.child(|v| v.get(name)));
+                    if map.contains_key(name) {
+                        return Ok(receiver.child(|v| v.get(name)));
+                    }
+                    let is_root = matches!(&receiver, Val::Ref(v) if std::ptr::eq(*v, self.root));
+                    return match self.opts.root_type {
+                        Some(_) if is_root && map.contains_key(hidden.as_str()) => Err(self.error(
+                            node.pos,
+                            &node.src,
+                            format!("wrong number of args for {name}: want 1 got 0"),
+                        )),
+                        Some(t) if is_root => Err(self.error(
+                            node.pos,
+                            &node.src,
+                            format!("can't evaluate field {name} in type {t}"),
+                        )),
+                        _ => Ok(Val::Missing),
+                    };
                 }
                 let header_label = self.opts.header && name == "Label";
-                let is_method = matches!(map.get(name), Some(Value::Object(_)));
+                let method_key = [name, hidden.as_str()]
+                    .into_iter()
+                    .find(|k| matches!(map.get(*k), Some(Value::Object(_))))
+                    .map(str::to_string);
+                let is_method = method_key.is_some();
                 if !header_label && !is_method {
                     return Err(self.error(
                         node.pos,
@@ -375,7 +395,9 @@ impl<'a> Exec<'a, '_> {
                     return Ok(Val::Owned(Value::String(header_label_of(key))));
                 }
                 let key = key.clone();
-                let v = receiver.child(|v| v.get(name).and_then(|m| m.get(key.as_str())));
+                let method_key = method_key.unwrap_or_default();
+                let v = receiver
+                    .child(|v| v.get(method_key.as_str()).and_then(|m| m.get(key.as_str())));
                 Ok(match v {
                     Val::Missing => Val::Owned(Value::String(String::new())),
                     v => v,
@@ -446,9 +468,9 @@ impl<'a> Exec<'a, '_> {
             ArgKind::Bool(b) => Val::Owned(Value::Bool(*b)),
             ArgKind::Str(s) => Val::Owned(Value::String(s.clone())),
             ArgKind::Number(Num::Int(i)) => Val::Owned(Value::from(*i)),
-            ArgKind::Number(Num::Float(f)) => Val::Owned(
-                serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
-            ),
+            ArgKind::Number(Num::Float(f)) => {
+                Val::Owned(serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number))
+            }
             ArgKind::Field(names) => self.eval_fields(dot, dot.clone(), names, arg, &[], None)?,
             ArgKind::Variable(name, fields) => {
                 let v = self.lookup_var(name);
@@ -469,6 +491,13 @@ impl<'a> Exec<'a, '_> {
             }
         })
     }
+}
+
+/// Map keys in Go's order (sorted bytewise), whatever order the map keeps.
+fn sorted_keys(map: &serde_json::Map<String, Value>) -> Vec<&String> {
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    keys
 }
 
 /// docker's `SubHeaderContext.Label`: the last dot-separated part, with `-` and `_` as spaces.

@@ -189,9 +189,20 @@ pub(crate) fn call<'a>(
         }
         "json" => {
             arity(name, 1, n)?;
-            let escape = ctx.escape_root_html
+            let is_row = ctx.escape_root_html
                 && matches!(&args[0], Val::Ref(v) if std::ptr::eq(*v, ctx.root));
-            Value::String(go_json(values[0].unwrap_or(&Value::Null), escape))
+            match values[0] {
+                Some(Value::Object(map)) if is_row => {
+                    // A formatter row: its `@` method tables are not part of its JSON.
+                    let visible: serde_json::Map<String, Value> = map
+                        .iter()
+                        .filter(|(k, _)| !k.starts_with('@'))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    Value::String(go_json(&Value::Object(visible), true))
+                }
+                v => Value::String(go_json(v.unwrap_or(&Value::Null), is_row)),
+            }
         }
         "split" => {
             arity(name, 2, n)?;
@@ -370,9 +381,7 @@ fn index<'a>(item: &Val<'a>, keys: &[Option<&Value>]) -> Result<Val<'a>, String>
                     Some(Value::Number(n)) => n.as_i64(),
                     _ => None,
                 }
-                .ok_or_else(|| {
-                    format!("cannot index slice/array with type {}", type_name(*key))
-                })?;
+                .ok_or_else(|| format!("cannot index slice/array with type {}", type_name(*key)))?;
                 if i < 0 || i as usize >= items.len() {
                     return Err(format!("index out of range: {i}"));
                 }
@@ -467,7 +476,10 @@ mod tests {
         };
         let vals: Vec<Val> = args.into_iter().map(Val::Owned).collect();
         match call(name, &vals, &ctx) {
-            Ok(v) => Ok(v.get().map(go_sprint).unwrap_or_else(|| "<no value>".into())),
+            Ok(v) => Ok(v
+                .get()
+                .map(go_sprint)
+                .unwrap_or_else(|| "<no value>".into())),
             Err(CallError::Arity(m) | CallError::Call(m)) => Err(m),
             Err(CallError::Type { message, .. }) => Err(message),
         }
@@ -475,9 +487,15 @@ mod tests {
 
     #[test]
     fn comparisons() {
-        assert_eq!(run("eq", vec![json!("a"), json!("b"), json!("a")]), Ok("true".into()));
+        assert_eq!(
+            run("eq", vec![json!("a"), json!("b"), json!("a")]),
+            Ok("true".into())
+        );
         assert_eq!(run("eq", vec![json!(1), json!(1.0)]), Ok("true".into()));
-        assert_eq!(run("ne", vec![json!(true), json!(false)]), Ok("true".into()));
+        assert_eq!(
+            run("ne", vec![json!(true), json!(false)]),
+            Ok("true".into())
+        );
         assert_eq!(run("eq", vec![json!(null), json!("a")]), Ok("false".into()));
         assert_eq!(
             run("eq", vec![json!(1), json!("1")]),
@@ -502,15 +520,42 @@ mod tests {
     fn strings() {
         assert_eq!(run("lower", vec![json!("ÀBC")]), Ok("àbc".into()));
         assert_eq!(run("upper", vec![json!("straße")]), Ok("STRAßE".into()));
-        assert_eq!(run("title", vec![json!("hello wide-world_x")]), Ok("Hello Wide-World_x".into()));
-        assert_eq!(run("split", vec![json!("a,b,,c"), json!(",")]), Ok("[a b  c]".into()));
-        assert_eq!(run("split", vec![json!("ab"), json!("")]), Ok("[a b]".into()));
-        assert_eq!(run("join", vec![json!(["a", "b"]), json!(", ")]), Ok("a, b".into()));
-        assert_eq!(run("pad", vec![json!("x"), json!(2), json!(1)]), Ok("  x ".into()));
-        assert_eq!(run("pad", vec![json!(""), json!(2), json!(1)]), Ok("".into()));
-        assert_eq!(run("truncate", vec![json!("abcdef"), json!(3)]), Ok("abc".into()));
-        assert_eq!(run("truncate", vec![json!("ab"), json!(3)]), Ok("ab".into()));
-        assert_eq!(run("truncate", vec![json!("héllo"), json!(2)]), Ok("h".into()));
+        assert_eq!(
+            run("title", vec![json!("hello wide-world_x")]),
+            Ok("Hello Wide-World_x".into())
+        );
+        assert_eq!(
+            run("split", vec![json!("a,b,,c"), json!(",")]),
+            Ok("[a b  c]".into())
+        );
+        assert_eq!(
+            run("split", vec![json!("ab"), json!("")]),
+            Ok("[a b]".into())
+        );
+        assert_eq!(
+            run("join", vec![json!(["a", "b"]), json!(", ")]),
+            Ok("a, b".into())
+        );
+        assert_eq!(
+            run("pad", vec![json!("x"), json!(2), json!(1)]),
+            Ok("  x ".into())
+        );
+        assert_eq!(
+            run("pad", vec![json!(""), json!(2), json!(1)]),
+            Ok("".into())
+        );
+        assert_eq!(
+            run("truncate", vec![json!("abcdef"), json!(3)]),
+            Ok("abc".into())
+        );
+        assert_eq!(
+            run("truncate", vec![json!("ab"), json!(3)]),
+            Ok("ab".into())
+        );
+        assert_eq!(
+            run("truncate", vec![json!("héllo"), json!(2)]),
+            Ok("h".into())
+        );
         assert_eq!(
             run("lower", vec![json!(3)]),
             Err("wrong type for value; expected string; got int".into())
@@ -526,8 +571,14 @@ mod tests {
         assert_eq!(run("len", vec![json!("héllo")]), Ok("6".into()));
         assert_eq!(run("len", vec![json!([1, 2])]), Ok("2".into()));
         assert_eq!(run("len", vec![json!({"a": 1})]), Ok("1".into()));
-        assert_eq!(run("index", vec![json!({"a": [1, 2]}), json!("a"), json!(1)]), Ok("2".into()));
-        assert_eq!(run("index", vec![json!({"a": 1}), json!("b")]), Ok("<no value>".into()));
+        assert_eq!(
+            run("index", vec![json!({"a": [1, 2]}), json!("a"), json!(1)]),
+            Ok("2".into())
+        );
+        assert_eq!(
+            run("index", vec![json!({"a": 1}), json!("b")]),
+            Ok("<no value>".into())
+        );
         assert_eq!(run("index", vec![json!("AB"), json!(1)]), Ok("66".into()));
         assert_eq!(
             run("index", vec![json!([1]), json!(5)]),
@@ -545,9 +596,15 @@ mod tests {
 
     #[test]
     fn json_and_print() {
-        assert_eq!(run("json", vec![json!({"b": "<>", "a": [1]})]), Ok(r#"{"a":[1],"b":"<>"}"#.into()));
+        assert_eq!(
+            run("json", vec![json!({"b": "<>", "a": [1]})]),
+            Ok(r#"{"a":[1],"b":"<>"}"#.into())
+        );
         assert_eq!(run("json", vec![json!(null)]), Ok("null".into()));
-        assert_eq!(run("printf", vec![json!("%s=%d"), json!("a"), json!(1)]), Ok("a=1".into()));
+        assert_eq!(
+            run("printf", vec![json!("%s=%d"), json!("a"), json!(1)]),
+            Ok("a=1".into())
+        );
         assert_eq!(run("print", vec![json!(1), json!(2)]), Ok("1 2".into()));
         assert_eq!(run("println", vec![json!("a")]), Ok("a\n".into()));
     }
@@ -561,10 +618,14 @@ mod tests {
             root: &root,
         };
         let args = vec![Val::Owned(json!("NAMES")), Val::Owned(json!(","))];
-        let out = call("join", &args, &ctx).ok().and_then(|v| v.get().cloned());
+        let out = call("join", &args, &ctx)
+            .ok()
+            .and_then(|v| v.get().cloned());
         assert_eq!(out, Some(json!("NAMES")));
         let args = vec![Val::Owned(json!("ID"))];
-        let out = call("lower", &args, &ctx).ok().and_then(|v| v.get().cloned());
+        let out = call("lower", &args, &ctx)
+            .ok()
+            .and_then(|v| v.get().cloned());
         assert_eq!(out, Some(json!("ID")));
     }
 }

@@ -542,7 +542,10 @@ impl<'a> Lexer<'a> {
             let n = self.rest().len() - self.rest().trim_start_matches(is_alnum).len();
             self.pos += n;
             let text = self.input[self.start..self.pos].to_string();
-            self.error(format!("bad number syntax: {}", super::value::go_quote(&text)));
+            self.error(format!(
+                "bad number syntax: {}",
+                super::value::go_quote(&text)
+            ));
             return false;
         }
         let text = self.input[self.start..self.pos].to_string();
@@ -744,7 +747,10 @@ mod tests {
             Some(Tok::Error("unterminated quoted string".into()))
         );
         assert_eq!(last("{{/* x"), Some(Tok::Error("unclosed comment".into())));
-        assert_eq!(last("{{(.X}}"), Some(Tok::Error("unclosed left paren".into())));
+        assert_eq!(
+            last("{{(.X}}"),
+            Some(Tok::Error("unclosed left paren".into()))
+        );
         assert_eq!(
             last("{{.X)}}"),
             Some(Tok::Error("unexpected right paren".into()))

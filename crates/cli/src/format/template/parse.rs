@@ -23,8 +23,8 @@ pub(crate) enum Node {
     If(Branch),
     With(Branch),
     Range(Branch),
-    Break(Pos),
-    Continue(Pos),
+    Break,
+    Continue,
 }
 
 /// The shared shape of `if`, `with` and `range`.
@@ -190,7 +190,11 @@ impl Parser<'_> {
 
     fn src_between(&self, start: usize) -> String {
         let end = self.item(self.idx).pos.max(start);
-        self.src.get(start..end).unwrap_or("").trim_end().to_string()
+        self.src
+            .get(start..end)
+            .unwrap_or("")
+            .trim_end()
+            .to_string()
     }
 
     fn item_list(&mut self) -> Result<(Vec<Node>, Stop), TemplateError> {
@@ -234,16 +238,15 @@ impl Parser<'_> {
                 if self.range_depth == 0 {
                     return Err(self.error(format!("{{{{{}}}}} outside {{{{range}}}}", k.name())));
                 }
-                let pos = Self::pos_of(&it);
                 Ok(Ok(if k == Keyword::Break {
-                    Node::Break(pos)
+                    Node::Break
                 } else {
-                    Node::Continue(pos)
+                    Node::Continue
                 }))
             }
-            Tok::Keyword(k @ (Keyword::Define | Keyword::Template | Keyword::Block)) => Err(
-                self.error(format!("{{{{{}}}}} is not supported", k.name())),
-            ),
+            Tok::Keyword(k @ (Keyword::Define | Keyword::Template | Keyword::Block)) => {
+                Err(self.error(format!("{{{{{}}}}} is not supported", k.name())))
+            }
             _ => {
                 self.backup();
                 Ok(Ok(Node::Action(self.pipeline("command", true)?)))
@@ -271,8 +274,9 @@ impl Parser<'_> {
         let else_list = match stop {
             Stop::End => None,
             Stop::Eof => return Err(self.error("unexpected EOF")),
-            Stop::Else(Some(k)) if (k == Keyword::If && context == "if")
-                || (k == Keyword::With && context == "with") =>
+            Stop::Else(Some(k))
+                if (k == Keyword::If && context == "if")
+                    || (k == Keyword::With && context == "with") =>
             {
                 self.next_non_space();
                 // The chained control consumes the single shared {{end}}.
@@ -415,7 +419,12 @@ impl Parser<'_> {
         if args.is_empty() {
             return Err(self.error("empty command"));
         }
-        let src = self.src.get(start..end).unwrap_or("").trim_end().to_string();
+        let src = self
+            .src
+            .get(start..end)
+            .unwrap_or("")
+            .trim_end()
+            .to_string();
         Ok(Cmd { args, pos, src })
     }
 
@@ -426,6 +435,8 @@ impl Parser<'_> {
         if !matches!(self.peek().tok, Tok::Field(_)) {
             return Ok(Some(term));
         }
+        // Go positions a chain at its first chained field, not at the term.
+        let chain_pos = Self::pos_of(self.peek());
         let mut fields = Vec::new();
         while let Tok::Field(f) = &self.peek().tok {
             fields.push(f.clone());
@@ -452,7 +463,7 @@ impl Parser<'_> {
         };
         Ok(Some(Arg {
             kind,
-            pos: term.pos,
+            pos: chain_pos,
             src,
         }))
     }
@@ -507,9 +518,7 @@ impl Parser<'_> {
             Some(b) => (true, b),
             None => (false, clean.strip_prefix('+').unwrap_or(&clean)),
         };
-        let hex = body
-            .strip_prefix("0x")
-            .or_else(|| body.strip_prefix("0X"));
+        let hex = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X"));
         let int = match hex {
             Some(h) => i64::from_str_radix(h, 16).ok(),
             None => body.parse::<i64>().ok(),
@@ -541,25 +550,48 @@ mod tests {
 
     #[test]
     fn go_parse_errors() {
-        assert_eq!(err("{{.ID}"), r#"template: :1: unexpected "}" in operand"#);
+        assert_eq!(err("{{.ID }"), r#"template: :1: unexpected "}" in operand"#);
+        assert_eq!(err("{{.ID}"), "template: :1: bad character U+007D '}'");
+        assert_eq!(err("{{json .}"), "template: :1: bad character U+007D '}'");
         assert_eq!(err("{{end}}"), "template: :1: unexpected {{end}}");
         assert_eq!(err("{{else}}"), "template: :1: unexpected {{else}}");
         assert_eq!(err("{{if .X}}a"), "template: :1: unexpected EOF");
-        assert_eq!(err("{{nosuch .X}}"), r#"template: :1: function "nosuch" not defined"#);
+        assert_eq!(
+            err("{{nosuch .X}}"),
+            r#"template: :1: function "nosuch" not defined"#
+        );
         assert_eq!(err("{{}}"), "template: :1: missing value for command");
         assert_eq!(err("{{if}}{{end}}"), "template: :1: missing value for if");
         assert_eq!(err("{{$x}}"), r#"template: :1: undefined variable "$x""#);
         assert_eq!(err("{{.A"), "template: :1: unclosed action");
-        assert_eq!(err("a\n{{\"x}}"), "template: :2: unterminated quoted string");
-        assert_eq!(err("{{.X | 3}}"), "template: :1: non executable command in pipeline stage 2");
-        assert_eq!(err("{{\"a\".B}}"), r#"template: :1: unexpected . after term "\"a\"""#);
-        assert_eq!(err("{{break}}"), "template: :1: {{break}} outside {{range}}");
-        assert_eq!(err("{{template \"x\"}}"), "template: :1: {{template}} is not supported");
+        assert_eq!(
+            err("a\n{{\"x}}"),
+            "template: :2: unterminated quoted string"
+        );
+        assert_eq!(
+            err("{{.X | 3}}"),
+            "template: :1: non executable command in pipeline stage 2"
+        );
+        assert_eq!(
+            err("{{\"a\".B}}"),
+            r#"template: :1: unexpected . after term "\"a\"""#
+        );
+        assert_eq!(
+            err("{{break}}"),
+            "template: :1: {{break}} outside {{range}}"
+        );
+        assert_eq!(
+            err("{{template \"x\"}}"),
+            "template: :1: {{template}} is not supported"
+        );
         assert_eq!(
             err("{{$a, $b := .X}}"),
             "template: :1: too many declarations in command"
         );
-        assert_eq!(err("{{.A end}}"), "template: :1: unexpected <end> in operand");
+        assert_eq!(
+            err("{{.A end}}"),
+            "template: :1: unexpected <end> in operand"
+        );
         assert_eq!(
             err("{{if .A}}{{else}}{{else}}{{end}}"),
             "template: :1: expected end; found {{else}}"
@@ -568,10 +600,16 @@ mod tests {
 
     #[test]
     fn variables_are_scoped_to_controls() {
-        assert_eq!(err("{{if .A}}{{$x := 1}}{{end}}{{$x}}"), r#"template: :1: undefined variable "$x""#);
+        assert_eq!(
+            err("{{if .A}}{{$x := 1}}{{end}}{{$x}}"),
+            r#"template: :1: undefined variable "$x""#
+        );
         assert_eq!(err("{{$x := 1}}{{if .A}}{{$x}}{{end}}{{$x = 2}}"), "ok");
         assert_eq!(err("{{range $i, $v := .}}{{$i}}{{$v}}{{end}}"), "ok");
-        assert_eq!(err("{{$y = 2}}"), r#"template: :1: undefined variable "$y""#);
+        assert_eq!(
+            err("{{$y = 2}}"),
+            r#"template: :1: undefined variable "$y""#
+        );
     }
 
     #[test]

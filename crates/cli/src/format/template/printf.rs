@@ -175,15 +175,29 @@ fn compound(verb: char, spec: &Spec, v: &Value) -> Option<String> {
         Value::Array(items) => {
             let parts: Vec<String> = items
                 .iter()
-                .map(|i| format_one(verb, &Spec { width: None, ..*spec }, Some(i)))
+                .map(|i| {
+                    format_one(
+                        verb,
+                        &Spec {
+                            width: None,
+                            ..*spec
+                        },
+                        Some(i),
+                    )
+                })
                 .collect();
             Some(format!("[{}]", parts.join(" ")))
         }
         Value::Object(map) => {
-            let parts: Vec<String> = map
-                .iter()
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let parts: Vec<String> = entries
+                .into_iter()
                 .map(|(k, i)| {
-                    let inner = Spec { width: None, ..*spec };
+                    let inner = Spec {
+                        width: None,
+                        ..*spec
+                    };
                     let key = Value::String(k.clone());
                     format!(
                         "{}:{}",
@@ -305,7 +319,10 @@ mod tests {
     #[test]
     fn common_verbs() {
         assert_eq!(f("%s-%d", &[json!("a"), json!(5)]), "a-5");
-        assert_eq!(f("%v %v %v", &[json!(1.5), json!(true), json!(["x", 2])]), "1.5 true [x 2]");
+        assert_eq!(
+            f("%v %v %v", &[json!(1.5), json!(true), json!(["x", 2])]),
+            "1.5 true [x 2]"
+        );
         assert_eq!(f("%q", &[json!("hi \"x\"")]), r#""hi \"x\"""#);
         assert_eq!(f("%q", &[json!(["a", "b"])]), r#"["a" "b"]"#);
         assert_eq!(f("%s", &[json!(["a", "b"])]), "[a b]");
@@ -323,7 +340,7 @@ mod tests {
         assert_eq!(f("[%05d]", &[json!(-42)]), "[-0042]");
         assert_eq!(f("[%+d]", &[json!(7)]), "[+7]");
         assert_eq!(f("[%*d]", &[json!(4), json!(7)]), "[   7]");
-        assert_eq!(f("%.2f", &[json!(3.14159)]), "3.14");
+        assert_eq!(f("%.2f", &[json!(1.23456)]), "1.23");
         assert_eq!(f("%8.3f|", &[json!(-2.5)]), "  -2.500|");
         assert_eq!(f("%e", &[json!(1234.5)]), "1.234500e+03");
         assert_eq!(f("%g", &[json!(0.5)]), "0.5");
@@ -334,7 +351,10 @@ mod tests {
         assert_eq!(f("%d", &[json!("x")]), "%!d(string=x)");
         assert_eq!(f("%s", &[json!(5)]), "%!s(int=5)");
         assert_eq!(f("%s %s", &[json!("a")]), "a %!s(MISSING)");
-        assert_eq!(f("%s", &[json!("a"), json!(1), json!("b")]), "a%!(EXTRA int=1, string=b)");
+        assert_eq!(
+            f("%s", &[json!("a"), json!(1), json!("b")]),
+            "a%!(EXTRA int=1, string=b)"
+        );
         assert_eq!(f("%s", &[json!(null)]), "%!s(<nil>)");
         assert_eq!(f("%z", &[json!(1)]), "%!z(int=1)");
         assert_eq!(f("%f", &[json!(1)]), "%!f(int=1)");

@@ -47,7 +47,10 @@ fn write_v(v: &Value, out: &mut String) {
         }
         Value::Object(map) => {
             out.push_str("map[");
-            for (i, (k, item)) in map.iter().enumerate() {
+            // Go prints maps sorted by key, whatever order the map keeps.
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            for (i, (k, item)) in entries.into_iter().enumerate() {
                 if i > 0 {
                     out.push(' ');
                 }
@@ -260,6 +263,9 @@ pub(crate) fn go_quote_rune(c: char) -> String {
 
 /// Encodes a value like Go's `json.Marshal`/`json.Encoder` in compact form (no trailing
 /// newline). `escape_html` escapes `<`, `>` and `&` as `json.Marshal` does by default.
+/// Object members are written in the map's own order: sorted (Go's order for maps) unless
+/// serde_json keeps insertion order, in which case data decoded from the daemon keeps Go's
+/// struct field order.
 pub fn go_json(v: &Value, escape_html: bool) -> String {
     let mut out = String::new();
     write_json(v, escape_html, &mut out);
@@ -389,7 +395,7 @@ mod tests {
         assert_eq!(g(999.999, 4), "1000");
         assert_eq!(g(0.0, 3), "0");
         assert_eq!(g(1.125, 3), "1.12");
-        assert_eq!(g(3.14159, 4), "3.142");
+        assert_eq!(g(1.23456, 4), "1.235");
         assert_eq!(g(0.000012345, 3), "1.23e-05");
     }
 
