@@ -52,6 +52,9 @@ pub struct Config {
     pub daemon_id: String,
 }
 
+/// The longest `--exec-root` that keeps every socket below it within the kernel's 108-byte limit.
+pub const MAX_EXEC_ROOT_LEN: usize = 24;
+
 /// The engine; cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -70,6 +73,15 @@ pub(crate) struct Inner {
 impl Engine {
     /// Open the stores under the data root and reconnect to containers that kept running.
     pub async fn open(cfg: Config) -> Result<Engine> {
+        // libcontainer puts `<exec-root>/rt/<64-hex id>/notify.sock` on a unix socket, whose paths are limited
+        // to 108 bytes; refuse an exec root that would make starts fail later.
+        let len = cfg.exec_root.as_os_str().len();
+        if len > MAX_EXEC_ROOT_LEN {
+            return Err(EngineError::Invalid(format!(
+                "exec root {} is {len} bytes long; unix socket paths below it would exceed the kernel's limit: use a path of at most {MAX_EXEC_ROOT_LEN} bytes",
+                cfg.exec_root.display()
+            )));
+        }
         for d in [cfg.data_root.join("containers"), cfg.exec_root.join("containers")] {
             std::fs::create_dir_all(&d).map_err(|e| EngineError::io(format!("create {}", d.display()), e))?;
         }

@@ -119,6 +119,12 @@ pub(crate) struct Inner {
     configs: Mutex<HashMap<String, Arc<ImageConfig>>>,
 }
 
+/// Snapshot sizes and references read once for listing many images.
+struct Bulk {
+    sizes: HashMap<String, u64>,
+    tags: HashMap<String, Vec<String>>,
+}
+
 /// A new image ready to be recorded by [`ImageStore::commit`].
 pub(crate) struct NewImage {
     pub(crate) id: String,
@@ -272,14 +278,23 @@ impl ImageStore {
     /// Every image, newest first.
     pub fn list(&self) -> Result<Vec<Image>, ImageError> {
         let r = self.inner.meta.read()?;
-        let sizes: HashMap<String, u64> = r
-            .snapshots()?
-            .into_iter()
-            .map(|(k, v)| (k, v.size))
-            .collect();
+        let mut bulk = Bulk {
+            sizes: r
+                .snapshots()?
+                .into_iter()
+                .map(|(k, v)| (k, v.size))
+                .collect(),
+            tags: HashMap::new(),
+        };
+        for (full, id) in r.tags()? {
+            bulk.tags.entry(id).or_default().push(full);
+        }
+        for v in bulk.tags.values_mut() {
+            v.sort();
+        }
         let mut out = Vec::new();
         for (id, _) in r.images()? {
-            out.push(self.image(&r, &id, Some(&sizes))?);
+            out.push(self.image(&r, &id, Some(&bulk))?);
         }
         out.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
         Ok(out)
@@ -406,19 +421,18 @@ impl ImageStore {
         cache.remove(id);
     }
 
-    fn image(
-        &self,
-        r: &impl MetaRead,
-        id: &str,
-        sizes: Option<&HashMap<String, u64>>,
-    ) -> Result<Image, ImageError> {
+    fn image(&self, r: &impl MetaRead, id: &str, bulk: Option<&Bulk>) -> Result<Image, ImageError> {
         let rec = r.image(id)?.ok_or_else(|| ImageError::NotFound {
             reference: id.to_string(),
         })?;
         let config = self.config(&rec.config_digest)?;
         let mut repo_tags = Vec::new();
         let mut repo_digests = Vec::new();
-        for full in r.tags_of(id)? {
+        let refs = match bulk {
+            Some(b) => b.tags.get(id).cloned().unwrap_or_default(),
+            None => r.tags_of(id)?,
+        };
+        for full in refs {
             match Reference::parse_named(&full) {
                 Ok(reference) if reference.digest().is_some() => {
                     repo_digests.push(reference.familiar())
@@ -433,8 +447,8 @@ impl ImageStore {
         let chains = chain_ids(&diff_ids);
         let mut size = 0;
         for c in &chains {
-            size += match sizes {
-                Some(m) => m.get(c).copied().unwrap_or(0),
+            size += match bulk {
+                Some(b) => b.sizes.get(c).copied().unwrap_or(0),
                 None => r.snapshot(c)?.map(|s| s.size).unwrap_or(0),
             };
         }

@@ -251,3 +251,145 @@ fn headers_map() {
         .map(|f| f.is_table())
         .unwrap_or(false));
 }
+
+/// A raw container as the API lists it, turned into a `docker ps` row with the [`human`]
+/// helpers (`now` fixed through `running_for`).
+struct RawContainer {
+    id: &'static str,
+    names: &'static [&'static str],
+    image: &'static str,
+    command: &'static str,
+    running_for: &'static str,
+    status: &'static str,
+    ports: Vec<human::PortSummary>,
+    size_rw: i64,
+    size_root_fs: i64,
+}
+
+fn port(ip: &str, private_port: u16, public_port: u16, protocol: &str) -> human::PortSummary {
+    human::PortSummary {
+        ip: ip.to_string(),
+        private_port,
+        public_port,
+        protocol: protocol.to_string(),
+    }
+}
+
+fn ps_row(c: &RawContainer) -> Value {
+    let names: Vec<String> = c.names.iter().map(|n| n.to_string()).collect();
+    json!({
+        "ID": human::truncate_id(c.id),
+        "Names": human::names_column(&names, true),
+        "Image": c.image,
+        "Command": human::command_column(c.command, true),
+        "RunningFor": c.running_for,
+        "Status": c.status,
+        "Ports": human::ports_column(&c.ports),
+        "Size": human::container_size_column(c.size_rw, c.size_root_fs),
+    })
+}
+
+/// Output of the real docker 28.2.2 CLI (`docker ps -a -s`) for the same containers, served by
+/// a fake daemon.
+#[test]
+fn ps_table_matches_docker_28_capture() {
+    let containers = [
+        RawContainer {
+            id: "4f2a9c1d3b5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a",
+            names: &["/web"],
+            image: "nginx:latest",
+            command: "/docker-entrypoint.sh nginx -g 'daemon off;'",
+            running_for: "25 years ago",
+            status: "Up 2 hours",
+            ports: vec![
+                port("0.0.0.0", 80, 8080, "tcp"),
+                port("::", 80, 8080, "tcp"),
+                port("", 443, 0, "tcp"),
+            ],
+            size_rw: 12345,
+            size_root_fs: 187_654_321,
+        },
+        RawContainer {
+            id: "b00000000000111122223333444455556666777788889999aaaabbbbccccdddd",
+            names: &["/db", "/web/db"],
+            image: "postgres:16",
+            command: "docker-entrypoint.sh postgres",
+            running_for: "25 years ago",
+            status: "Exited (0) 5 seconds ago",
+            ports: vec![],
+            size_rw: 0,
+            size_root_fs: 0,
+        },
+        RawContainer {
+            id: "c3c3c3c3c3c3aaaabbbbccccddddeeeeffff0000111122223333444455556666",
+            names: &["/日本語の名前"],
+            image: "1234567890ab",
+            command: "python3 -c \"print('日本語テキスト')\"\ttab",
+            running_for: "3 years ago",
+            status: "Up 3 days (Paused)",
+            ports: vec![
+                port("127.0.0.1", 5000, 5000, "udp"),
+                port("127.0.0.1", 5001, 5001, "udp"),
+                port("", 7000, 0, "sctp"),
+            ],
+            size_rw: 999_999,
+            size_root_fs: 0,
+        },
+    ];
+    let rows: Vec<Value> = containers.iter().map(ps_row).collect();
+    let out = Formatter::parse(&container_format("", false, true))
+        .map(|f| f.row_type(CONTAINER_ROW_TYPE))
+        .and_then(|f| f.render(&headers(CONTAINER_HEADERS), &rows))
+        .unwrap_or_else(|e| e.to_string());
+    let want = concat!(
+        "CONTAINER ID   IMAGE          COMMAND                   CREATED        STATUS                     PORTS                                              NAMES          SIZE\n",
+        "4f2a9c1d3b5e   nginx:latest   \"/docker-entrypoint.…\"    25 years ago   Up 2 hours                 443/tcp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp   web            12.3kB (virtual 188MB)\n",
+        "b00000000000   postgres:16    \"docker-entrypoint.s…\"    25 years ago   Exited (0) 5 seconds ago                                                      db             0B\n",
+        "c3c3c3c3c3c3   1234567890ab   \"python3 -c \\\"print('…\"   3 years ago    Up 3 days (Paused)         127.0.0.1:5000-5001->5000-5001/udp, 7000/sctp      日本語の名前   1e+03kB\n",
+    );
+    assert_eq!(out, want);
+}
+
+/// Errors and nil printing of formatter rows, as the docker 28.2.2 CLI prints them.
+#[test]
+fn strict_rows_and_format_check() {
+    let empty = empty_row(CONTAINER_HEADERS);
+    let check = |f: &str| match check_format(f, &empty, CONTAINER_ROW_TYPE) {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.to_string(),
+    };
+    assert_eq!(check("table {{.ID}}\\t{{.Names}}"), "ok");
+    assert_eq!(check("{{.Label \"x\"}} {{json .}}"), "ok");
+    assert_eq!(
+        check("{{.ID}"),
+        "failed to parse template: template: :1: bad character U+007D '}'"
+    );
+    assert_eq!(
+        check("table {{.Foo}}"),
+        "failed to execute template: template: :1:8: executing \"\" at <.Foo>: can't evaluate field Foo in type *formatter.ContainerContext"
+    );
+    assert_eq!(
+        check("{{.Label}}"),
+        "failed to execute template: template: :1:2: executing \"\" at <.Label>: wrong number of args for Label: want 1 got 0"
+    );
+    assert_eq!(
+        check("{{.State.Status}}"),
+        "failed to execute template: template: :1:8: executing \"\" at <.State.Status>: can't evaluate field Status in type string"
+    );
+    assert_eq!(
+        check("{{lower 3}}"),
+        "failed to execute template: template: :1:8: executing \"\" at <3>: expected string; found 3"
+    );
+    let rows = vec![json!({"ID": "abc", "Platform": null, "@Label": {}})];
+    let render = |f: &str| {
+        Formatter::parse(f)
+            .map(|f| f.row_type(CONTAINER_ROW_TYPE))
+            .and_then(|f| f.render(&headers(CONTAINER_HEADERS), &rows))
+            .unwrap_or_else(|e| e.to_string())
+    };
+    assert_eq!(render("{{.Platform}}|{{json .Platform}}"), "<nil>|null\n");
+    assert_eq!(
+        render("{{.Nope}}"),
+        "template parsing error: template: :1:2: executing \"\" at <.Nope>: can't evaluate field Nope in type *formatter.ContainerContext"
+    );
+}

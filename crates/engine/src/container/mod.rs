@@ -188,6 +188,9 @@ impl Handle {
 pub(crate) struct Paths {
     pub dir: PathBuf,
     pub state: PathBuf,
+    /// The shim's control socket. Unix socket paths are limited to 108 bytes, so it lives in a short
+    /// directory and is named by a 96-bit prefix of the id (like containerd's `/run/containerd/s/`).
+    pub socket: PathBuf,
 }
 
 impl Engine {
@@ -195,6 +198,7 @@ impl Engine {
         Paths {
             dir: self.inner.cfg.data_root.join("containers").join(id),
             state: self.inner.cfg.exec_root.join("containers").join(id),
+            socket: self.inner.cfg.exec_root.join("s").join(&id[..id.len().min(24)]),
         }
     }
 

@@ -16,7 +16,7 @@ impl Engine {
             self.inner.containers.write().await.insert(rec.id.clone(), h.clone());
             match rec.state.status {
                 Status::Running | Status::Paused | Status::Restarting => {
-                    let socket = self.paths(&rec.id).state.join("shim.sock");
+                    let socket = self.paths(&rec.id).socket;
                     let reattached = async {
                         let mut conn = ShimConn::connect(&socket).await.ok()?;
                         let reply = conn.request(&Request::Attach { stdout: true, stderr: true, stdin: false }).await.ok()?;

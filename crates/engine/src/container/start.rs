@@ -85,6 +85,9 @@ impl Engine {
         // Fresh state dir: a previous run's socket and exit file must not be mistaken for this one's.
         let _ = std::fs::remove_dir_all(&paths.state);
         std::fs::create_dir_all(&paths.state).map_err(|e| EngineError::io("create shim state dir", e))?;
+    if let Some(dir) = paths.socket.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| EngineError::io("create shim socket dir", e))?;
+    }
         let bundle_cfg = paths.dir.join("config.json");
         write_json(&bundle_cfg, &oci)?;
         let mut oom_event_files = Vec::new();
@@ -104,15 +107,17 @@ impl Engine {
             lower,
             upper: paths.dir.join("upper"),
             work: paths.dir.join("work"),
-            runtime_root: self.inner.cfg.exec_root.join("runtime"),
-            socket: paths.state.join("shim.sock"),
+            runtime_root: self.inner.cfg.exec_root.join("rt"),
+            socket: paths.socket.clone(),
             exit_file: paths.state.join("exit.json"),
             log: Some(LogConfig { path: PathBuf::from(&rec.log_path), max_size: log_max_size, max_files: log_max_files }),
             open_stdin: rec.config.open_stdin.unwrap_or(false),
             oom_event_files,
         };
         write_json(&paths.state.join("shim.json"), &shim_cfg)?;
-        let pid = spawn_shim(&self.inner.cfg.shim_program, &paths.state).await?;
+        let pid = spawn_shim(&self.inner.cfg.shim_program, &paths.state)
+        .await
+        .map_err(|e| docker_wording(e, &input.args[0]))?;
 
         let mut conn = ShimConn::connect(&shim_cfg.socket).await?;
         let attach = Request::Attach { stdout: true, stderr: true, stdin: shim_cfg.open_stdin };
@@ -216,6 +221,22 @@ impl Engine {
         if h.record().host_config.auto_remove == Some(true) {
             let _ = self.remove(&h.id, true, true).await;
         }
+    }
+}
+
+/// libcontainer checks the command itself at create time; say it the way Docker's runtime does, which is
+/// what clients match on (exit code 127 for a missing command, 126 for one that cannot be executed).
+fn docker_wording(e: EngineError, cmd: &str) -> EngineError {
+    let msg = e.to_string();
+    let prefix = "failed to create task for container: OCI runtime create failed: unable to start container process";
+    if msg.contains("not found in $PATH") || msg.contains("executable file not found") {
+        EngineError::Invalid(format!("{prefix}: exec: \"{cmd}\": executable file not found in $PATH"))
+    } else if msg.contains("No such file or directory") || msg.contains("no such file or directory") {
+        EngineError::Invalid(format!("{prefix}: exec: \"{cmd}\": stat {cmd}: no such file or directory"))
+    } else if msg.contains("Permission denied") || msg.contains("permission denied") {
+        EngineError::Invalid(format!("{prefix}: exec: \"{cmd}\": permission denied"))
+    } else {
+        e
     }
 }
 

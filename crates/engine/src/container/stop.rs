@@ -42,7 +42,7 @@ mod libc_sig {
 
 impl Engine {
     async fn signal(&self, h: &Handle, signal: i32) -> Result<()> {
-        let socket = self.paths(&h.id).state.join("shim.sock");
+        let socket = self.paths(&h.id).socket;
         let mut conn = ShimConn::connect(&socket)
             .await
             .map_err(|_| EngineError::Conflict(format!("container {} is not running", h.id)))?;

@@ -75,19 +75,10 @@ impl<'a> Exec<'a, '_> {
             Some(nl) => pos.offset - nl - 1,
             None => pos.offset,
         };
-        let context = if context.len() > 20 {
-            let mut end = 20;
-            while !context.is_char_boundary(end) {
-                end -= 1;
-            }
-            format!("{}...", &context[..end])
-        } else {
-            context.to_string()
-        };
         TemplateError::Exec {
             line: pos.line,
             col,
-            context,
+            context: context.to_string(),
             message: message.into(),
         }
     }
@@ -100,7 +91,12 @@ impl<'a> Exec<'a, '_> {
                     let v = self.eval_pipeline(dot, pipe)?;
                     if pipe.decl.is_empty() {
                         match v.get() {
-                            None | Some(Value::Null) => self.out.push_str("<no value>"),
+                            None => self.out.push_str("<no value>"),
+                            // Null fields of formatter rows are Go nil pointers.
+                            Some(Value::Null) if self.opts.root_type.is_some() => {
+                                self.out.push_str("<nil>")
+                            }
+                            Some(Value::Null) => self.out.push_str("<no value>"),
                             Some(v) => {
                                 let s = go_sprint(v);
                                 self.out.push_str(&s);
@@ -159,6 +155,16 @@ impl<'a> Exec<'a, '_> {
                     (Val::Owned(Value::from(i)), elem)
                 })
                 .collect(),
+            Some(v @ Value::Object(_))
+                if self.opts.root_type.is_some() && std::ptr::eq(v, self.root) =>
+            {
+                // A formatter row is a Go struct, which range cannot iterate.
+                return Err(self.error(
+                    pos,
+                    src,
+                    format!("range can't iterate over {}", go_sprint(v)),
+                ));
+            }
             Some(Value::Object(o)) => sorted_keys(o)
                 .into_iter()
                 .map(|k| {
@@ -453,8 +459,27 @@ impl<'a> Exec<'a, '_> {
         };
         call(name, &vals, &ctx).map_err(|e| match e {
             CallError::Arity(m) => self.error(ident.pos, &ident.src, m),
-            CallError::Type { index, message } => match args.get(index) {
-                Some(a) => self.error(a.pos, &a.src, message),
+            CallError::Type {
+                index,
+                want,
+                message,
+            } => match args.get(index) {
+                Some(a) => {
+                    // Go checks literal arguments against the parameter type while parsing
+                    // them, with its own wording.
+                    let literal = match &a.kind {
+                        ArgKind::Nil => Some(format!("cannot assign nil to {want}")),
+                        ArgKind::Bool(_) | ArgKind::Number(_) | ArgKind::Str(_) => {
+                            Some(match want {
+                                "string" => format!("expected string; found {}", a.src),
+                                "int" => format!("expected integer; found {}", a.src),
+                                _ => format!("can't handle {} for arg of type {want}", a.src),
+                            })
+                        }
+                        _ => None,
+                    };
+                    self.error(a.pos, &a.src, literal.unwrap_or(message))
+                }
                 None => self.error(cmd.pos, &cmd.src, message),
             },
             CallError::Call(m) => self.error(cmd.pos, &cmd.src, m),

@@ -1,11 +1,12 @@
-//! The template functions: Go's builtins (`eq ne lt le gt ge not len index print printf
-//! println`) and docker's additions (`json split join title lower upper pad truncate`), plus
+//! The template functions: Go's builtins (`eq ne lt le gt ge not len index slice print printf
+//! println html js urlquery`) and docker's additions (`json split join title lower upper pad truncate`), plus
 //! the header variants docker swaps in when it renders a table header.
 //!
 //! `and` and `or` short-circuit, so the evaluator implements them itself.
 
 use serde_json::Value;
 
+use super::escape;
 use super::exec::Val;
 use super::printf::{sprint, sprintf, sprintln};
 use super::value::{go_json, go_sprint, type_name};
@@ -15,8 +16,13 @@ use super::value::{go_json, go_sprint, type_name};
 pub(crate) enum CallError {
     /// Wrong number of arguments (Go reports it at the function name).
     Arity(String),
-    /// An argument had the wrong type (Go reports it at the argument).
-    Type { index: usize, message: String },
+    /// An argument had the wrong type (Go reports it at the argument). `want` is the Go type
+    /// of the parameter, for errors about literal arguments.
+    Type {
+        index: usize,
+        want: &'static str,
+        message: String,
+    },
     /// The function itself failed: `error calling index: ...`.
     Call(String),
 }
@@ -56,10 +62,12 @@ fn expect_str<'v>(args: &'v [Val<'_>], index: usize) -> Result<&'v str, CallErro
         Some(Value::String(s)) => Ok(s),
         None | Some(Value::Null) => Err(CallError::Type {
             index,
+            want: "string",
             message: "invalid value; expected string".to_string(),
         }),
         Some(v) => Err(CallError::Type {
             index,
+            want: "string",
             message: format!(
                 "wrong type for value; expected string; got {}",
                 type_name(Some(v))
@@ -80,6 +88,7 @@ fn expect_int(args: &[Val<'_>], index: usize) -> Result<i64, CallError> {
     };
     as_int.ok_or_else(|| CallError::Type {
         index,
+        want: "int",
         message: match v {
             None | Some(Value::Null) => "invalid value; expected int".to_string(),
             Some(v) => format!(
@@ -180,6 +189,21 @@ pub(crate) fn call<'a>(
             at_least(name, 1, n)?;
             return index(&args[0], &values[1..]).map_err(|e| call_err(name, e));
         }
+        "html" | "js" | "urlquery" => {
+            let text = match values.as_slice() {
+                [Some(Value::String(s))] => s.clone(),
+                _ => sprint(&values),
+            };
+            Value::String(match name {
+                "html" => escape::html(&text),
+                "js" => escape::js(&text),
+                _ => escape::query(&text),
+            })
+        }
+        "slice" => {
+            at_least(name, 1, n)?;
+            return escape::slice(&args[0], &values[1..]).map_err(|e| call_err(name, e));
+        }
         "print" => Value::String(sprint(&values)),
         "println" => Value::String(sprintln(&values)),
         "printf" => {
@@ -223,6 +247,7 @@ pub(crate) fn call<'a>(
                 Some(v) => {
                     return Err(CallError::Type {
                         index: 0,
+                        want: "[]string",
                         message: format!(
                             "wrong type for value; expected []string; got {}",
                             type_name(Some(v))
@@ -382,8 +407,11 @@ fn index<'a>(item: &Val<'a>, keys: &[Option<&Value>]) -> Result<Val<'a>, String>
                     _ => None,
                 }
                 .ok_or_else(|| format!("cannot index slice/array with type {}", type_name(*key)))?;
-                if i < 0 || i as usize >= items.len() {
+                if i < 0 || i as usize > items.len() {
                     return Err(format!("index out of range: {i}"));
+                }
+                if i as usize == items.len() {
+                    return Err("reflect: slice index out of range".to_string());
                 }
                 cur.child(|v| v.as_array().and_then(|a| a.get(i as usize)))
             }
@@ -391,6 +419,10 @@ fn index<'a>(item: &Val<'a>, keys: &[Option<&Value>]) -> Result<Val<'a>, String>
                 Some(Value::String(k)) => {
                     if map.contains_key(k.as_str()) {
                         cur.child(|v| v.get(k.as_str()))
+                    } else if map.values().all(Value::is_string) {
+                        // Most maps in docker's data are map[string]string (labels, options),
+                        // whose missing entries are "" in Go.
+                        Val::Owned(Value::String(String::new()))
                     } else {
                         Val::Missing
                     }
@@ -408,9 +440,12 @@ fn index<'a>(item: &Val<'a>, keys: &[Option<&Value>]) -> Result<Val<'a>, String>
                     _ => None,
                 }
                 .ok_or_else(|| format!("cannot index slice/array with type {}", type_name(*key)))?;
-                match usize::try_from(i).ok().and_then(|i| s.as_bytes().get(i)) {
-                    Some(b) => Val::Owned(Value::from(*b)),
-                    None => return Err(format!("index out of range: {i}")),
+                match usize::try_from(i).ok().map(|i| (i, s.as_bytes().get(i))) {
+                    Some((_, Some(b))) => Val::Owned(Value::from(*b)),
+                    Some((i, None)) if i == s.len() => {
+                        return Err("reflect: string index out of range".to_string())
+                    }
+                    _ => return Err(format!("index out of range: {i}")),
                 }
             }
             Some(v) => return Err(format!("can't index item of type {}", type_name(Some(v)))),
@@ -579,7 +614,24 @@ mod tests {
             run("index", vec![json!({"a": 1}), json!("b")]),
             Ok("<no value>".into())
         );
+        assert_eq!(
+            run("index", vec![json!({"a": "x"}), json!("b")]),
+            Ok("".into())
+        );
+        assert_eq!(run("index", vec![json!({}), json!("b")]), Ok("".into()));
         assert_eq!(run("index", vec![json!("AB"), json!(1)]), Ok("66".into()));
+        assert_eq!(
+            run("index", vec![json!(""), json!(0)]),
+            Err("error calling index: reflect: string index out of range".into())
+        );
+        assert_eq!(
+            run("index", vec![json!("ab"), json!(5)]),
+            Err("error calling index: index out of range: 5".into())
+        );
+        assert_eq!(
+            run("index", vec![json!(["a"]), json!(1)]),
+            Err("error calling index: reflect: slice index out of range".into())
+        );
         assert_eq!(
             run("index", vec![json!([1]), json!(5)]),
             Err("error calling index: index out of range: 5".into())

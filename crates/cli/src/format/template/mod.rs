@@ -4,9 +4,9 @@
 //! field chains (`.State.Status`), `.`, variables (`$x := ...`, `$x = ...`, `$`), string, raw
 //! string, char, number, bool and nil literals; pipelines and parenthesized pipelines;
 //! `if`/`else if`/`else`, `with`/`else with`, `range` (with `$i, $v :=`, `else`, `break`,
-//! `continue`); Go's builtins `and or not eq ne lt le gt ge len index print printf println` and
-//! docker's `json split join title lower upper pad truncate`. `define`/`template`/`block` and
-//! the rarely used `html js urlquery slice call` are rejected at parse time.
+//! `continue`); Go's builtins `and or not eq ne lt le gt ge len index slice print printf println
+//! html js urlquery` and docker's `json split join title lower upper pad truncate`.
+//! `define`/`template`/`block` and `call` are rejected at parse time.
 //!
 //! Output follows Go: strings raw, integers without a fraction, floats as `%v`, maps as
 //! `map[k:v]`, slices as `[a b]`, null or missing values as `<no value>`. Errors are worded as
@@ -20,6 +20,7 @@
 //! assert_eq!(t.execute(&data).unwrap(), "web: a, b");
 //! ```
 
+mod escape;
 mod exec;
 mod funcs;
 mod lex;
@@ -37,7 +38,7 @@ pub enum TemplateError {
     /// The template text is malformed.
     #[error("template: :{line}: {message}")]
     Parse { line: usize, message: String },
-    /// Evaluation failed at a node (`context` is the node's source, cut at 20 bytes).
+    /// Evaluation failed at a node (`context` is the node's source).
     #[error("template: :{line}:{col}: executing \"\" at <{context}>: {message}")]
     Exec {
         line: usize,

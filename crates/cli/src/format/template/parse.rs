@@ -83,8 +83,9 @@ pub(crate) enum ArgKind {
 
 /// Functions known to the parser; anything else is `function "x" not defined`.
 pub(crate) const FUNCTIONS: &[&str] = &[
-    "and", "eq", "ge", "gt", "index", "le", "len", "lt", "ne", "not", "or", "print", "printf",
-    "println", "json", "split", "join", "title", "lower", "upper", "pad", "truncate",
+    "and", "eq", "ge", "gt", "html", "index", "js", "le", "len", "lt", "ne", "not", "or", "print",
+    "printf", "println", "slice", "urlquery", "json", "split", "join", "title", "lower", "upper",
+    "pad", "truncate",
 ];
 
 /// What ended an item list.

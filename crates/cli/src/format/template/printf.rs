@@ -1,6 +1,7 @@
 //! Go's `fmt.Sprintf`, `fmt.Sprint` and `fmt.Sprintln` over JSON values.
 //!
-//! Supports the verbs docker formats use (`%v %s %d %q`) plus `%x %X %f %e %g %t %c %%`, the
+//! Supports the verbs docker formats use (`%v %s %d %q`) plus `%x %X %o %O %b %U %c %f %e %g
+//! %t %%`, the
 //! flags `- + 0 space #`, width and precision (also `*`), and Go's error spellings for bad
 //! verbs (`%!d(string=x)`), missing operands (`%!s(MISSING)`) and extra operands
 //! (`%!(EXTRA int=1)`).
@@ -245,10 +246,12 @@ fn format_one(verb: char, spec: &Spec, arg: Option<&Value>) -> String {
             None => bad_verb(verb, arg),
         },
         ('t', Some(Value::Bool(b))) => pad(b.to_string(), spec, false),
-        ('d' | 'x' | 'X' | 'c', Some(Value::Number(n))) => match int_of(n) {
-            Some(i) => format_int(verb, spec, i, arg),
-            None => bad_verb(verb, arg),
-        },
+        ('d' | 'x' | 'X' | 'o' | 'O' | 'b' | 'U' | 'c', Some(Value::Number(n))) => {
+            match int_of(n) {
+                Some(i) => format_int(verb, spec, i, arg),
+                None => bad_verb(verb, arg),
+            }
+        }
         ('x' | 'X', Some(Value::String(s))) => {
             let hex: String = s.bytes().map(|b| format!("{b:02x}")).collect();
             let hex = if verb == 'X' { hex.to_uppercase() } else { hex };
@@ -287,6 +290,10 @@ fn format_int(verb: char, spec: &Spec, i: i128, arg: Option<&Value>) -> String {
         'd' => abs.to_string(),
         'x' => format!("{abs:x}"),
         'X' => format!("{abs:X}"),
+        'o' => format!("{abs:o}"),
+        'O' => format!("0o{abs:o}"),
+        'b' => format!("{abs:b}"),
+        'U' => return pad(format!("U+{abs:04X}"), spec, false),
         'c' => match u32::try_from(i).ok().and_then(char::from_u32) {
             Some(c) => return pad(c.to_string(), spec, false),
             None => return bad_verb(verb, arg),
@@ -297,7 +304,7 @@ fn format_int(verb: char, spec: &Spec, i: i128, arg: Option<&Value>) -> String {
         Some(p) if body.len() < p => format!("{}{body}", "0".repeat(p - body.len())),
         _ => body,
     };
-    let body = if spec.sharp && verb != 'd' {
+    let body = if spec.sharp && matches!(verb, 'x' | 'X') {
         format!("0{}{body}", if verb == 'X' { 'X' } else { 'x' })
     } else {
         body
@@ -330,6 +337,10 @@ mod tests {
         assert_eq!(f("%t", &[json!(false)]), "false");
         assert_eq!(f("%c", &[json!(65)]), "A");
         assert_eq!(f("%x %X", &[json!(255), json!("hi")]), "ff 6869");
+        assert_eq!(
+            f("%o %b %U %#x", &[json!(8), json!(5), json!(65), json!(255)]),
+            "10 101 U+0041 0xff"
+        );
     }
 
     #[test]
