@@ -12,20 +12,34 @@ use berth_engine::container::{ListOptions, Record, Status, WaitCondition};
 use bollard_stubs::models::{ContainerConfig, ContainerCreateBody, HostConfig};
 use serde_json::{json, Value};
 
-pub async fn create(State(st): State<AppState>, Q(q): Q<Query>, body: Bytes) -> ApiResult<Response> {
+pub async fn create(
+    State(st): State<AppState>,
+    Q(q): Q<Query>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let parsed: ContainerCreateBody = params::json_body(&body)?;
     let mut v = serde_json::to_value(&parsed).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let host_config: HostConfig = match v.as_object_mut().and_then(|o| o.remove("HostConfig")) {
-        Some(h) => serde_json::from_value(h).map_err(|e| ApiError::bad_request(format!("invalid HostConfig: {e}")))?,
+        Some(h) => serde_json::from_value(h)
+            .map_err(|e| ApiError::bad_request(format!("invalid HostConfig: {e}")))?,
         None => HostConfig::default(),
     };
     if let Some(o) = v.as_object_mut() {
         o.remove("NetworkingConfig");
     }
-    let config: ContainerConfig = serde_json::from_value(v).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let req = berth_engine::container::CreateRequest { name: q.get("name").cloned(), config, host_config };
+    let config: ContainerConfig =
+        serde_json::from_value(v).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let req = berth_engine::container::CreateRequest {
+        name: q.get("name").cloned(),
+        config,
+        host_config,
+    };
     let rec = st.engine.create(req).await?;
-    Ok((StatusCode::CREATED, Json(json!({"Id": rec.id, "Warnings": []}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"Id": rec.id, "Warnings": []})),
+    )
+        .into_response())
 }
 
 fn human_duration(secs: i64) -> String {
@@ -46,7 +60,9 @@ fn human_duration(secs: i64) -> String {
 }
 
 fn since(t: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(t).map(|d| chrono::Utc::now().timestamp() - d.timestamp()).unwrap_or(0)
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| chrono::Utc::now().timestamp() - d.timestamp())
+        .unwrap_or(0)
 }
 
 /// Docker's `Status` column text.
@@ -54,17 +70,27 @@ pub fn status_text(r: &Record) -> String {
     match r.state.status {
         Status::Running => format!("Up {}", human_duration(since(&r.state.started_at))),
         Status::Paused => format!("Up {} (Paused)", human_duration(since(&r.state.started_at))),
-        Status::Restarting => format!("Restarting ({}) {} ago", r.state.exit_code, human_duration(since(&r.state.finished_at))),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            r.state.exit_code,
+            human_duration(since(&r.state.finished_at))
+        ),
         Status::Removing => "Removal In Progress".into(),
         Status::Dead => "Dead".into(),
         Status::Created => "Created".into(),
         Status::Exited if r.state.finished_at.starts_with("0001") => "Created".into(),
-        Status::Exited => format!("Exited ({}) {} ago", r.state.exit_code, human_duration(since(&r.state.finished_at))),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            r.state.exit_code,
+            human_duration(since(&r.state.finished_at))
+        ),
     }
 }
 
 fn created_unix(r: &Record) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(&r.created).map(|d| d.timestamp()).unwrap_or(0)
+    chrono::DateTime::parse_from_rfc3339(&r.created)
+        .map(|d| d.timestamp())
+        .unwrap_or(0)
 }
 
 fn command(r: &Record) -> String {
@@ -113,21 +139,36 @@ fn mounts_json(r: &Record) -> Vec<Value> {
 }
 
 pub async fn list(State(st): State<AppState>, Q(q): Q<Query>) -> ApiResult<Json<Vec<Value>>> {
-    let mut limit: usize = q.get("limit").and_then(|l| l.parse::<i64>().ok()).filter(|l| *l > 0).unwrap_or(0) as usize;
+    let mut limit: usize = q
+        .get("limit")
+        .and_then(|l| l.parse::<i64>().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(0) as usize;
     if params::flag(&q, "latest") {
         limit = 1;
     }
-    let opts = ListOptions { all: params::flag(&q, "all"), limit, size: params::flag(&q, "size"), filters: params::filters(&q)? };
+    let opts = ListOptions {
+        all: params::flag(&q, "all"),
+        limit,
+        size: params::flag(&q, "size"),
+        filters: params::filters(&q)?,
+    };
     let list = st.engine.list(&opts).await?;
-    Ok(Json(list.iter().map(|s| summary_json(&s.record, s.size_rw, s.size_root_fs)).collect()))
+    Ok(Json(
+        list.iter()
+            .map(|s| summary_json(&s.record, s.size_rw, s.size_root_fs))
+            .collect(),
+    ))
 }
 
 pub fn inspect_json(r: &Record) -> Value {
     let s = &r.state;
     let mut host_config = serde_json::to_value(&r.host_config).unwrap_or(json!({}));
     if let Some(o) = host_config.as_object_mut() {
-        o.entry("LogConfig").or_insert(json!({"Type": "json-file", "Config": {}}));
-        o.entry("RestartPolicy").or_insert(json!({"Name": "no", "MaximumRetryCount": 0}));
+        o.entry("LogConfig")
+            .or_insert(json!({"Type": "json-file", "Config": {}}));
+        o.entry("RestartPolicy")
+            .or_insert(json!({"Name": "no", "MaximumRetryCount": 0}));
         o.entry("Binds").or_insert(Value::Null);
         o.entry("AutoRemove").or_insert(json!(false));
         o.entry("Privileged").or_insert(json!(false));
@@ -182,11 +223,17 @@ pub fn inspect_json(r: &Record) -> Value {
     })
 }
 
-pub async fn inspect(State(st): State<AppState>, Path(id): Path<String>, Q(q): Q<Query>) -> ApiResult<Json<Value>> {
+pub async fn inspect(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+) -> ApiResult<Json<Value>> {
     let r = st.engine.inspect(&id).await?;
     let mut v = inspect_json(&r);
     if params::flag(&q, "size") {
-        let rw = berth_engine::container::remove_dir_size(&std::path::PathBuf::from(&r.log_path).with_file_name("upper"));
+        let rw = berth_engine::container::remove_dir_size(
+            &std::path::PathBuf::from(&r.log_path).with_file_name("upper"),
+        );
         v["SizeRw"] = json!(rw);
         v["SizeRootFs"] = json!(rw);
     }
@@ -201,31 +248,68 @@ pub async fn start(State(st): State<AppState>, Path(id): Path<String>) -> ApiRes
 fn timeout(q: &Query) -> ApiResult<Option<i64>> {
     q.get("t")
         .filter(|t| !t.is_empty())
-        .map(|t| t.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid value for t: {t}"))))
+        .map(|t| {
+            t.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid value for t: {t}")))
+        })
         .transpose()
 }
 
-pub async fn stop(State(st): State<AppState>, Path(id): Path<String>, Q(q): Q<Query>) -> ApiResult<StatusCode> {
-    st.engine.stop(&id, timeout(&q)?, q.get("signal").cloned().filter(|s| !s.is_empty())).await?;
+pub async fn stop(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+) -> ApiResult<StatusCode> {
+    st.engine
+        .stop(
+            &id,
+            timeout(&q)?,
+            q.get("signal").cloned().filter(|s| !s.is_empty()),
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn restart(State(st): State<AppState>, Path(id): Path<String>, Q(q): Q<Query>) -> ApiResult<StatusCode> {
-    st.engine.restart(&id, timeout(&q)?, q.get("signal").cloned().filter(|s| !s.is_empty())).await?;
+pub async fn restart(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+) -> ApiResult<StatusCode> {
+    st.engine
+        .restart(
+            &id,
+            timeout(&q)?,
+            q.get("signal").cloned().filter(|s| !s.is_empty()),
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn kill(State(st): State<AppState>, Path(id): Path<String>, Q(q): Q<Query>) -> ApiResult<StatusCode> {
-    st.engine.kill(&id, q.get("signal").map(String::as_str).unwrap_or("KILL")).await?;
+pub async fn kill(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+) -> ApiResult<StatusCode> {
+    st.engine
+        .kill(&id, q.get("signal").map(String::as_str).unwrap_or("KILL"))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn wait(State(st): State<AppState>, Path(id): Path<String>, Q(q): Q<Query>) -> ApiResult<Response> {
+pub async fn wait(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+) -> ApiResult<Response> {
     let cond = match q.get("condition").map(String::as_str).unwrap_or("") {
         "" | "not-running" => WaitCondition::NotRunning,
         "next-exit" => WaitCondition::NextExit,
         "removed" => WaitCondition::Removed,
-        other => return Err(ApiError::bad_request(format!("invalid condition: \"{other}\""))),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "invalid condition: \"{other}\""
+            )))
+        }
     };
     // Resolve now so an unknown container is a 404 before the 200 header goes out.
     st.engine.lookup(&id).await?;
@@ -236,7 +320,11 @@ pub async fn wait(State(st): State<AppState>, Path(id): Path<String>, Q(q): Q<Qu
     tokio::spawn(async move {
         let body = match engine.wait(&id, cond).await {
             Ok(w) => {
-                let err = if w.error.is_empty() { Value::Null } else { json!({"Message": w.error}) };
+                let err = if w.error.is_empty() {
+                    Value::Null
+                } else {
+                    json!({"Message": w.error})
+                };
                 json!({"StatusCode": w.exit_code, "Error": err})
             }
             Err(e) => json!({"StatusCode": -1, "Error": {"Message": e.to_string()}}),
@@ -246,10 +334,18 @@ pub async fn wait(State(st): State<AppState>, Path(id): Path<String>, Q(q): Q<Qu
         let _ = tx.send(Ok(bytes)).await;
     });
     let stream = crate::system::tokio_stream_from(rx);
-    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], axum::body::Body::from_stream(stream)).into_response())
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }
 
-pub async fn rename(State(st): State<AppState>, Path(id): Path<String>, Q(q): Q<Query>) -> ApiResult<StatusCode> {
+pub async fn rename(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+) -> ApiResult<StatusCode> {
     let name = q.get("name").cloned().unwrap_or_default();
     st.engine.rename(&id, &name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -260,8 +356,14 @@ pub async fn resize(State(st): State<AppState>, Path(id): Path<String>) -> ApiRe
     Ok(StatusCode::OK)
 }
 
-pub async fn remove(State(st): State<AppState>, Path(id): Path<String>, Q(q): Q<Query>) -> ApiResult<StatusCode> {
-    st.engine.remove(&id, params::flag(&q, "force"), params::flag(&q, "v")).await?;
+pub async fn remove(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+) -> ApiResult<StatusCode> {
+    st.engine
+        .remove(&id, params::flag(&q, "force"), params::flag(&q, "v"))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -269,7 +371,9 @@ pub async fn prune(State(st): State<AppState>, Q(q): Q<Query>) -> ApiResult<Json
     let f = params::filters(&q)?;
     let labels = f.get("label").cloned().unwrap_or_default();
     let (ids, space) = st.engine.prune_containers(&labels).await?;
-    Ok(Json(json!({"ContainersDeleted": ids, "SpaceReclaimed": space})))
+    Ok(Json(
+        json!({"ContainersDeleted": ids, "SpaceReclaimed": space}),
+    ))
 }
 
 #[cfg(test)]

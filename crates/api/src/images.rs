@@ -62,7 +62,9 @@ fn glob(p: &str, s: &str) -> bool {
     fn rec(p: &[u8], s: &[u8]) -> bool {
         match (p.first(), s.first()) {
             (None, None) => true,
-            (Some(b'*'), _) => rec(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && rec(p, &s[1..])),
+            (Some(b'*'), _) => {
+                rec(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && rec(p, &s[1..]))
+            }
             (Some(b'?'), Some(c)) if *c != b'/' => rec(&p[1..], &s[1..]),
             (Some(a), Some(b)) if a == b => rec(&p[1..], &s[1..]),
             _ => false,
@@ -87,26 +89,43 @@ pub async fn list(State(st): State<AppState>, Q(q): Q<Query>) -> ApiResult<Json<
                 "true" | "1" if !dangling => continue,
                 "false" | "0" if dangling => continue,
                 "true" | "1" | "false" | "0" => {}
-                other => return Err(ApiError::bad_request(format!("invalid filter 'dangling={other}'"))),
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid filter 'dangling={other}'"
+                    )))
+                }
             }
         }
         if let Some(refs) = filters.get("reference") {
-            if !refs.iter().any(|p| i.repo_tags.iter().any(|t| reference_matches(p, t))) {
+            if !refs
+                .iter()
+                .any(|p| i.repo_tags.iter().any(|t| reference_matches(p, t)))
+            {
                 continue;
             }
         }
         if let Some(labels) = filters.get("label") {
-            let have: std::collections::BTreeMap<String, String> =
-                i.config.config.labels.clone().unwrap_or_default().into_iter().collect();
+            let have: std::collections::BTreeMap<String, String> = i
+                .config
+                .config
+                .labels
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
             if !berth_engine::container::list::labels_match(&have, labels) {
                 continue;
             }
         }
         let mut v = summary(i, -1);
-        if filters.get("reference").is_some() {
+        if filters.contains_key("reference") {
             // Docker lists only the matching tags.
             let refs = filters["reference"].clone();
-            v["RepoTags"] = json!(i.repo_tags.iter().filter(|t| refs.iter().any(|p| reference_matches(p, t))).collect::<Vec<_>>());
+            v["RepoTags"] = json!(i
+                .repo_tags
+                .iter()
+                .filter(|t| refs.iter().any(|p| reference_matches(p, t)))
+                .collect::<Vec<_>>());
         }
         out.push(v);
     }
@@ -137,7 +156,11 @@ fn inspect_json(i: &Image) -> Value {
     })
 }
 
-pub async fn get_dispatch(State(st): State<AppState>, Path(rest): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+pub async fn get_dispatch(
+    State(st): State<AppState>,
+    Path(rest): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
     if let Some(name) = rest.strip_suffix("/json") {
         let i = st.engine.resolve_image(name).await?;
         return Ok(Json(inspect_json(&i)).into_response());
@@ -157,14 +180,22 @@ pub async fn get_dispatch(State(st): State<AppState>, Path(rest): Path<String>, 
         let _ = raw;
         return save(st, vec![name.to_string()]).await;
     }
-    Err(ApiError::not_found(format!("page not found: GET /images/{rest}")))
+    Err(ApiError::not_found(format!(
+        "page not found: GET /images/{rest}"
+    )))
 }
 
-pub async fn post_dispatch(State(st): State<AppState>, Path(rest): Path<String>, Q(q): Q<Query>) -> ApiResult<Response> {
+pub async fn post_dispatch(
+    State(st): State<AppState>,
+    Path(rest): Path<String>,
+    Q(q): Q<Query>,
+) -> ApiResult<Response> {
     if let Some(name) = rest.strip_suffix("/tag") {
         let repo = q.get("repo").cloned().unwrap_or_default();
         if repo.is_empty() {
-            return Err(ApiError::bad_request("repository name must have at least one component"));
+            return Err(ApiError::bad_request(
+                "repository name must have at least one component",
+            ));
         }
         let target = match q.get("tag").filter(|t| !t.is_empty()) {
             Some(t) => format!("{repo}:{t}"),
@@ -175,13 +206,25 @@ pub async fn post_dispatch(State(st): State<AppState>, Path(rest): Path<String>,
         return Ok(StatusCode::CREATED.into_response());
     }
     if rest.ends_with("/push") {
-        return Err(ApiError { status: StatusCode::NOT_IMPLEMENTED, message: "push is not available in this berth yet".into() });
+        return Err(ApiError {
+            status: StatusCode::NOT_IMPLEMENTED,
+            message: "push is not available in this berth yet".into(),
+        });
     }
-    Err(ApiError::not_found(format!("page not found: POST /images/{rest}")))
+    Err(ApiError::not_found(format!(
+        "page not found: POST /images/{rest}"
+    )))
 }
 
-pub async fn save_many(State(st): State<AppState>, Q(pairs): Q<Vec<(String, String)>>) -> ApiResult<Response> {
-    let names: Vec<String> = pairs.into_iter().filter(|(k, _)| k == "names").map(|(_, v)| v).collect();
+pub async fn save_many(
+    State(st): State<AppState>,
+    Q(pairs): Q<Vec<(String, String)>>,
+) -> ApiResult<Response> {
+    let names: Vec<String> = pairs
+        .into_iter()
+        .filter(|(k, _)| k == "names")
+        .map(|(_, v)| v)
+        .collect();
     if names.is_empty() {
         return Err(ApiError::bad_request("no images given: use names=IMAGE"));
     }
@@ -200,7 +243,11 @@ async fn save(st: AppState, names: Vec<String>) -> ApiResult<Response> {
             let _ = err_tx.send(Err(std::io::Error::other(e.to_string()))).await;
         }
     });
-    Ok(([(header::CONTENT_TYPE, "application/x-tar")], Body::from_stream(crate::system::tokio_stream_from(rx))).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        Body::from_stream(crate::system::tokio_stream_from(rx)),
+    )
+        .into_response())
 }
 
 fn progress_line(v: Value) -> Result<Vec<u8>, std::io::Error> {
@@ -223,7 +270,11 @@ pub async fn create(State(st): State<AppState>, Q(q): Q<Query>, body: Body) -> A
                 progress_line(json!({"status": "Using the hello-world image built into berth"})),
                 progress_line(json!({"status": format!("Status: Image is up to date for {name}")})),
             ];
-            return Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(futures_util::stream::iter(lines))).into_response());
+            return Ok((
+                [(header::CONTENT_TYPE, "application/json")],
+                Body::from_stream(futures_util::stream::iter(lines)),
+            )
+                .into_response());
         }
         return Err(ApiError::not_found(format!(
             "pull access denied for {image}: berth cannot pull from registries yet; import, load or build the image locally"
@@ -248,7 +299,10 @@ pub async fn create(State(st): State<AppState>, Q(q): Q<Query>, body: Body) -> A
         Some(Reference::parse(&full).map_err(|e| ApiError::bad_request(e.to_string()))?)
     };
     // `changes` may repeat; the docker CLI sends each as its own parameter.
-    let changes: Vec<String> = q.get("changes").map(|c| vec![c.clone()]).unwrap_or_default();
+    let changes: Vec<String> = q
+        .get("changes")
+        .map(|c| vec![c.clone()])
+        .unwrap_or_default();
     let opts = ImportOptions {
         reference,
         changes,
@@ -257,7 +311,11 @@ pub async fn create(State(st): State<AppState>, Q(q): Q<Query>, body: Body) -> A
     };
     let img = st.engine.import_image(body_reader(body), opts).await?;
     let line = progress_line(json!({"status": img.id}));
-    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(futures_util::stream::iter([line]))).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(futures_util::stream::iter([line])),
+    )
+        .into_response())
 }
 
 pub async fn load(State(st): State<AppState>, Q(q): Q<Query>, body: Body) -> ApiResult<Response> {
@@ -272,14 +330,31 @@ pub async fn load(State(st): State<AppState>, Q(q): Q<Query>, body: Body) -> Api
     match res {
         Ok(_) => {}
         Err(e) if lines.is_empty() => return Err(e.into()),
-        Err(e) => lines.push(progress_line(json!({"errorDetail": {"message": e.to_string()}, "error": e.to_string()}))),
+        Err(e) => lines.push(progress_line(
+            json!({"errorDetail": {"message": e.to_string()}, "error": e.to_string()}),
+        )),
     }
     let _ = quiet;
-    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(futures_util::stream::iter(lines))).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(futures_util::stream::iter(lines)),
+    )
+        .into_response())
 }
 
-pub async fn remove(State(st): State<AppState>, Path(name): Path<String>, Q(q): Q<Query>) -> ApiResult<Json<Vec<Value>>> {
-    let actions = st.engine.remove_image(&name, params::flag(&q, "force"), params::flag(&q, "noprune")).await?;
+pub async fn remove(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    Q(q): Q<Query>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let actions = st
+        .engine
+        .remove_image(
+            &name,
+            params::flag(&q, "force"),
+            params::flag(&q, "noprune"),
+        )
+        .await?;
     Ok(Json(actions.iter().map(action_json).collect()))
 }
 
@@ -292,8 +367,14 @@ fn action_json(a: &RemoveAction) -> Value {
 
 pub async fn prune(State(st): State<AppState>, Q(q): Q<Query>) -> ApiResult<Json<Value>> {
     let f = params::filters(&q)?;
-    let all = f.get("dangling").and_then(|d| d.first()).is_some_and(|d| d == "false" || d == "0");
-    let filters = berth_image::PruneFilters { label: f.get("label").cloned().unwrap_or_default(), ..Default::default() };
+    let all = f
+        .get("dangling")
+        .and_then(|d| d.first())
+        .is_some_and(|d| d == "false" || d == "0");
+    let filters = berth_image::PruneFilters {
+        label: f.get("label").cloned().unwrap_or_default(),
+        ..Default::default()
+    };
     let report = st.engine.prune_images(all, filters).await?;
     Ok(Json(json!({
         "ImagesDeleted": report.deleted.iter().map(action_json).collect::<Vec<_>>(),

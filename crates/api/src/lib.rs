@@ -52,13 +52,21 @@ pub fn router(state: AppState) -> Router {
         .route("/containers/{id}/resize", post(containers::resize))
         .route("/containers/{id}/logs", get(streams::logs))
         .route("/containers/{id}/attach", post(streams::attach))
-        .route("/containers/{id}", axum::routing::delete(containers::remove))
+        .route(
+            "/containers/{id}",
+            axum::routing::delete(containers::remove),
+        )
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/load", post(images::load))
         .route("/images/get", get(images::save_many))
         .route("/images/prune", post(images::prune))
-        .route("/images/{*rest}", get(images::get_dispatch).post(images::post_dispatch).delete(images::remove))
+        .route(
+            "/images/{*rest}",
+            get(images::get_dispatch)
+                .post(images::post_dispatch)
+                .delete(images::remove),
+        )
         .fallback(system::not_found)
         .with_state(state)
 }
@@ -68,7 +76,11 @@ fn rewrite_version(mut req: Request) -> Result<Request, error::ApiError> {
     let path = req.uri().path();
     if let Some(rest) = path.strip_prefix("/v") {
         if let Some((ver, tail)) = rest.split_once('/') {
-            if ver.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())) && ver.contains('.') {
+            if ver
+                .split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+                && ver.contains('.')
+            {
                 if version_cmp(ver, API_VERSION) == std::cmp::Ordering::Greater {
                     return Err(error::ApiError::bad_request(format!(
                         "client version {ver} is too new. Maximum supported API version is {API_VERSION}"
@@ -97,15 +109,23 @@ fn rewrite_version(mut req: Request) -> Result<Request, error::ApiError> {
 
 /// Compare dotted versions numerically.
 pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    let p = |s: &str| s.split('.').map(|x| x.parse::<u64>().unwrap_or(0)).collect::<Vec<_>>();
+    let p = |s: &str| {
+        s.split('.')
+            .map(|x| x.parse::<u64>().unwrap_or(0))
+            .collect::<Vec<_>>()
+    };
     p(a).cmp(&p(b))
 }
 
 /// The whole HTTP service: version rewrite in front of the router.
 pub fn service(
     state: AppState,
-) -> impl tower::Service<Request, Response = axum::response::Response, Error = std::convert::Infallible, Future = impl Send>
-       + Clone
+) -> impl tower::Service<
+    Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
        + Send
        + 'static {
     let router = router(state);
@@ -128,7 +148,9 @@ pub async fn serve_unix(
 ) -> std::io::Result<()> {
     let svc = service(state);
     let make = axum::ServiceExt::<Request>::into_make_service(svc);
-    axum::serve(listener, make).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, make)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Serve the API on TCP until `shutdown` resolves.
@@ -139,7 +161,9 @@ pub async fn serve_tcp(
 ) -> std::io::Result<()> {
     let svc = service(state);
     let make = axum::ServiceExt::<Request>::into_make_service(svc);
-    axum::serve(listener, make).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, make)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 #[cfg(test)]
@@ -155,15 +179,27 @@ mod tests {
 
     #[test]
     fn version_prefix_is_stripped_and_checked() {
-        let req = Request::builder().uri("/v1.45/containers/json?all=1").body(axum::body::Body::empty()).unwrap();
+        let req = Request::builder()
+            .uri("/v1.45/containers/json?all=1")
+            .body(axum::body::Body::empty())
+            .unwrap();
         let req = rewrite_version(req).unwrap();
         assert_eq!(req.uri().path(), "/containers/json");
         assert_eq!(req.uri().query(), Some("all=1"));
-        let req = Request::builder().uri("/v1.99/info").body(axum::body::Body::empty()).unwrap();
+        let req = Request::builder()
+            .uri("/v1.99/info")
+            .body(axum::body::Body::empty())
+            .unwrap();
         assert!(rewrite_version(req).is_err());
-        let req = Request::builder().uri("/v1.12/info").body(axum::body::Body::empty()).unwrap();
+        let req = Request::builder()
+            .uri("/v1.12/info")
+            .body(axum::body::Body::empty())
+            .unwrap();
         assert!(rewrite_version(req).is_err());
-        let req = Request::builder().uri("/volumes").body(axum::body::Body::empty()).unwrap();
+        let req = Request::builder()
+            .uri("/volumes")
+            .body(axum::body::Body::empty())
+            .unwrap();
         assert_eq!(rewrite_version(req).unwrap().uri().path(), "/volumes");
     }
 }

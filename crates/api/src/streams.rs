@@ -45,9 +45,17 @@ pub async fn attach(
     let logs = params::flag(&q, "logs");
     let rec = st.engine.inspect(&id).await?;
     let tty = rec.config.tty.unwrap_or(false);
-    let attach = if stream { Some(st.engine.attach(&id).await?) } else { None };
+    let attach = if stream {
+        Some(st.engine.attach(&id).await?)
+    } else {
+        None
+    };
     let past = if logs {
-        let opts = LogsOptions { stdout: want_stdout, stderr: want_stderr, ..Default::default() };
+        let opts = LogsOptions {
+            stdout: want_stdout,
+            stderr: want_stderr,
+            ..Default::default()
+        };
         Some(st.engine.logs(&id, opts).await?)
     } else {
         None
@@ -67,12 +75,18 @@ pub async fn attach(
     if upgrade {
         let on_upgrade = hyper::upgrade::on(&mut req);
         tokio::spawn(async move {
-            let Ok(upgraded) = on_upgrade.await else { return };
+            let Ok(upgraded) = on_upgrade.await else {
+                return;
+            };
             let io = TokioIo::new(upgraded);
             let (rd, mut wr) = tokio::io::split(io);
             if let Some(mut past) = past {
                 while let Some(l) = past.recv().await {
-                    let bytes = if tty { l.data } else { frame(if l.stderr { 2 } else { 1 }, &l.data) };
+                    let bytes = if tty {
+                        l.data
+                    } else {
+                        frame(if l.stderr { 2 } else { 1 }, &l.data)
+                    };
                     if wr.write_all(&bytes).await.is_err() {
                         return;
                     }
@@ -82,7 +96,11 @@ pub async fn attach(
                 let _ = wr.shutdown().await;
                 return;
             };
-            let stdin_task = if want_stdin { Some(spawn_stdin(&att, rd)) } else { None };
+            let stdin_task = if want_stdin {
+                Some(spawn_stdin(&att, rd))
+            } else {
+                None
+            };
             pump(&mut att, &mut wr, filter).await;
             let _ = wr.flush().await;
             let _ = wr.shutdown().await;
@@ -95,7 +113,10 @@ pub async fn attach(
         let h = resp.headers_mut();
         h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(tty)));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type(tty)),
+        );
         return Ok(resp);
     }
     // No upgrade: stream the output as the response body.
@@ -103,7 +124,11 @@ pub async fn attach(
     tokio::spawn(async move {
         if let Some(mut past) = past {
             while let Some(l) = past.recv().await {
-                let bytes = if tty { l.data } else { frame(if l.stderr { 2 } else { 1 }, &l.data) };
+                let bytes = if tty {
+                    l.data
+                } else {
+                    frame(if l.stderr { 2 } else { 1 }, &l.data)
+                };
                 if tx.send(Ok(bytes)).await.is_err() {
                     return;
                 }
@@ -141,7 +166,11 @@ fn spawn_stdin<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
                     return;
                 }
                 Ok(n) => {
-                    if handle.write_stdin(Some(bytes::Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
+                    if handle
+                        .write_stdin(Some(bytes::Bytes::copy_from_slice(&buf[..n])))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -164,22 +193,47 @@ async fn pump<W: tokio::io::AsyncWrite + Unpin>(
     }
 }
 
-pub async fn logs(State(st): State<AppState>, Path(id): Path<String>, Q(q): Q<Query>) -> ApiResult<Response> {
+pub async fn logs(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+) -> ApiResult<Response> {
     let stdout = params::flag(&q, "stdout");
     let stderr = params::flag(&q, "stderr");
     if !stdout && !stderr {
-        return Err(ApiError::bad_request("Bad parameters: you must choose at least one stream"));
+        return Err(ApiError::bad_request(
+            "Bad parameters: you must choose at least one stream",
+        ));
     }
     let tail = match q.get("tail").map(String::as_str) {
         None | Some("") | Some("all") => None,
-        Some(t) => Some(t.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid tail value: {t}")))?.max(0) as usize),
+        Some(t) => Some(
+            t.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid tail value: {t}")))?
+                .max(0) as usize,
+        ),
     };
-    let since = q.get("since").filter(|s| !s.is_empty() && *s != "0").map(|s| params::unix_nanos(s)).transpose()?;
-    let until = q.get("until").filter(|s| !s.is_empty() && *s != "0").map(|s| params::unix_nanos(s)).transpose()?;
+    let since = q
+        .get("since")
+        .filter(|s| !s.is_empty() && *s != "0")
+        .map(|s| params::unix_nanos(s))
+        .transpose()?;
+    let until = q
+        .get("until")
+        .filter(|s| !s.is_empty() && *s != "0")
+        .map(|s| params::unix_nanos(s))
+        .transpose()?;
     let timestamps = params::flag(&q, "timestamps");
     let rec = st.engine.inspect(&id).await?;
     let tty = rec.config.tty.unwrap_or(false);
-    let opts = LogsOptions { stdout, stderr, follow: params::flag(&q, "follow"), tail, since, until };
+    let opts = LogsOptions {
+        stdout,
+        stderr,
+        follow: params::flag(&q, "follow"),
+        tail,
+        since,
+        until,
+    };
     let mut rx = st.engine.logs(&id, opts).await?;
     let (tx, body) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(64);
     tokio::spawn(async move {
@@ -190,19 +244,30 @@ pub async fn logs(State(st): State<AppState>, Path(id): Path<String>, Q(q): Q<Qu
                 data.push(b' ');
             }
             data.extend_from_slice(&l.data);
-            let bytes = if tty { data } else { frame(if l.stderr { 2 } else { 1 }, &data) };
+            let bytes = if tty {
+                data
+            } else {
+                frame(if l.stderr { 2 } else { 1 }, &data)
+            };
             if tx.send(Ok(bytes)).await.is_err() {
                 return;
             }
         }
     });
-    Ok(([(header::CONTENT_TYPE, content_type(tty))], Body::from_stream(crate::system::tokio_stream_from(body))).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, content_type(tty))],
+        Body::from_stream(crate::system::tokio_stream_from(body)),
+    )
+        .into_response())
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn frames_have_docker_header() {
-        assert_eq!(super::frame(2, b"ab"), vec![2, 0, 0, 0, 0, 0, 0, 2, b'a', b'b']);
+        assert_eq!(
+            super::frame(2, b"ab"),
+            vec![2, 0, 0, 0, 0, 0, 0, 2, b'a', b'b']
+        );
     }
 }

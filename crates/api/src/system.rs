@@ -21,13 +21,25 @@ fn common_headers(resp: &mut Response, version: &str) {
 }
 
 pub async fn ping(State(st): State<AppState>) -> Response {
-    let mut resp = (StatusCode::OK, [(header::CACHE_CONTROL, "no-cache, no-store, must-revalidate"), (header::PRAGMA, "no-cache")], "OK").into_response();
+    let mut resp = (
+        StatusCode::OK,
+        [
+            (header::CACHE_CONTROL, "no-cache, no-store, must-revalidate"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        "OK",
+    )
+        .into_response();
     common_headers(&mut resp, &st.version);
     resp
 }
 
 pub async fn not_found(req: axum::extract::Request) -> ApiError {
-    ApiError::not_found(format!("page not found: {} {}", req.method(), req.uri().path()))
+    ApiError::not_found(format!(
+        "page not found: {} {}",
+        req.method(),
+        req.uri().path()
+    ))
 }
 
 fn arch() -> &'static str {
@@ -39,7 +51,9 @@ fn arch() -> &'static str {
 }
 
 fn kernel() -> String {
-    nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default()
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 pub async fn version(State(st): State<AppState>) -> Response {
@@ -67,13 +81,25 @@ pub async fn info(State(st): State<AppState>) -> ApiResult<Response> {
     let i = st.engine.info().await?;
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
         .unwrap_or(0)
         * 1024;
-    let host = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default();
     let os = std::fs::read_to_string("/etc/os-release")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string())))
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        })
         .unwrap_or_else(|| "Linux".into());
     let body = json!({
         "ID": i.daemon_id,
@@ -127,7 +153,10 @@ pub async fn events(State(st): State<AppState>, Q(q): Q<Query>) -> ApiResult<Res
             v.push(b'\n');
             v
         };
-        for e in past.iter().filter(|e| berth_engine::events::matches(e, &filters)) {
+        for e in past
+            .iter()
+            .filter(|e| berth_engine::events::matches(e, &filters))
+        {
             if until.is_some_and(|u| e.time_nano > u) {
                 return;
             }
@@ -142,7 +171,12 @@ pub async fn events(State(st): State<AppState>, Q(q): Q<Query>) -> ApiResult<Res
                     if now >= u {
                         return;
                     }
-                    match tokio::time::timeout(std::time::Duration::from_nanos((u - now) as u64), rx.recv()).await {
+                    match tokio::time::timeout(
+                        std::time::Duration::from_nanos((u - now) as u64),
+                        rx.recv(),
+                    )
+                    .await
+                    {
                         Ok(r) => r,
                         Err(_) => return,
                     }
@@ -164,7 +198,11 @@ pub async fn events(State(st): State<AppState>, Q(q): Q<Query>) -> ApiResult<Res
         }
     });
     let stream = tokio_stream_from(body_rx);
-    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(stream)).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 /// A body stream from a channel of chunks.
@@ -176,7 +214,12 @@ pub fn tokio_stream_from(
 
 pub async fn df(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     let du = st.engine.disk_usage().await?;
-    let containers_per_image = |id: &str| du.containers.iter().filter(|(r, _)| r.image_id == id).count();
+    let containers_per_image = |id: &str| {
+        du.containers
+            .iter()
+            .filter(|(r, _)| r.image_id == id)
+            .count()
+    };
     let images: Vec<Value> = du
         .images
         .iter()

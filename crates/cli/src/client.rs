@@ -37,35 +37,55 @@ impl Client {
     }
 
     async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>> {
-        let stream = tokio::net::UnixStream::connect(&self.socket).await.with_context(|| {
-            format!(
-                "Cannot connect to the berth daemon at unix://{}. Is the berth daemon running?",
-                self.socket.display()
-            )
-        })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .with_context(|| {
+                format!(
+                    "Cannot connect to the berth daemon at unix://{}. Is the berth daemon running?",
+                    self.socket.display()
+                )
+            })?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
         Ok(sender.send_request(req).await?)
     }
 
-    fn build(&self, method: Method, path: &str, body: Body, content_type: &str) -> Result<Request<Body>> {
+    fn build(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+        content_type: &str,
+    ) -> Result<Request<Body>> {
         Ok(Request::builder()
             .method(method)
             .uri(format!("http://berth/v{API_VERSION}{path}"))
             .header("Host", "berth")
             .header("Content-Type", content_type)
-            .header("User-Agent", concat!("berth-cli/", env!("CARGO_PKG_VERSION")))
+            .header(
+                "User-Agent",
+                concat!("berth-cli/", env!("CARGO_PKG_VERSION")),
+            )
             .body(body)?)
     }
 
     async fn check(resp: Response<Incoming>) -> Result<Response<Incoming>> {
-        if resp.status().is_success() || resp.status() == StatusCode::SWITCHING_PROTOCOLS || resp.status() == StatusCode::NOT_MODIFIED {
+        if resp.status().is_success()
+            || resp.status() == StatusCode::SWITCHING_PROTOCOLS
+            || resp.status() == StatusCode::NOT_MODIFIED
+        {
             return Ok(resp);
         }
         let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
         let message = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|v| v["message"].as_str().map(str::to_string))
@@ -74,12 +94,21 @@ impl Client {
     }
 
     /// A request with an optional JSON body; the whole answer.
-    pub async fn call(&self, method: Method, path: &str, json: Option<&serde_json::Value>) -> Result<(StatusCode, Bytes)> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        json: Option<&serde_json::Value>,
+    ) -> Result<(StatusCode, Bytes)> {
         let body = match json {
             Some(v) => full(serde_json::to_vec(v)?),
             None => full(Bytes::new()),
         };
-        let resp = Self::check(self.send(self.build(method, path, body, "application/json")?).await?).await?;
+        let resp = Self::check(
+            self.send(self.build(method, path, body, "application/json")?)
+                .await?,
+        )
+        .await?;
         let status = resp.status();
         let bytes = resp.into_body().collect().await?.to_bytes();
         Ok((status, bytes))
@@ -90,7 +119,11 @@ impl Client {
         serde_json::from_slice(&b).map_err(|e| anyhow!("bad answer from daemon: {e}"))
     }
 
-    pub async fn post_json(&self, path: &str, json: Option<&serde_json::Value>) -> Result<serde_json::Value> {
+    pub async fn post_json(
+        &self,
+        path: &str,
+        json: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value> {
         let (_, b) = self.call(Method::POST, path, json).await?;
         if b.is_empty() {
             return Ok(serde_json::Value::Null);
@@ -107,12 +140,20 @@ impl Client {
     ) -> Result<Response<Incoming>> {
         let stream = tokio_util_stream(reader);
         let body = StreamBody::new(stream).boxed();
-        Self::check(self.send(self.build(Method::POST, path, body, content_type)?).await?).await
+        Self::check(
+            self.send(self.build(Method::POST, path, body, content_type)?)
+                .await?,
+        )
+        .await
     }
 
     /// A GET whose answer is streamed (logs, events, save).
     pub async fn stream(&self, method: Method, path: &str) -> Result<Response<Incoming>> {
-        Self::check(self.send(self.build(method, path, full(Bytes::new()), "application/json")?).await?).await
+        Self::check(
+            self.send(self.build(method, path, full(Bytes::new()), "application/json")?)
+                .await?,
+        )
+        .await
     }
 
     /// Attach with `Upgrade: tcp`; the returned stream is the raw connection after `101`.
@@ -122,7 +163,10 @@ impl Client {
         req.headers_mut().insert("Upgrade", "tcp".parse()?);
         let resp = Self::check(self.send(req).await?).await?;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-            return Err(anyhow!("the daemon did not upgrade the attach connection ({})", resp.status()));
+            return Err(anyhow!(
+                "the daemon did not upgrade the attach connection ({})",
+                resp.status()
+            ));
         }
         Ok(TokioIo::new(hyper::upgrade::on(resp).await?))
     }
@@ -130,7 +174,8 @@ impl Client {
 
 fn tokio_util_stream(
     reader: impl tokio::io::AsyncRead + Send + Sync + 'static,
-) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, std::io::Error>> + Send + Sync + 'static {
+) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, std::io::Error>> + Send + Sync + 'static
+{
     use tokio::io::AsyncReadExt;
     let reader = Box::pin(reader);
     futures_util::stream::unfold(reader, |mut r| async move {
@@ -166,7 +211,9 @@ pub fn enc(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }

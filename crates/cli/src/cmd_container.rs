@@ -153,12 +153,17 @@ fn parse_env_file(path: &str) -> Result<Vec<String>> {
 }
 
 fn parse_ulimit(s: &str) -> Result<Value> {
-    let (name, vals) = s.split_once('=').ok_or_else(|| anyhow!("invalid ulimit argument: {s}"))?;
+    let (name, vals) = s
+        .split_once('=')
+        .ok_or_else(|| anyhow!("invalid ulimit argument: {s}"))?;
     let (soft, hard) = match vals.split_once(':') {
         Some((a, b)) => (a, b),
         None => (vals, vals),
     };
-    let n = |v: &str| v.parse::<i64>().map_err(|_| anyhow!("invalid ulimit argument: {s}"));
+    let n = |v: &str| {
+        v.parse::<i64>()
+            .map_err(|_| anyhow!("invalid ulimit argument: {s}"))
+    };
     let (soft, hard) = (n(soft)?, n(hard)?);
     if soft > hard {
         bail!("ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}");
@@ -171,7 +176,9 @@ fn parse_restart(s: &str) -> Result<Value> {
     if !["no", "always", "on-failure", "unless-stopped"].contains(&name) {
         bail!("invalid restart policy '{name}'");
     }
-    Ok(json!({"Name": name, "MaximumRetryCount": count.parse::<i64>().map_err(|_| anyhow!("maximum retry count must be an integer"))?}))
+    Ok(
+        json!({"Name": name, "MaximumRetryCount": count.parse::<i64>().map_err(|_| anyhow!("maximum retry count must be an integer"))?}),
+    )
 }
 
 /// Build the `/containers/create` body from the flags, as the docker CLI does.
@@ -197,15 +204,25 @@ pub fn create_body(a: &CreateArgs) -> Result<Value> {
         let (k, v) = t.split_once(':').unwrap_or((t.as_str(), ""));
         tmpfs.insert(k.to_string(), json!(v));
     }
-    let mem = a.memory.as_deref().map(human::parse_bytes).transpose().map_err(|e| anyhow!("invalid argument for --memory: {e}"))?;
+    let mem = a
+        .memory
+        .as_deref()
+        .map(human::parse_bytes)
+        .transpose()
+        .map_err(|e| anyhow!("invalid argument for --memory: {e}"))?;
     let swap = match a.memory_swap.as_deref() {
         Some("-1") => Some(-1),
-        Some(s) => Some(human::parse_bytes(s).map_err(|e| anyhow!("invalid argument for --memory-swap: {e}"))?),
+        Some(s) => Some(
+            human::parse_bytes(s)
+                .map_err(|e| anyhow!("invalid argument for --memory-swap: {e}"))?,
+        ),
         None => None,
     };
     let nano_cpus = match &a.cpus {
         Some(c) => {
-            let f: f64 = c.parse().map_err(|_| anyhow!("invalid argument \"{c}\" for \"--cpus\" flag"))?;
+            let f: f64 = c
+                .parse()
+                .map_err(|_| anyhow!("invalid argument \"{c}\" for \"--cpus\" flag"))?;
             Some((f * 1e9).round() as i64)
         }
         None => None,
@@ -214,7 +231,8 @@ pub fn create_body(a: &CreateArgs) -> Result<Value> {
     for s in &a.security_opt {
         match s.split_once(['=', ':']) {
             Some(("seccomp", p)) if p != "unconfined" => {
-                let content = std::fs::read_to_string(p).with_context(|| format!("opening seccomp profile ({p}) failed"))?;
+                let content = std::fs::read_to_string(p)
+                    .with_context(|| format!("opening seccomp profile ({p}) failed"))?;
                 security_opt.push(format!("seccomp={content}"));
             }
             _ => security_opt.push(s.clone()),
@@ -222,10 +240,16 @@ pub fn create_body(a: &CreateArgs) -> Result<Value> {
     }
     let mut log_config = Map::new();
     for o in &a.log_opt {
-        let (k, v) = o.split_once('=').ok_or_else(|| anyhow!("invalid key value pair format in log-opt: {o}"))?;
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| anyhow!("invalid key value pair format in log-opt: {o}"))?;
         log_config.insert(k.to_string(), json!(v));
     }
-    let ulimits: Vec<Value> = a.ulimit.iter().map(|u| parse_ulimit(u)).collect::<Result<_>>()?;
+    let ulimits: Vec<Value> = a
+        .ulimit
+        .iter()
+        .map(|u| parse_ulimit(u))
+        .collect::<Result<_>>()?;
     let mut host = json!({
         "Binds": a.volume,
         "ReadonlyRootfs": a.read_only,
@@ -239,7 +263,9 @@ pub fn create_body(a: &CreateArgs) -> Result<Value> {
         "NetworkMode": a.network.clone().unwrap_or_else(|| "default".into()),
         "LogConfig": {"Type": a.log_driver.clone().unwrap_or_default(), "Config": log_config},
     });
-    let h = host.as_object_mut().ok_or_else(|| anyhow!("internal: host config"))?;
+    let h = host
+        .as_object_mut()
+        .ok_or_else(|| anyhow!("internal: host config"))?;
     if !tmpfs.is_empty() {
         h.insert("Tmpfs".into(), Value::Object(tmpfs));
     }
@@ -279,12 +305,17 @@ pub fn create_body(a: &CreateArgs) -> Result<Value> {
         "AttachStderr": true,
         "HostConfig": host,
     });
-    let b = body.as_object_mut().ok_or_else(|| anyhow!("internal: body"))?;
+    let b = body
+        .as_object_mut()
+        .ok_or_else(|| anyhow!("internal: body"))?;
     if !a.command.is_empty() {
         b.insert("Cmd".into(), json!(a.command));
     }
     if let Some(e) = &a.entrypoint {
-        b.insert("Entrypoint".into(), if e.is_empty() { json!([]) } else { json!([e]) });
+        b.insert(
+            "Entrypoint".into(),
+            if e.is_empty() { json!([]) } else { json!([e]) },
+        );
     }
     if let Some(w) = &a.workdir {
         b.insert("WorkingDir".into(), json!(w));
@@ -316,7 +347,13 @@ async fn create(c: &Client, a: &CreateArgs) -> Result<String> {
             if let Some(d) = e.downcast_ref::<DaemonError>() {
                 if d.status == 404 && d.message.starts_with("No such image") {
                     eprintln!("Unable to find image '{}' locally", a.image);
-                    let (_, b) = c.call(Method::POST, &format!("/images/create?fromImage={}", enc(&a.image)), None).await?;
+                    let (_, b) = c
+                        .call(
+                            Method::POST,
+                            &format!("/images/create?fromImage={}", enc(&a.image)),
+                            None,
+                        )
+                        .await?;
                     let _ = b;
                     return Box::pin(create(c, a)).await;
                 }
@@ -329,7 +366,10 @@ async fn create(c: &Client, a: &CreateArgs) -> Result<String> {
             eprintln!("WARNING: {w}");
         }
     }
-    v["Id"].as_str().map(str::to_string).ok_or_else(|| anyhow!("the daemon returned no container id"))
+    v["Id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("the daemon returned no container id"))
 }
 
 pub async fn create_cmd(c: &Client, a: CreateArgs) -> Result<i32> {
@@ -341,20 +381,23 @@ pub async fn create_cmd(c: &Client, a: CreateArgs) -> Result<i32> {
 /// Map a failed start to docker's exit codes.
 fn start_error(e: anyhow::Error) -> anyhow::Error {
     let msg = format!("{e:#}");
-    let code = if msg.contains("executable file not found") || msg.contains("no such file or directory") {
-        127
-    } else if msg.contains("permission denied") {
-        126
-    } else {
-        125
-    };
+    let code =
+        if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+            127
+        } else if msg.contains("permission denied") {
+            126
+        } else {
+            125
+        };
     StatusError { code, message: msg }.into()
 }
 
 pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
     let id = create(c, &a.create).await?;
     if a.detach {
-        c.call(Method::POST, &format!("/containers/{id}/start"), None).await.map_err(start_error)?;
+        c.call(Method::POST, &format!("/containers/{id}/start"), None)
+            .await
+            .map_err(start_error)?;
         println!("{id}");
         return Ok(0);
     }
@@ -367,8 +410,14 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
     let cond = if a.create.rm { "removed" } else { "next-exit" };
     let wc = c.clone();
     let wid = id.clone();
-    let waiter = tokio::spawn(async move { wc.post_json(&format!("/containers/{wid}/wait?condition={cond}"), None).await });
-    if let Err(e) = c.call(Method::POST, &format!("/containers/{id}/start"), None).await {
+    let waiter = tokio::spawn(async move {
+        wc.post_json(&format!("/containers/{wid}/wait?condition={cond}"), None)
+            .await
+    });
+    if let Err(e) = c
+        .call(Method::POST, &format!("/containers/{id}/start"), None)
+        .await
+    {
         waiter.abort();
         return Err(start_error(e));
     }
@@ -436,11 +485,28 @@ pub struct StartArgs {
 pub async fn start(c: &Client, a: StartArgs) -> Result<i32> {
     if a.attach {
         let id = a.containers.first().cloned().unwrap_or_default();
-        let conn = c.hijack(&format!("/containers/{}/attach?stream=1&stdout=1&stderr=1", enc(&id))).await?;
+        let conn = c
+            .hijack(&format!(
+                "/containers/{}/attach?stream=1&stdout=1&stderr=1",
+                enc(&id)
+            ))
+            .await?;
         let wc = c.clone();
         let wid = id.clone();
-        let waiter = tokio::spawn(async move { wc.post_json(&format!("/containers/{}/wait?condition=next-exit", enc(&wid)), None).await });
-        c.call(Method::POST, &format!("/containers/{}/start", enc(&id)), None).await.map_err(start_error)?;
+        let waiter = tokio::spawn(async move {
+            wc.post_json(
+                &format!("/containers/{}/wait?condition=next-exit", enc(&wid)),
+                None,
+            )
+            .await
+        });
+        c.call(
+            Method::POST,
+            &format!("/containers/{}/start", enc(&id)),
+            None,
+        )
+        .await
+        .map_err(start_error)?;
         let (mut rd, _wr) = tokio::io::split(conn);
         let mut demux = Demux::default();
         let mut buf = vec![0u8; 32 * 1024];
@@ -455,7 +521,13 @@ pub async fn start(c: &Client, a: StartArgs) -> Result<i32> {
         return Ok(w["StatusCode"].as_i64().unwrap_or(125) as i32);
     }
     each(&a.containers, |id| async move {
-        c.call(Method::POST, &format!("/containers/{}/start", enc(&id)), None).await.map_err(start_error)?;
+        c.call(
+            Method::POST,
+            &format!("/containers/{}/start", enc(&id)),
+            None,
+        )
+        .await
+        .map_err(start_error)?;
         println!("{id}");
         Ok(())
     })
@@ -476,7 +548,11 @@ where
         }
     }
     if failed {
-        return Err(StatusError { code: 1, message: String::new() }.into());
+        return Err(StatusError {
+            code: 1,
+            message: String::new(),
+        }
+        .into());
     }
     Ok(0)
 }
@@ -484,7 +560,12 @@ where
 #[derive(Args, Debug)]
 pub struct StopArgs {
     /// Seconds to wait before killing the container
-    #[arg(short = 't', long = "time", alias = "timeout", allow_hyphen_values = true)]
+    #[arg(
+        short = 't',
+        long = "time",
+        alias = "timeout",
+        allow_hyphen_values = true
+    )]
     pub time: Option<i64>,
     /// Signal to send to the container
     #[arg(short = 's', long)]
@@ -505,7 +586,12 @@ pub async fn stop(c: &Client, a: StopArgs, verb: &str) -> Result<i32> {
     each(&a.containers, |id| {
         let q = q.clone();
         async move {
-            c.call(Method::POST, &format!("/containers/{}/{verb}?{q}", enc(&id)), None).await?;
+            c.call(
+                Method::POST,
+                &format!("/containers/{}/{verb}?{q}", enc(&id)),
+                None,
+            )
+            .await?;
             println!("{id}");
             Ok(())
         }
@@ -527,7 +613,12 @@ pub async fn kill(c: &Client, a: KillArgs) -> Result<i32> {
     each(&a.containers, |id| {
         let sig = sig.clone();
         async move {
-            c.call(Method::POST, &format!("/containers/{}/kill?signal={}", enc(&id), enc(&sig)), None).await?;
+            c.call(
+                Method::POST,
+                &format!("/containers/{}/kill?signal={}", enc(&id), enc(&sig)),
+                None,
+            )
+            .await?;
             println!("{id}");
             Ok(())
         }
@@ -543,7 +634,9 @@ pub struct IdsArgs {
 
 pub async fn wait(c: &Client, a: IdsArgs) -> Result<i32> {
     each(&a.containers, |id| async move {
-        let v = c.post_json(&format!("/containers/{}/wait", enc(&id)), None).await?;
+        let v = c
+            .post_json(&format!("/containers/{}/wait", enc(&id)), None)
+            .await?;
         println!("{}", v["StatusCode"].as_i64().unwrap_or(-1));
         Ok(())
     })
@@ -565,7 +658,12 @@ pub struct RmArgs {
 pub async fn rm(c: &Client, a: RmArgs) -> Result<i32> {
     let (f, v) = (a.force, a.volumes);
     each(&a.containers, |id| async move {
-        c.call(Method::DELETE, &format!("/containers/{}?force={}&v={}", enc(&id), f as u8, v as u8), None).await?;
+        c.call(
+            Method::DELETE,
+            &format!("/containers/{}?force={}&v={}", enc(&id), f as u8, v as u8),
+            None,
+        )
+        .await?;
         println!("{id}");
         Ok(())
     })
@@ -604,7 +702,9 @@ pub struct PsArgs {
 pub fn filters_json(filters: &[String]) -> Result<String> {
     let mut m: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for f in filters {
-        let (k, v) = f.split_once('=').ok_or_else(|| anyhow!("bad format of filter (expected name=value)"))?;
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| anyhow!("bad format of filter (expected name=value)"))?;
         m.entry(k.to_lowercase()).or_default().push(v.to_string());
     }
     Ok(serde_json::to_string(&m)?)
@@ -670,7 +770,10 @@ fn ps_item(v: &Value, trunc: bool) -> Value {
 }
 
 pub async fn ps(c: &Client, a: PsArgs) -> Result<i32> {
-    let mut q = vec![format!("all={}", a.all as u8), format!("size={}", a.size as u8)];
+    let mut q = vec![
+        format!("all={}", a.all as u8),
+        format!("size={}", a.size as u8),
+    ];
     if let Some(n) = a.last {
         q.push(format!("limit={n}"));
     }
@@ -680,12 +783,21 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<i32> {
     if !a.filter.is_empty() {
         q.push(format!("filters={}", enc(&filters_json(&a.filter)?)));
     }
-    let list = c.get_json(&format!("/containers/json?{}", q.join("&"))).await?;
+    let list = c
+        .get_json(&format!("/containers/json?{}", q.join("&")))
+        .await?;
     let items: Vec<Value> = list.as_array().cloned().unwrap_or_default();
     if a.quiet {
         for i in &items {
             let id = i["Id"].as_str().unwrap_or("");
-            println!("{}", if a.no_trunc { id } else { human::truncate_id(id) });
+            println!(
+                "{}",
+                if a.no_trunc {
+                    id
+                } else {
+                    human::truncate_id(id)
+                }
+            );
         }
         return Ok(0);
     }
@@ -695,7 +807,10 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<i32> {
     } else {
         "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
     };
-    print!("{}", render(&rows, a.format.as_deref(), default, PS_HEADERS)?);
+    print!(
+        "{}",
+        render(&rows, a.format.as_deref(), default, PS_HEADERS)?
+    );
     Ok(0)
 }
 
@@ -728,13 +843,21 @@ pub async fn inspect(c: &Client, a: InspectArgs) -> Result<i32> {
     let mut errors = Vec::new();
     for n in &a.names {
         let container = if a.kind.as_deref().is_none_or(|k| k == "container") {
-            c.get_json(&format!("/containers/{}/json?size={}", enc(n), a.size as u8)).await.ok()
+            c.get_json(&format!(
+                "/containers/{}/json?size={}",
+                enc(n),
+                a.size as u8
+            ))
+            .await
+            .ok()
         } else {
             None
         };
         let found = match container {
             Some(v) => Some(v),
-            None if a.kind.as_deref().is_none_or(|k| k == "image") => c.get_json(&format!("/images/{n}/json")).await.ok(),
+            None if a.kind.as_deref().is_none_or(|k| k == "image") => {
+                c.get_json(&format!("/images/{n}/json")).await.ok()
+            }
             None => None,
         };
         match found {
@@ -744,7 +867,11 @@ pub async fn inspect(c: &Client, a: InspectArgs) -> Result<i32> {
     }
     print_inspected(&objs, a.format.as_deref())?;
     if !errors.is_empty() {
-        return Err(StatusError { code: 1, message: errors.join("\n") }.into());
+        return Err(StatusError {
+            code: 1,
+            message: errors.join("\n"),
+        }
+        .into());
     }
     Ok(0)
 }
@@ -778,7 +905,11 @@ pub fn parse_time_arg(s: &str) -> Result<String> {
         return Ok(s.to_string());
     }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos()));
+        return Ok(format!(
+            "{}.{:09}",
+            t.timestamp(),
+            t.timestamp_subsec_nanos()
+        ));
     }
     let mut total = 0f64;
     let mut num = String::new();
@@ -790,10 +921,19 @@ pub fn parse_time_arg(s: &str) -> Result<String> {
             rest = &rest[1..];
             continue;
         }
-        let (unit, len) = if rest.starts_with("ms") { (0.001, 2) } else {
-            match c { 'h' => (3600.0, 1), 'm' => (60.0, 1), 's' => (1.0, 1), _ => bail!("invalid time value: {s}") }
+        let (unit, len) = if rest.starts_with("ms") {
+            (0.001, 2)
+        } else {
+            match c {
+                'h' => (3600.0, 1),
+                'm' => (60.0, 1),
+                's' => (1.0, 1),
+                _ => bail!("invalid time value: {s}"),
+            }
         };
-        let n: f64 = num.parse().map_err(|_| anyhow!("invalid time value: {s}"))?;
+        let n: f64 = num
+            .parse()
+            .map_err(|_| anyhow!("invalid time value: {s}"))?;
         total += n * unit;
         num.clear();
         rest = &rest[len..];
@@ -806,16 +946,28 @@ pub fn parse_time_arg(s: &str) -> Result<String> {
 }
 
 pub async fn logs(c: &Client, a: LogsArgs) -> Result<i32> {
-    let info = c.get_json(&format!("/containers/{}/json", enc(&a.container))).await?;
+    let info = c
+        .get_json(&format!("/containers/{}/json", enc(&a.container)))
+        .await?;
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
-    let mut q = format!("stdout=1&stderr=1&follow={}&timestamps={}&tail={}", a.follow as u8, a.timestamps as u8, enc(&a.tail));
+    let mut q = format!(
+        "stdout=1&stderr=1&follow={}&timestamps={}&tail={}",
+        a.follow as u8,
+        a.timestamps as u8,
+        enc(&a.tail)
+    );
     if let Some(s) = &a.since {
         q.push_str(&format!("&since={}", parse_time_arg(s)?));
     }
     if let Some(u) = &a.until {
         q.push_str(&format!("&until={}", parse_time_arg(u)?));
     }
-    let resp = c.stream(Method::GET, &format!("/containers/{}/logs?{q}", enc(&a.container))).await?;
+    let resp = c
+        .stream(
+            Method::GET,
+            &format!("/containers/{}/logs?{q}", enc(&a.container)),
+        )
+        .await?;
     let mut body = resp.into_body();
     let mut demux = Demux::default();
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
@@ -837,7 +989,16 @@ pub struct RenameArgs {
 }
 
 pub async fn rename(c: &Client, a: RenameArgs) -> Result<i32> {
-    c.call(Method::POST, &format!("/containers/{}/rename?name={}", enc(&a.container), enc(&a.new_name)), None).await?;
+    c.call(
+        Method::POST,
+        &format!(
+            "/containers/{}/rename?name={}",
+            enc(&a.container),
+            enc(&a.new_name)
+        ),
+        None,
+    )
+    .await?;
     Ok(0)
 }
 
@@ -866,8 +1027,21 @@ pub async fn prune(c: &Client, a: PruneArgs) -> Result<i32> {
     if !confirm("WARNING! This will remove all stopped containers.", a.force) {
         return Ok(0);
     }
-    let v = c.post_json(&format!("/containers/prune?filters={}", enc(&filters_json(&a.filter)?)), None).await?;
-    let ids: Vec<&str> = v["ContainersDeleted"].as_array().into_iter().flatten().filter_map(|i| i.as_str()).collect();
+    let v = c
+        .post_json(
+            &format!(
+                "/containers/prune?filters={}",
+                enc(&filters_json(&a.filter)?)
+            ),
+            None,
+        )
+        .await?;
+    let ids: Vec<&str> = v["ContainersDeleted"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.as_str())
+        .collect();
     if !ids.is_empty() {
         println!("Deleted Containers:");
         for i in ids {
@@ -875,7 +1049,10 @@ pub async fn prune(c: &Client, a: PruneArgs) -> Result<i32> {
         }
         println!();
     }
-    println!("Total reclaimed space: {}", human::human_size(v["SpaceReclaimed"].as_f64().unwrap_or(0.0)));
+    println!(
+        "Total reclaimed space: {}",
+        human::human_size(v["SpaceReclaimed"].as_f64().unwrap_or(0.0))
+    );
     Ok(0)
 }
 
@@ -901,7 +1078,10 @@ mod tests {
         assert_eq!(b["Env"], json!(["A=1"]));
         assert_eq!(b["HostConfig"]["Memory"], json!(64 * 1024 * 1024));
         assert_eq!(b["HostConfig"]["NanoCpus"], json!(1_500_000_000i64));
-        assert_eq!(b["HostConfig"]["Ulimits"][0], json!({"Name": "nofile", "Soft": 100, "Hard": 200}));
+        assert_eq!(
+            b["HostConfig"]["Ulimits"][0],
+            json!({"Name": "nofile", "Soft": 100, "Hard": 200})
+        );
         assert_eq!(b["HostConfig"]["AutoRemove"], json!(true));
         assert_eq!(b["Labels"], json!({"x": "y", "flag": ""}));
     }
@@ -911,14 +1091,19 @@ mod tests {
         assert!(parse_ulimit("nofile=200:100").is_err());
         assert!(parse_ulimit("nofile").is_err());
         assert!(parse_restart("sometimes").is_err());
-        assert_eq!(parse_restart("on-failure:3").unwrap()["MaximumRetryCount"], 3);
+        assert_eq!(
+            parse_restart("on-failure:3").unwrap()["MaximumRetryCount"],
+            3
+        );
         assert!(filters_json(&["status".into()]).is_err());
     }
 
     #[test]
     fn time_args() {
         assert_eq!(parse_time_arg("1700000000").unwrap(), "1700000000");
-        assert!(parse_time_arg("2023-01-02T13:23:37Z").unwrap().starts_with("1672665817."));
+        assert!(parse_time_arg("2023-01-02T13:23:37Z")
+            .unwrap()
+            .starts_with("1672665817."));
         let ten_min_ago: f64 = parse_time_arg("10m").unwrap().parse().unwrap();
         let now = chrono::Utc::now().timestamp() as f64;
         assert!((now - ten_min_ago - 600.0).abs() < 5.0);

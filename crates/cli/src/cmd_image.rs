@@ -48,10 +48,21 @@ const IMAGE_HEADERS: &[(&str, &str)] = &[
 
 fn image_rows(v: &Value, trunc: bool) -> Vec<Value> {
     let id = v["Id"].as_str().unwrap_or("");
-    let id = if trunc { human::truncate_id(id).to_string() } else { id.to_string() };
-    let created = chrono::DateTime::from_timestamp(v["Created"].as_i64().unwrap_or(0), 0).unwrap_or_default();
+    let id = if trunc {
+        human::truncate_id(id).to_string()
+    } else {
+        id.to_string()
+    };
+    let created =
+        chrono::DateTime::from_timestamp(v["Created"].as_i64().unwrap_or(0), 0).unwrap_or_default();
     let size = human::human_size_with_precision(v["Size"].as_f64().unwrap_or(0.0), 3);
-    let digest = v["RepoDigests"].as_array().and_then(|d| d.first()).and_then(|d| d.as_str()).and_then(|d| d.split_once('@')).map(|(_, d)| d.to_string()).unwrap_or_else(|| "<none>".into());
+    let digest = v["RepoDigests"]
+        .as_array()
+        .and_then(|d| d.first())
+        .and_then(|d| d.as_str())
+        .and_then(|d| d.split_once('@'))
+        .map(|(_, d)| d.to_string())
+        .unwrap_or_else(|| "<none>".into());
     let row = |repo: &str, tag: &str| {
         json!({
             "ID": id, "Repository": repo, "Tag": tag, "Digest": digest,
@@ -60,7 +71,12 @@ fn image_rows(v: &Value, trunc: bool) -> Vec<Value> {
             "Size": size, "Containers": "N/A",
         })
     };
-    let tags: Vec<&str> = v["RepoTags"].as_array().into_iter().flatten().filter_map(|t| t.as_str()).collect();
+    let tags: Vec<&str> = v["RepoTags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str())
+        .collect();
     if tags.is_empty() {
         return vec![row("<none>", "<none>")];
     }
@@ -77,26 +93,42 @@ pub async fn images(c: &Client, a: ImagesArgs) -> Result<i32> {
     if let Some(r) = &a.reference {
         filters.push(format!("reference={r}"));
     }
-    let list = c.get_json(&format!("/images/json?all={}&filters={}", a.all as u8, enc(&filters_json(&filters)?))).await?;
+    let list = c
+        .get_json(&format!(
+            "/images/json?all={}&filters={}",
+            a.all as u8,
+            enc(&filters_json(&filters)?)
+        ))
+        .await?;
     let items: Vec<Value> = list.as_array().cloned().unwrap_or_default();
     if a.quiet {
         let mut seen = std::collections::HashSet::new();
         for i in &items {
             let id = i["Id"].as_str().unwrap_or("");
-            let id = if a.no_trunc { id } else { human::truncate_id(id) };
+            let id = if a.no_trunc {
+                id
+            } else {
+                human::truncate_id(id)
+            };
             if seen.insert(id.to_string()) {
                 println!("{id}");
             }
         }
         return Ok(0);
     }
-    let rows: Vec<Value> = items.iter().flat_map(|i| image_rows(i, !a.no_trunc)).collect();
+    let rows: Vec<Value> = items
+        .iter()
+        .flat_map(|i| image_rows(i, !a.no_trunc))
+        .collect();
     let default = if a.digests {
         "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
     } else {
         "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
     };
-    print!("{}", render(&rows, a.format.as_deref(), default, IMAGE_HEADERS)?);
+    print!(
+        "{}",
+        render(&rows, a.format.as_deref(), default, IMAGE_HEADERS)?
+    );
     Ok(0)
 }
 
@@ -120,7 +152,11 @@ pub async fn inspect(c: &Client, a: ImageInspectArgs) -> Result<i32> {
     }
     print_inspected(&objs, a.format.as_deref())?;
     if !errors.is_empty() {
-        return Err(StatusError { code: 1, message: errors.join("\n") }.into());
+        return Err(StatusError {
+            code: 1,
+            message: errors.join("\n"),
+        }
+        .into());
     }
     Ok(0)
 }
@@ -136,7 +172,17 @@ pub async fn tag(c: &Client, a: TagArgs) -> Result<i32> {
         Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
         _ => (a.target.clone(), String::new()),
     };
-    c.call(Method::POST, &format!("/images/{}/tag?repo={}&tag={}", a.source, enc(&repo), enc(&tag)), None).await?;
+    c.call(
+        Method::POST,
+        &format!(
+            "/images/{}/tag?repo={}&tag={}",
+            a.source,
+            enc(&repo),
+            enc(&tag)
+        ),
+        None,
+    )
+    .await?;
     Ok(0)
 }
 
@@ -155,7 +201,17 @@ pub struct RmiArgs {
 pub async fn rmi(c: &Client, a: RmiArgs) -> Result<i32> {
     let mut failed = false;
     for n in &a.images {
-        match c.call(Method::DELETE, &format!("/images/{n}?force={}&noprune={}", a.force as u8, a.no_prune as u8), None).await {
+        match c
+            .call(
+                Method::DELETE,
+                &format!(
+                    "/images/{n}?force={}&noprune={}",
+                    a.force as u8, a.no_prune as u8
+                ),
+                None,
+            )
+            .await
+        {
             Ok((_, b)) => {
                 let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
                 for item in v.as_array().into_iter().flatten() {
@@ -174,7 +230,11 @@ pub async fn rmi(c: &Client, a: RmiArgs) -> Result<i32> {
         }
     }
     if failed {
-        return Err(StatusError { code: 1, message: String::new() }.into());
+        return Err(StatusError {
+            code: 1,
+            message: String::new(),
+        }
+        .into());
     }
     Ok(0)
 }
@@ -221,7 +281,14 @@ pub async fn history(c: &Client, a: HistoryArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    let headers = [("ID", "IMAGE"), ("CreatedSince", "CREATED"), ("CreatedBy", "CREATED BY"), ("Size", "SIZE"), ("Comment", "COMMENT"), ("CreatedAt", "CREATED AT")];
+    let headers = [
+        ("ID", "IMAGE"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedBy", "CREATED BY"),
+        ("Size", "SIZE"),
+        ("Comment", "COMMENT"),
+        ("CreatedAt", "CREATED AT"),
+    ];
     let default = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
     print!("{}", render(&rows, a.format.as_deref(), default, &headers)?);
     Ok(0)
@@ -248,7 +315,11 @@ async fn open_input(path: &str) -> Result<Box<dyn tokio::io::AsyncRead + Send + 
     if path == "-" {
         Ok(Box::new(tokio::io::stdin()))
     } else {
-        Ok(Box::new(tokio::fs::File::open(path).await.with_context(|| format!("open {path}"))?))
+        Ok(Box::new(
+            tokio::fs::File::open(path)
+                .await
+                .with_context(|| format!("open {path}"))?,
+        ))
     }
 }
 
@@ -260,7 +331,9 @@ async fn follow_progress(body: &mut hyper::body::Incoming, quiet: bool) -> Resul
         buf.extend_from_slice(&chunk);
         while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = buf.drain(..=pos).collect();
-            let Ok(v) = serde_json::from_slice::<Value>(&line) else { continue };
+            let Ok(v) = serde_json::from_slice::<Value>(&line) else {
+                continue;
+            };
             if let Some(e) = v["error"].as_str() {
                 return Err(anyhow!("{e}"));
             }
@@ -294,7 +367,9 @@ pub async fn import(c: &Client, a: ImportArgs) -> Result<i32> {
         q.push_str(&format!("&platform={}", enc(p)));
     }
     let input = open_input(&a.file).await?;
-    let resp = c.upload(&format!("/images/create?{q}"), "application/x-tar", input).await?;
+    let resp = c
+        .upload(&format!("/images/create?{q}"), "application/x-tar", input)
+        .await?;
     let mut body = resp.into_body();
     let lines = follow_progress(&mut body, true).await?;
     if let Some(id) = lines.iter().rev().find_map(|l| l["status"].as_str()) {
@@ -315,7 +390,13 @@ pub struct LoadArgs {
 
 pub async fn load(c: &Client, a: LoadArgs) -> Result<i32> {
     let input = open_input(a.input.as_deref().unwrap_or("-")).await?;
-    let resp = c.upload(&format!("/images/load?quiet={}", a.quiet as u8), "application/x-tar", input).await?;
+    let resp = c
+        .upload(
+            &format!("/images/load?quiet={}", a.quiet as u8),
+            "application/x-tar",
+            input,
+        )
+        .await?;
     let mut body = resp.into_body();
     follow_progress(&mut body, a.quiet).await?;
     Ok(0)
@@ -332,25 +413,50 @@ pub struct SaveArgs {
 
 pub async fn save(c: &Client, a: SaveArgs) -> Result<i32> {
     if a.output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-        return Err(StatusError { code: 1, message: "cowardly refusing to save to a terminal. Use the -o flag or redirect".into() }.into());
+        return Err(StatusError {
+            code: 1,
+            message: "cowardly refusing to save to a terminal. Use the -o flag or redirect".into(),
+        }
+        .into());
     }
-    let q: Vec<String> = a.images.iter().map(|i| format!("names={}", enc(i))).collect();
-    let resp = c.stream(Method::GET, &format!("/images/get?{}", q.join("&"))).await?;
+    let q: Vec<String> = a
+        .images
+        .iter()
+        .map(|i| format!("names={}", enc(i)))
+        .collect();
+    let resp = c
+        .stream(Method::GET, &format!("/images/get?{}", q.join("&")))
+        .await?;
     let mut body = resp.into_body();
-    let (mut out, tmp): (Box<dyn tokio::io::AsyncWrite + Unpin + Send>, Option<(String, String)>) = match &a.output {
+    let (mut out, tmp): (
+        Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+        Option<(String, String)>,
+    ) = match &a.output {
         Some(p) => {
             let tmp = format!("{p}.berth-tmp");
-            (Box::new(tokio::fs::File::create(&tmp).await.with_context(|| format!("create {tmp}"))?), Some((tmp, p.clone())))
+            (
+                Box::new(
+                    tokio::fs::File::create(&tmp)
+                        .await
+                        .with_context(|| format!("create {tmp}"))?,
+                ),
+                Some((tmp, p.clone())),
+            )
         }
         None => (Box::new(tokio::io::stdout()), None),
     };
-    while let Some(chunk) = next_chunk(&mut body).await.context("the daemon failed while saving")? {
+    while let Some(chunk) = next_chunk(&mut body)
+        .await
+        .context("the daemon failed while saving")?
+    {
         out.write_all(&chunk).await?;
     }
     out.flush().await?;
     drop(out);
     if let Some((tmp, p)) = tmp {
-        tokio::fs::rename(&tmp, &p).await.with_context(|| format!("write {p}"))?;
+        tokio::fs::rename(&tmp, &p)
+            .await
+            .with_context(|| format!("write {p}"))?;
     }
     Ok(0)
 }
@@ -379,7 +485,12 @@ pub async fn prune(c: &Client, a: ImagePruneArgs) -> Result<i32> {
     }
     let mut filters = a.filter.clone();
     filters.push(format!("dangling={}", !a.all));
-    let v = c.post_json(&format!("/images/prune?filters={}", enc(&filters_json(&filters)?)), None).await?;
+    let v = c
+        .post_json(
+            &format!("/images/prune?filters={}", enc(&filters_json(&filters)?)),
+            None,
+        )
+        .await?;
     let items: Vec<Value> = v["ImagesDeleted"].as_array().cloned().unwrap_or_default();
     if !items.is_empty() {
         println!("Deleted Images:");
@@ -393,6 +504,9 @@ pub async fn prune(c: &Client, a: ImagePruneArgs) -> Result<i32> {
         }
         println!();
     }
-    println!("Total reclaimed space: {}", human::human_size(v["SpaceReclaimed"].as_f64().unwrap_or(0.0)));
+    println!(
+        "Total reclaimed space: {}",
+        human::human_size(v["SpaceReclaimed"].as_f64().unwrap_or(0.0))
+    );
     Ok(0)
 }

@@ -54,9 +54,19 @@ pub async fn info(c: &Client, a: FormatArgs) -> Result<i32> {
         print!("{}", render(&[i], Some(f), "", &[])?);
         return Ok(0);
     }
-    let s = |k: &str| i[k].as_str().map(str::to_string).unwrap_or_else(|| i[k].to_string());
+    let s = |k: &str| {
+        i[k].as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| i[k].to_string())
+    };
     println!("Server:");
-    println!(" Containers: {}\n  Running: {}\n  Paused: {}\n  Stopped: {}", s("Containers"), s("ContainersRunning"), s("ContainersPaused"), s("ContainersStopped"));
+    println!(
+        " Containers: {}\n  Running: {}\n  Paused: {}\n  Stopped: {}",
+        s("Containers"),
+        s("ContainersRunning"),
+        s("ContainersPaused"),
+        s("ContainersStopped")
+    );
     println!(" Images: {}", s("Images"));
     println!(" Server Version: {}", s("ServerVersion"));
     println!(" Storage Driver: {}", s("Driver"));
@@ -68,7 +78,10 @@ pub async fn info(c: &Client, a: FormatArgs) -> Result<i32> {
     println!(" Operating System: {}", s("OperatingSystem"));
     println!(" Architecture: {}", s("Architecture"));
     println!(" CPUs: {}", s("NCPU"));
-    println!(" Total Memory: {}", human::bytes_size(i["MemTotal"].as_f64().unwrap_or(0.0)));
+    println!(
+        " Total Memory: {}",
+        human::bytes_size(i["MemTotal"].as_f64().unwrap_or(0.0))
+    );
     println!(" Name: {}", s("Name"));
     println!(" ID: {}", s("ID"));
     println!(" Berth Root Dir: {}", s("DockerRootDir"));
@@ -112,7 +125,9 @@ pub async fn events(c: &Client, a: EventsArgs) -> Result<i32> {
         buf.extend_from_slice(&chunk);
         while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = buf.drain(..=pos).collect();
-            let Ok(e) = serde_json::from_slice::<Value>(&line) else { continue };
+            let Ok(e) = serde_json::from_slice::<Value>(&line) else {
+                continue;
+            };
             match &a.format {
                 Some(f) => print!("{}", render(&[e], Some(f), "", &[])?),
                 None => println!("{}", event_line(&e)),
@@ -125,7 +140,8 @@ pub async fn events(c: &Client, a: EventsArgs) -> Result<i32> {
 /// docker's default event line: `TIME TYPE ACTION ID (k=v, ...)`.
 fn event_line(e: &Value) -> String {
     let nanos = e["timeNano"].as_i64().unwrap_or(0);
-    let t = chrono::DateTime::from_timestamp(nanos / 1_000_000_000, (nanos % 1_000_000_000) as u32).unwrap_or_default();
+    let t = chrono::DateTime::from_timestamp(nanos / 1_000_000_000, (nanos % 1_000_000_000) as u32)
+        .unwrap_or_default();
     let attrs: Vec<String> = e["Actor"]["Attributes"]
         .as_object()
         .into_iter()
@@ -134,7 +150,8 @@ fn event_line(e: &Value) -> String {
         .collect();
     format!(
         "{} {} {} {} ({})",
-        t.with_timezone(&chrono::Local).format("%Y-%m-%dT%H:%M:%S%.9f%:z"),
+        t.with_timezone(&chrono::Local)
+            .format("%Y-%m-%dT%H:%M:%S%.9f%:z"),
         e["Type"].as_str().unwrap_or(""),
         e["Action"].as_str().unwrap_or(""),
         e["Actor"]["ID"].as_str().unwrap_or(""),
@@ -161,19 +178,53 @@ pub async fn df(c: &Client, a: DfArgs) -> Result<i32> {
     let images: Vec<Value> = d["Images"].as_array().cloned().unwrap_or_default();
     let containers: Vec<Value> = d["Containers"].as_array().cloned().unwrap_or_default();
     let img_size: f64 = images.iter().filter_map(|i| i["Size"].as_f64()).sum();
-    let img_active = images.iter().filter(|i| i["Containers"].as_i64().unwrap_or(0) > 0).count();
-    let unused: f64 = images.iter().filter(|i| i["Containers"].as_i64().unwrap_or(0) == 0).filter_map(|i| i["Size"].as_f64()).sum();
+    let img_active = images
+        .iter()
+        .filter(|i| i["Containers"].as_i64().unwrap_or(0) > 0)
+        .count();
+    let unused: f64 = images
+        .iter()
+        .filter(|i| i["Containers"].as_i64().unwrap_or(0) == 0)
+        .filter_map(|i| i["Size"].as_f64())
+        .sum();
     let ctr_size: f64 = containers.iter().filter_map(|c| c["SizeRw"].as_f64()).sum();
-    let ctr_active = containers.iter().filter(|c| c["State"] == "running").count();
-    let ctr_reclaim: f64 = containers.iter().filter(|c| c["State"] != "running").filter_map(|c| c["SizeRw"].as_f64()).sum();
-    let pct = |part: f64, whole: f64| if whole > 0.0 { format!(" ({:.0}%)", part * 100.0 / whole) } else { String::new() };
+    let ctr_active = containers
+        .iter()
+        .filter(|c| c["State"] == "running")
+        .count();
+    let ctr_reclaim: f64 = containers
+        .iter()
+        .filter(|c| c["State"] != "running")
+        .filter_map(|c| c["SizeRw"].as_f64())
+        .sum();
+    let pct = |part: f64, whole: f64| {
+        if whole > 0.0 {
+            format!(" ({:.0}%)", part * 100.0 / whole)
+        } else {
+            String::new()
+        }
+    };
     let rows = vec![
         json!({"Type": "Images", "TotalCount": images.len(), "Active": img_active, "Size": human::human_size(img_size), "Reclaimable": format!("{}{}", human::human_size(unused), pct(unused, img_size))}),
         json!({"Type": "Containers", "TotalCount": containers.len(), "Active": ctr_active, "Size": human::human_size(ctr_size), "Reclaimable": format!("{}{}", human::human_size(ctr_reclaim), pct(ctr_reclaim, ctr_size))}),
         json!({"Type": "Local Volumes", "TotalCount": 0, "Active": 0, "Size": "0B", "Reclaimable": "0B"}),
         json!({"Type": "Build Cache", "TotalCount": 0, "Active": 0, "Size": "0B", "Reclaimable": "0B"}),
     ];
-    let headers = [("Type", "TYPE"), ("TotalCount", "TOTAL"), ("Active", "ACTIVE"), ("Size", "SIZE"), ("Reclaimable", "RECLAIMABLE")];
-    print!("{}", render(&rows, a.format.as_deref(), "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}", &headers)?);
+    let headers = [
+        ("Type", "TYPE"),
+        ("TotalCount", "TOTAL"),
+        ("Active", "ACTIVE"),
+        ("Size", "SIZE"),
+        ("Reclaimable", "RECLAIMABLE"),
+    ];
+    print!(
+        "{}",
+        render(
+            &rows,
+            a.format.as_deref(),
+            "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
+            &headers
+        )?
+    );
     Ok(0)
 }

@@ -27,7 +27,12 @@ pub struct StatusError {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "berth", version, about = "A self-sufficient runtime for containers, compatible with docker", disable_help_subcommand = true)]
+#[command(
+    name = "berth",
+    version,
+    about = "A self-sufficient runtime for containers, compatible with docker",
+    disable_help_subcommand = true
+)]
 pub struct Cli {
     /// Daemon socket to connect to (unix:///path); also BERTH_HOST or DOCKER_HOST
     #[arg(short = 'H', long = "host", global = true)]
@@ -160,7 +165,9 @@ pub fn resolve_socket(host: Option<&str>) -> Result<(PathBuf, bool)> {
     match h.strip_prefix("unix://") {
         Some(p) => Ok((PathBuf::from(p), explicit)),
         None if h.starts_with('/') => Ok((PathBuf::from(h), explicit)),
-        None => Err(anyhow::anyhow!("unsupported host {h:?}: berth's CLI speaks to unix:// sockets")),
+        None => Err(anyhow::anyhow!(
+            "unsupported host {h:?}: berth's CLI speaks to unix:// sockets"
+        )),
     }
 }
 
@@ -169,7 +176,8 @@ async fn ensure_daemon(socket: &std::path::Path, explicit: bool, no_autostart: b
     if tokio::net::UnixStream::connect(socket).await.is_ok() {
         return Ok(());
     }
-    let off = no_autostart || std::env::var("BERTH_NO_AUTOSTART").is_ok_and(|v| !v.is_empty() && v != "0");
+    let off = no_autostart
+        || std::env::var("BERTH_NO_AUTOSTART").is_ok_and(|v| !v.is_empty() && v != "0");
     if explicit || off {
         return Ok(()); // the call itself reports "Cannot connect"
     }
@@ -177,8 +185,15 @@ async fn ensure_daemon(socket: &std::path::Path, explicit: bool, no_autostart: b
         return Ok(());
     }
     let exe = std::env::current_exe()?;
-    eprintln!("berth: no daemon answered on {}; starting one (berth daemon)", socket.display());
-    let log = std::fs::OpenOptions::new().create(true).append(true).open("/var/log/berth-daemon.log").ok();
+    eprintln!(
+        "berth: no daemon answered on {}; starting one (berth daemon)",
+        socket.display()
+    );
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("/var/log/berth-daemon.log")
+        .ok();
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("daemon").stdin(std::process::Stdio::null());
     match log {
@@ -187,7 +202,8 @@ async fn ensure_daemon(socket: &std::path::Path, explicit: bool, no_autostart: b
             cmd.stdout(f).stderr(f2);
         }
         None => {
-            cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+            cmd.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
         }
     }
     cmd.process_group(0);
@@ -198,7 +214,10 @@ async fn ensure_daemon(socket: &std::path::Path, explicit: bool, no_autostart: b
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
-    Err(anyhow::anyhow!("started a daemon but it did not answer on {} (see /var/log/berth-daemon.log)", socket.display()))
+    Err(anyhow::anyhow!(
+        "started a daemon but it did not answer on {} (see /var/log/berth-daemon.log)",
+        socket.display()
+    ))
 }
 
 use std::os::unix::process::CommandExt;
@@ -232,32 +251,103 @@ async fn dispatch(c: &client::Client, cmd: Cmd) -> Result<i32> {
     use cmd_image as ci;
     use cmd_system as cs;
     match cmd {
-        Cmd::Run(a) | Cmd::Container { cmd: ContainerCmd::Run(a) } => cc::run(c, a).await,
-        Cmd::Create(a) | Cmd::Container { cmd: ContainerCmd::Create(a) } => cc::create_cmd(c, a).await,
-        Cmd::Start(a) | Cmd::Container { cmd: ContainerCmd::Start(a) } => cc::start(c, a).await,
-        Cmd::Stop(a) | Cmd::Container { cmd: ContainerCmd::Stop(a) } => cc::stop(c, a, "stop").await,
-        Cmd::Restart(a) | Cmd::Container { cmd: ContainerCmd::Restart(a) } => cc::stop(c, a, "restart").await,
-        Cmd::Kill(a) | Cmd::Container { cmd: ContainerCmd::Kill(a) } => cc::kill(c, a).await,
-        Cmd::Wait(a) | Cmd::Container { cmd: ContainerCmd::Wait(a) } => cc::wait(c, a).await,
-        Cmd::Rm(a) | Cmd::Container { cmd: ContainerCmd::Rm(a) } => cc::rm(c, a).await,
-        Cmd::Ps(a) | Cmd::Container { cmd: ContainerCmd::Ls(a) } => cc::ps(c, a).await,
-        Cmd::Inspect(a) | Cmd::Container { cmd: ContainerCmd::Inspect(a) } => cc::inspect(c, a).await,
-        Cmd::Logs(a) | Cmd::Container { cmd: ContainerCmd::Logs(a) } => cc::logs(c, a).await,
-        Cmd::Rename(a) | Cmd::Container { cmd: ContainerCmd::Rename(a) } => cc::rename(c, a).await,
-        Cmd::Container { cmd: ContainerCmd::Prune(a) } => cc::prune(c, a).await,
-        Cmd::Images(a) | Cmd::Image { cmd: ImageCmd::Ls(a) } => ci::images(c, a).await,
-        Cmd::Image { cmd: ImageCmd::Inspect(a) } => ci::inspect(c, a).await,
-        Cmd::Tag(a) | Cmd::Image { cmd: ImageCmd::Tag(a) } => ci::tag(c, a).await,
-        Cmd::Rmi(a) | Cmd::Image { cmd: ImageCmd::Rm(a) } => ci::rmi(c, a).await,
-        Cmd::History(a) | Cmd::Image { cmd: ImageCmd::History(a) } => ci::history(c, a).await,
-        Cmd::Import(a) | Cmd::Image { cmd: ImageCmd::Import(a) } => ci::import(c, a).await,
-        Cmd::Load(a) | Cmd::Image { cmd: ImageCmd::Load(a) } => ci::load(c, a).await,
-        Cmd::Save(a) | Cmd::Image { cmd: ImageCmd::Save(a) } => ci::save(c, a).await,
-        Cmd::Image { cmd: ImageCmd::Prune(a) } => ci::prune(c, a).await,
+        Cmd::Run(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Run(a),
+        } => cc::run(c, a).await,
+        Cmd::Create(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Create(a),
+        } => cc::create_cmd(c, a).await,
+        Cmd::Start(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Start(a),
+        } => cc::start(c, a).await,
+        Cmd::Stop(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Stop(a),
+        } => cc::stop(c, a, "stop").await,
+        Cmd::Restart(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Restart(a),
+        } => cc::stop(c, a, "restart").await,
+        Cmd::Kill(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Kill(a),
+        } => cc::kill(c, a).await,
+        Cmd::Wait(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Wait(a),
+        } => cc::wait(c, a).await,
+        Cmd::Rm(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Rm(a),
+        } => cc::rm(c, a).await,
+        Cmd::Ps(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Ls(a),
+        } => cc::ps(c, a).await,
+        Cmd::Inspect(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Inspect(a),
+        } => cc::inspect(c, a).await,
+        Cmd::Logs(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Logs(a),
+        } => cc::logs(c, a).await,
+        Cmd::Rename(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Rename(a),
+        } => cc::rename(c, a).await,
+        Cmd::Container {
+            cmd: ContainerCmd::Prune(a),
+        } => cc::prune(c, a).await,
+        Cmd::Images(a)
+        | Cmd::Image {
+            cmd: ImageCmd::Ls(a),
+        } => ci::images(c, a).await,
+        Cmd::Image {
+            cmd: ImageCmd::Inspect(a),
+        } => ci::inspect(c, a).await,
+        Cmd::Tag(a)
+        | Cmd::Image {
+            cmd: ImageCmd::Tag(a),
+        } => ci::tag(c, a).await,
+        Cmd::Rmi(a)
+        | Cmd::Image {
+            cmd: ImageCmd::Rm(a),
+        } => ci::rmi(c, a).await,
+        Cmd::History(a)
+        | Cmd::Image {
+            cmd: ImageCmd::History(a),
+        } => ci::history(c, a).await,
+        Cmd::Import(a)
+        | Cmd::Image {
+            cmd: ImageCmd::Import(a),
+        } => ci::import(c, a).await,
+        Cmd::Load(a)
+        | Cmd::Image {
+            cmd: ImageCmd::Load(a),
+        } => ci::load(c, a).await,
+        Cmd::Save(a)
+        | Cmd::Image {
+            cmd: ImageCmd::Save(a),
+        } => ci::save(c, a).await,
+        Cmd::Image {
+            cmd: ImageCmd::Prune(a),
+        } => ci::prune(c, a).await,
         Cmd::Version(a) => cs::version(c, a).await,
-        Cmd::Info(a) | Cmd::System { cmd: SystemCmd::Info(a) } => cs::info(c, a).await,
-        Cmd::Events(a) | Cmd::System { cmd: SystemCmd::Events(a) } => cs::events(c, a).await,
-        Cmd::System { cmd: SystemCmd::Df(a) } => cs::df(c, a).await,
+        Cmd::Info(a)
+        | Cmd::System {
+            cmd: SystemCmd::Info(a),
+        } => cs::info(c, a).await,
+        Cmd::Events(a)
+        | Cmd::System {
+            cmd: SystemCmd::Events(a),
+        } => cs::events(c, a).await,
+        Cmd::System {
+            cmd: SystemCmd::Df(a),
+        } => cs::df(c, a).await,
     }
 }
 
@@ -273,7 +363,10 @@ mod tests {
 
     #[test]
     fn docker_style_command_lines_parse() {
-        let c = Cli::try_parse_from(["berth", "run", "--rm", "-h", "box", "-e", "A=1", "busybox", "sh", "-c", "echo hi"]).unwrap();
+        let c = Cli::try_parse_from([
+            "berth", "run", "--rm", "-h", "box", "-e", "A=1", "busybox", "sh", "-c", "echo hi",
+        ])
+        .unwrap();
         match c.cmd {
             Cmd::Run(r) => {
                 assert_eq!(r.create.hostname.as_deref(), Some("box"));
@@ -282,12 +375,24 @@ mod tests {
             }
             other => panic!("parsed as {other:?}"),
         }
-        assert!(Cli::try_parse_from(["berth", "-H", "unix:///x.sock", "ps", "-a", "--format", "{{.ID}}"]).is_ok());
+        assert!(Cli::try_parse_from([
+            "berth",
+            "-H",
+            "unix:///x.sock",
+            "ps",
+            "-a",
+            "--format",
+            "{{.ID}}"
+        ])
+        .is_ok());
     }
 
     #[test]
     fn hosts_resolve_in_docker_order() {
-        assert_eq!(resolve_socket(Some("unix:///a.sock")).unwrap(), (PathBuf::from("/a.sock"), true));
+        assert_eq!(
+            resolve_socket(Some("unix:///a.sock")).unwrap(),
+            (PathBuf::from("/a.sock"), true)
+        );
         assert!(resolve_socket(Some("ssh://x")).is_err());
     }
 }

@@ -14,13 +14,19 @@ pub struct Demux {
 
 impl Demux {
     /// Feed bytes; complete frames are written out.
-    pub fn feed(&mut self, data: &[u8], out: &mut impl Write, err: &mut impl Write) -> std::io::Result<()> {
+    pub fn feed(
+        &mut self,
+        data: &[u8],
+        out: &mut impl Write,
+        err: &mut impl Write,
+    ) -> std::io::Result<()> {
         self.buf.extend_from_slice(data);
         loop {
             if self.buf.len() < 8 {
                 return Ok(());
             }
-            let len = u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize;
+            let len =
+                u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize;
             if self.buf.len() < 8 + len {
                 return Ok(());
             }
@@ -42,7 +48,12 @@ impl Demux {
 
 /// Render `items` with a `--format` value: `json`, `table ...`, a Go template, or the default table
 /// template when `format` is None.
-pub fn render(items: &[Value], format: Option<&str>, default_table: &str, headers: &[(&str, &str)]) -> Result<String> {
+pub fn render(
+    items: &[Value],
+    format: Option<&str>,
+    default_table: &str,
+    headers: &[(&str, &str)],
+) -> Result<String> {
     let fmt = format.unwrap_or(default_table);
     if fmt == "json" {
         let mut s = String::new();
@@ -54,7 +65,11 @@ pub fn render(items: &[Value], format: Option<&str>, default_table: &str, header
     }
     if let Some(t) = fmt.strip_prefix("table") {
         let t = t.trim_start();
-        let t = if t.is_empty() { default_table.trim_start_matches("table").trim_start() } else { t };
+        let t = if t.is_empty() {
+            default_table.trim_start_matches("table").trim_start()
+        } else {
+            t
+        };
         let tmpl = Template::parse(&unescape(t)).map_err(|e| anyhow!("{e}"))?;
         let header = header_line(t, headers);
         let mut text = String::new();
@@ -87,9 +102,19 @@ fn header_line(t: &str, headers: &[(&str, &str)]) -> String {
     let mut rest = t.as_str();
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else { break };
-        let inner = rest[start + 2..start + end].trim().trim_start_matches('-').trim_end_matches('-').trim();
-        let field = inner.trim_start_matches('.').split_whitespace().next().unwrap_or("");
+        let Some(end) = rest[start..].find("}}") else {
+            break;
+        };
+        let inner = rest[start + 2..start + end]
+            .trim()
+            .trim_start_matches('-')
+            .trim_end_matches('-')
+            .trim();
+        let field = inner
+            .trim_start_matches('.')
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
         let title = headers
             .iter()
             .find(|(k, _)| *k == field)
@@ -119,7 +144,13 @@ mod tests {
     fn demux_splits_streams_across_chunks() {
         let mut d = Demux::default();
         let (mut o, mut e) = (Vec::new(), Vec::new());
-        let data = [&[1u8, 0, 0, 0, 0, 0, 0, 3][..], b"out", &[2, 0, 0, 0, 0, 0, 0, 3], b"err"].concat();
+        let data = [
+            &[1u8, 0, 0, 0, 0, 0, 0, 3][..],
+            b"out",
+            &[2, 0, 0, 0, 0, 0, 0, 3],
+            b"err",
+        ]
+        .concat();
         for c in data.chunks(5) {
             d.feed(c, &mut o, &mut e).unwrap();
         }
@@ -129,7 +160,10 @@ mod tests {
 
     #[test]
     fn table_headers_come_from_field_names() {
-        let h = header_line("{{.ID}}\\t{{.Names}}\\t{{.Foo}}", &[("ID", "CONTAINER ID"), ("Names", "NAMES")]);
+        let h = header_line(
+            "{{.ID}}\\t{{.Names}}\\t{{.Foo}}",
+            &[("ID", "CONTAINER ID"), ("Names", "NAMES")],
+        );
         assert_eq!(h, "CONTAINER ID\tNAMES\tFOO");
     }
 

@@ -60,11 +60,19 @@ pub struct Flags {
 }
 
 pub fn load(flags: &Flags) -> anyhow::Result<DaemonConfig> {
-    let path = flags.config_file.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let path = flags
+        .config_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
     let json = match std::fs::read(&path) {
-        Ok(b) => parse_json(&b).with_context(|| format!("invalid daemon configuration {}", path.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && flags.config_file.is_none() => DaemonJson::default(),
-        Err(e) => return Err(e).with_context(|| format!("read daemon configuration {}", path.display())),
+        Ok(b) => parse_json(&b)
+            .with_context(|| format!("invalid daemon configuration {}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && flags.config_file.is_none() => {
+            DaemonJson::default()
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("read daemon configuration {}", path.display()))
+        }
     };
     resolve(flags, json)
 }
@@ -80,19 +88,30 @@ pub fn resolve(flags: &Flags, json: DaemonJson) -> anyhow::Result<DaemonConfig> 
     let hosts = if !flags.hosts.is_empty() {
         flags.hosts.clone()
     } else {
-        json.hosts.clone().unwrap_or_else(|| vec![format!("unix://{DEFAULT_SOCKET}")])
+        json.hosts
+            .clone()
+            .unwrap_or_else(|| vec![format!("unix://{DEFAULT_SOCKET}")])
     };
     let hosts = hosts
         .into_iter()
-        .map(|h| if h.starts_with('/') { format!("unix://{h}") } else { h })
+        .map(|h| {
+            if h.starts_with('/') {
+                format!("unix://{h}")
+            } else {
+                h
+            }
+        })
         .collect();
     let opts = json.log_opts.clone().unwrap_or_default();
     let log_max_size = match opts.get("max-size") {
-        Some(s) => berth_engine::container::parse_size(s).map_err(|e| anyhow::anyhow!("log-opts max-size: {e}"))?,
+        Some(s) => berth_engine::container::parse_size(s)
+            .map_err(|e| anyhow::anyhow!("log-opts max-size: {e}"))?,
         None => 10_000_000,
     };
     let log_max_files = match opts.get("max-file") {
-        Some(s) => s.parse().with_context(|| format!("log-opts max-file: {s}"))?,
+        Some(s) => s
+            .parse()
+            .with_context(|| format!("log-opts max-file: {s}"))?,
         None => 3,
     };
     if let Some(d) = &json.log_driver {
@@ -102,13 +121,25 @@ pub fn resolve(flags: &Flags, json: DaemonJson) -> anyhow::Result<DaemonConfig> 
     }
     Ok(DaemonConfig {
         hosts,
-        data_root: flags.data_root.clone().or(json.data_root).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_ROOT)),
-        exec_root: flags.exec_root.clone().or(json.exec_root).unwrap_or_else(|| PathBuf::from(DEFAULT_EXEC_ROOT)),
+        data_root: flags
+            .data_root
+            .clone()
+            .or(json.data_root)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_ROOT)),
+        exec_root: flags
+            .exec_root
+            .clone()
+            .or(json.exec_root)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_EXEC_ROOT)),
         pidfile: flags.pidfile.clone().or(json.pidfile),
         log_level: if flags.debug || json.debug == Some(true) {
             "debug".into()
         } else {
-            flags.log_level.clone().or(json.log_level).unwrap_or_else(|| "info".into())
+            flags
+                .log_level
+                .clone()
+                .or(json.log_level)
+                .unwrap_or_else(|| "info".into())
         },
         cgroup_parent: json.cgroup_parent.unwrap_or_else(|| "/berth".into()),
         cgroup_root: Path::new("/sys/fs/cgroup").to_path_buf(),
@@ -124,7 +155,10 @@ mod tests {
     #[test]
     fn flags_win_over_daemon_json() {
         let json = parse_json(br#"{"data-root": "/srv/berth", "log-opts": {"max-size": "1m", "max-file": "5"}, "debug": true}"#).unwrap();
-        let flags = Flags { data_root: Some("/tmp/x".into()), ..Default::default() };
+        let flags = Flags {
+            data_root: Some("/tmp/x".into()),
+            ..Default::default()
+        };
         let c = resolve(&flags, json).unwrap();
         assert_eq!(c.data_root, PathBuf::from("/tmp/x"));
         assert_eq!(c.exec_root, PathBuf::from(DEFAULT_EXEC_ROOT));
@@ -138,7 +172,13 @@ mod tests {
     fn unknown_keys_and_conflicts_are_refused() {
         assert!(parse_json(br#"{"no-such-key": 1}"#).is_err());
         let json = parse_json(br#"{"hosts": ["unix:///a.sock"]}"#).unwrap();
-        let flags = Flags { hosts: vec!["unix:///b.sock".into()], ..Default::default() };
-        assert!(resolve(&flags, json).unwrap_err().to_string().contains("both as a flag"));
+        let flags = Flags {
+            hosts: vec!["unix:///b.sock".into()],
+            ..Default::default()
+        };
+        assert!(resolve(&flags, json)
+            .unwrap_err()
+            .to_string()
+            .contains("both as a flag"));
     }
 }

@@ -12,12 +12,20 @@ use std::os::unix::fs::PermissionsExt;
 
 /// Run the daemon until a termination signal.
 pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&cfg.data_root).with_context(|| format!("create data root {}", cfg.data_root.display()))?;
-    std::fs::create_dir_all(&cfg.exec_root).with_context(|| format!("create exec root {}", cfg.exec_root.display()))?;
-    let _lock = berth_sys::lock::LockFile::try_acquire(&cfg.data_root.join("berth.lock"), &format!("data root {}", cfg.data_root.display()))
-        .map_err(|e| anyhow::anyhow!("{e}: is another berth daemon running? stop it or use another --data-root"))?;
+    std::fs::create_dir_all(&cfg.data_root)
+        .with_context(|| format!("create data root {}", cfg.data_root.display()))?;
+    std::fs::create_dir_all(&cfg.exec_root)
+        .with_context(|| format!("create exec root {}", cfg.exec_root.display()))?;
+    let _lock = berth_sys::lock::LockFile::try_acquire(
+        &cfg.data_root.join("berth.lock"),
+        &format!("data root {}", cfg.data_root.display()),
+    )
+    .map_err(|e| {
+        anyhow::anyhow!("{e}: is another berth daemon running? stop it or use another --data-root")
+    })?;
     if let Some(p) = &cfg.pidfile {
-        std::fs::write(p, format!("{}\n", std::process::id())).with_context(|| format!("write pid file {}", p.display()))?;
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .with_context(|| format!("write pid file {}", p.display()))?;
     }
     let shim_program = std::env::current_exe().context("find the berth executable for shims")?;
     let daemon_id = daemon_id(&cfg.data_root)?;
@@ -35,7 +43,10 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     })
     .await
     .context("open the engine")?;
-    let state = AppState { engine, version: env!("CARGO_PKG_VERSION").to_string() };
+    let state = AppState {
+        engine,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
@@ -43,15 +54,18 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         if let Some(path) = host.strip_prefix("unix://") {
             let path = std::path::PathBuf::from(path);
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("create {}", dir.display()))?;
             }
             if path.exists() {
                 if std::os::unix::net::UnixStream::connect(&path).is_ok() {
                     bail!("{} is in use by another daemon", path.display());
                 }
-                std::fs::remove_file(&path).with_context(|| format!("remove stale socket {}", path.display()))?;
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("remove stale socket {}", path.display()))?;
             }
-            let listener = tokio::net::UnixListener::bind(&path).with_context(|| format!("listen on {}", path.display()))?;
+            let listener = tokio::net::UnixListener::bind(&path)
+                .with_context(|| format!("listen on {}", path.display()))?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))
                 .with_context(|| format!("chmod {}", path.display()))?;
             tracing::info!("API listening on {}", path.display());
@@ -65,7 +79,9 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
                 let _ = std::fs::remove_file(&path);
             }));
         } else if let Some(addr) = host.strip_prefix("tcp://") {
-            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listen on {addr}"))?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listen on {addr}"))?;
             tracing::warn!("API listening on tcp://{addr} WITHOUT TLS: anyone who can reach it is root on this host");
             let mut rx = stop_rx.clone();
             let st = state.clone();

@@ -30,7 +30,10 @@ pub enum EngineError {
     #[error("{0}")]
     Internal(String),
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 impl EngineError {
@@ -51,7 +54,10 @@ impl EngineError {
     }
 
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
-        EngineError::Io { what: what.into(), source }
+        EngineError::Io {
+            what: what.into(),
+            source,
+        }
     }
 
     pub(crate) fn join(e: tokio::task::JoinError) -> Self {

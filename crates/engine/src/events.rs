@@ -52,24 +52,40 @@ impl Default for EventBus {
 impl EventBus {
     pub fn new() -> Self {
         let (tx, _) = broadcast::channel(1024);
-        EventBus { tx, history: Mutex::new(VecDeque::with_capacity(HISTORY)) }
+        EventBus {
+            tx,
+            history: Mutex::new(VecDeque::with_capacity(HISTORY)),
+        }
     }
 
     /// Publish an event about `id` of `kind` ("container", "image") with `action` ("start", "die", ...).
-    pub fn publish(&self, kind: &str, action: &str, id: &str, attributes: BTreeMap<String, String>) {
+    pub fn publish(
+        &self,
+        kind: &str,
+        action: &str,
+        id: &str,
+        attributes: BTreeMap<String, String>,
+    ) {
         let now = chrono::Utc::now();
         let nanos = now.timestamp_nanos_opt().unwrap_or(0);
         let legacy = kind == "container" || kind == "image";
         let ev = Event {
             kind: kind.to_string(),
             action: action.to_string(),
-            actor: Actor { id: id.to_string(), attributes: attributes.clone() },
+            actor: Actor {
+                id: id.to_string(),
+                attributes: attributes.clone(),
+            },
             scope: "local".into(),
             time: now.timestamp(),
             time_nano: nanos,
             status: legacy.then(|| action.to_string()),
             id: legacy.then(|| id.to_string()),
-            from: if kind == "container" { attributes.get("image").cloned() } else { None },
+            from: if kind == "container" {
+                attributes.get("image").cloned()
+            } else {
+                None
+            },
         };
         if let Ok(mut h) = self.history.lock() {
             if h.len() == HISTORY {
@@ -100,17 +116,21 @@ pub fn matches(ev: &Event, filters: &BTreeMap<String, Vec<String>>) -> bool {
             return true;
         }
         match key.as_str() {
-            "type" => wanted.iter().any(|w| *w == ev.kind),
-            "event" | "action" => wanted.iter().any(|w| *w == ev.action || ev.action.starts_with(&format!("{w}:"))),
+            "type" => wanted.contains(&ev.kind),
+            "event" | "action" => wanted
+                .iter()
+                .any(|w| *w == ev.action || ev.action.starts_with(&format!("{w}:"))),
             "container" => {
                 ev.kind == "container"
                     && wanted.iter().any(|w| {
-                        ev.actor.id.starts_with(w.as_str()) || ev.actor.attributes.get("name") == Some(w)
+                        ev.actor.id.starts_with(w.as_str())
+                            || ev.actor.attributes.get("name") == Some(w)
                     })
             }
             "image" => wanted.iter().any(|w| {
                 ev.actor.attributes.get("image") == Some(w)
-                    || (ev.kind == "image" && (ev.actor.id == *w || ev.actor.attributes.get("name") == Some(w)))
+                    || (ev.kind == "image"
+                        && (ev.actor.id == *w || ev.actor.attributes.get("name") == Some(w)))
             }),
             "label" => wanted.iter().any(|w| match w.split_once('=') {
                 Some((k, v)) => ev.actor.attributes.get(k).map(String::as_str) == Some(v),

@@ -3,7 +3,10 @@
 
 use crate::error::{EngineError, Result};
 use crate::Engine;
-use berth_image::{HistoryEntry, Image, ImageStore, ImportOptions, LoadedImage, PruneFilters, PruneReport, RemoveAction};
+use berth_image::{
+    HistoryEntry, Image, ImageStore, ImportOptions, LoadedImage, PruneFilters, PruneReport,
+    RemoveAction,
+};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
@@ -14,7 +17,9 @@ impl Engine {
         f: impl FnOnce(&ImageStore) -> std::result::Result<T, berth_image::ImageError> + Send + 'static,
     ) -> Result<T> {
         let store = self.inner.images.clone();
-        Ok(tokio::task::spawn_blocking(move || f(&store)).await.map_err(EngineError::join)??)
+        Ok(tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(EngineError::join)??)
     }
 
     /// Resolve an image by name or id; the embedded hello-world is made on first use.
@@ -38,9 +43,19 @@ impl Engine {
         self.images_blocking(|s| s.list()).await
     }
 
-    pub async fn import_image(&self, reader: impl Read + Send + 'static, opts: ImportOptions) -> Result<Image> {
-        let tag = opts.reference.as_ref().map(|r| r.familiar()).unwrap_or_default();
-        let img = self.images_blocking(move |s| s.import(reader, opts)).await?;
+    pub async fn import_image(
+        &self,
+        reader: impl Read + Send + 'static,
+        opts: ImportOptions,
+    ) -> Result<Image> {
+        let tag = opts
+            .reference
+            .as_ref()
+            .map(|r| r.familiar())
+            .unwrap_or_default();
+        let img = self
+            .images_blocking(move |s| s.import(reader, opts))
+            .await?;
         self.image_event("import", &img.id, &tag);
         Ok(img)
     }
@@ -59,17 +74,26 @@ impl Engine {
             })
             .await?;
         for l in &loaded {
-            self.image_event("load", &l.id, l.tags.first().map(String::as_str).unwrap_or(""));
+            self.image_event(
+                "load",
+                &l.id,
+                l.tags.first().map(String::as_str).unwrap_or(""),
+            );
         }
         Ok(loaded)
     }
 
-    pub async fn save_images(&self, names: Vec<String>, writer: impl Write + Send + 'static) -> Result<()> {
+    pub async fn save_images(
+        &self,
+        names: Vec<String>,
+        writer: impl Write + Send + 'static,
+    ) -> Result<()> {
         for n in &names {
             self.resolve_image(n).await?;
         }
         let names2 = names.clone();
-        self.images_blocking(move |s| s.save(&names2, writer)).await?;
+        self.images_blocking(move |s| s.save(&names2, writer))
+            .await?;
         for n in &names {
             self.image_event("save", n, n);
         }
@@ -84,11 +108,20 @@ impl Engine {
         Ok(())
     }
 
-    pub async fn remove_image(&self, name: &str, force: bool, no_prune: bool) -> Result<Vec<RemoveAction>> {
+    pub async fn remove_image(
+        &self,
+        name: &str,
+        force: bool,
+        no_prune: bool,
+    ) -> Result<Vec<RemoveAction>> {
         let img = self.resolve_image(name).await?;
         if let Some((cid, running)) = self.image_in_use(&img.id).await {
-            let by_id = img.id.trim_start_matches("sha256:").starts_with(name.trim_start_matches("sha256:"));
-            if running && (force || by_id) && !(force && !by_id) {
+            let by_id = img
+                .id
+                .trim_start_matches("sha256:")
+                .starts_with(name.trim_start_matches("sha256:"));
+            // Docker: a running container's image cannot be deleted by id, not even with force.
+            if running && by_id {
                 return Err(EngineError::Conflict(format!(
                     "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
                     short(&img.id),
@@ -125,8 +158,12 @@ impl Engine {
             let map = self.inner.containers.read().await;
             map.values().map(|h| h.record().image_id).collect()
         };
-        let report = self.images_blocking(move |s| s.prune(all, &filters, &|id: &str| users.contains(id))).await?;
-        self.inner.events.publish("image", "prune", "", BTreeMap::new());
+        let report = self
+            .images_blocking(move |s| s.prune(all, &filters, &|id: &str| users.contains(id)))
+            .await?;
+        self.inner
+            .events
+            .publish("image", "prune", "", BTreeMap::new());
         Ok(report)
     }
 

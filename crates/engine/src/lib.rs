@@ -82,14 +82,22 @@ impl Engine {
                 cfg.exec_root.display()
             )));
         }
-        for d in [cfg.data_root.join("containers"), cfg.exec_root.join("containers")] {
-            std::fs::create_dir_all(&d).map_err(|e| EngineError::io(format!("create {}", d.display()), e))?;
+        for d in [
+            cfg.data_root.join("containers"),
+            cfg.exec_root.join("containers"),
+        ] {
+            std::fs::create_dir_all(&d)
+                .map_err(|e| EngineError::io(format!("create {}", d.display()), e))?;
         }
         let db_path = cfg.data_root.join("metadata.redb");
-        let db = tokio::task::spawn_blocking(move || redb::Database::create(&db_path).map_err(|e| (db_path, e)))
-            .await
-            .map_err(EngineError::join)?
-            .map_err(|(p, e)| EngineError::Internal(format!("open metadata database {}: {e}", p.display())))?;
+        let db = tokio::task::spawn_blocking(move || {
+            redb::Database::create(&db_path).map_err(|e| (db_path, e))
+        })
+        .await
+        .map_err(EngineError::join)?
+        .map_err(|(p, e)| {
+            EngineError::Internal(format!("open metadata database {}: {e}", p.display()))
+        })?;
         let db = Arc::new(db);
         let root = cfg.data_root.clone();
         let db2 = db.clone();

@@ -17,12 +17,17 @@ impl ShimConn {
         let stream = UnixStream::connect(socket)
             .await
             .map_err(|e| EngineError::io(format!("connect to shim {}", socket.display()), e))?;
-        Ok(ShimConn { stream, decoder: Decoder::default(), pending: Default::default() })
+        Ok(ShimConn {
+            stream,
+            decoder: Decoder::default(),
+            pending: Default::default(),
+        })
     }
 
     /// Send a request and wait for its reply; output frames that arrive meanwhile are kept for [`Self::next`].
     pub async fn request(&mut self, req: &Request) -> Result<Reply> {
-        let body = serde_json::to_vec(req).map_err(|e| EngineError::Internal(format!("encode shim request: {e}")))?;
+        let body = serde_json::to_vec(req)
+            .map_err(|e| EngineError::Internal(format!("encode shim request: {e}")))?;
         self.send(Kind::Control, &body).await?;
         loop {
             match self.read_frame().await? {
@@ -31,7 +36,11 @@ impl ShimConn {
                         .map_err(|e| EngineError::Internal(format!("bad reply from shim: {e}")));
                 }
                 Some(other) => self.pending.push_back(other),
-                None => return Err(EngineError::Internal("the container's shim went away".into())),
+                None => {
+                    return Err(EngineError::Internal(
+                        "the container's shim went away".into(),
+                    ))
+                }
             }
         }
     }
@@ -54,10 +63,18 @@ impl ShimConn {
     async fn read_frame(&mut self) -> Result<Option<(Kind, Vec<u8>)>> {
         let mut buf = vec![0u8; 32 * 1024];
         loop {
-            if let Some(f) = self.decoder.next_frame().map_err(|e| EngineError::Internal(format!("shim protocol: {e}")))? {
+            if let Some(f) = self
+                .decoder
+                .next_frame()
+                .map_err(|e| EngineError::Internal(format!("shim protocol: {e}")))?
+            {
                 return Ok(Some(f));
             }
-            let n = self.stream.read(&mut buf).await.map_err(|e| EngineError::io("read from shim", e))?;
+            let n = self
+                .stream
+                .read(&mut buf)
+                .await
+                .map_err(|e| EngineError::io("read from shim", e))?;
             if n == 0 {
                 return Ok(None);
             }

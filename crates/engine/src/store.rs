@@ -23,7 +23,10 @@ impl ContainerStore {
         let tx = db.begin_write().map_err(EngineError::db)?;
         {
             let mut meta = tx.open_table(META).map_err(EngineError::db)?;
-            let v = meta.get("containers.schema").map_err(EngineError::db)?.map(|g| g.value());
+            let v = meta
+                .get("containers.schema")
+                .map_err(EngineError::db)?
+                .map(|g| g.value());
             match v {
                 None => {
                     meta.insert("containers.schema", SCHEMA).map_err(EngineError::db)?;
@@ -42,11 +45,13 @@ impl ContainerStore {
     }
 
     pub fn put(&self, rec: &Record) -> Result<()> {
-        let json = serde_json::to_vec(rec).map_err(|e| EngineError::Internal(format!("encode record: {e}")))?;
+        let json = serde_json::to_vec(rec)
+            .map_err(|e| EngineError::Internal(format!("encode record: {e}")))?;
         let tx = self.db.begin_write().map_err(EngineError::db)?;
         {
             let mut t = tx.open_table(CONTAINERS).map_err(EngineError::db)?;
-            t.insert(rec.id.as_str(), json.as_slice()).map_err(EngineError::db)?;
+            t.insert(rec.id.as_str(), json.as_slice())
+                .map_err(EngineError::db)?;
         }
         tx.commit().map_err(EngineError::db)
     }
@@ -68,7 +73,9 @@ impl ContainerStore {
             let (k, v) = item.map_err(EngineError::db)?;
             match serde_json::from_slice::<Record>(v.value()) {
                 Ok(r) => out.push(r),
-                Err(e) => tracing::warn!(id = k.value(), "skipping unreadable container record: {e}"),
+                Err(e) => {
+                    tracing::warn!(id = k.value(), "skipping unreadable container record: {e}")
+                }
             }
         }
         Ok(out)

@@ -29,7 +29,14 @@ pub struct DiskUsage {
 
 impl Engine {
     pub async fn info(&self) -> Result<Info> {
-        let recs: Vec<_> = self.inner.containers.read().await.values().map(|h| h.record()).collect();
+        let recs: Vec<_> = self
+            .inner
+            .containers
+            .read()
+            .await
+            .values()
+            .map(|h| h.record())
+            .collect();
         let images = self.list_images().await?.len();
         let count = |s: Status| recs.iter().filter(|r| r.state.status == s).count();
         let running = count(Status::Running);
@@ -50,13 +57,24 @@ impl Engine {
     pub async fn disk_usage(&self) -> Result<DiskUsage> {
         let images = self.list_images().await?;
         let layers_size = self.images_blocking(|s| s.disk_usage()).await?;
-        let recs: Vec<_> = self.inner.containers.read().await.values().map(|h| h.record()).collect();
+        let recs: Vec<_> = self
+            .inner
+            .containers
+            .read()
+            .await
+            .values()
+            .map(|h| h.record())
+            .collect();
         let mut containers = Vec::new();
         for r in recs {
             let size = crate::container::remove_dir_size(&self.paths(&r.id).dir.join("upper"));
             containers.push((r, size));
         }
-        Ok(DiskUsage { layers_size, images, containers })
+        Ok(DiskUsage {
+            layers_size,
+            images,
+            containers,
+        })
     }
 
     pub fn started_at(&self) -> chrono::DateTime<chrono::Utc> {

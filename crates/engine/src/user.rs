@@ -17,18 +17,30 @@ pub struct Ids {
 /// Docker's rules: a numeric user needs no passwd entry; a name must exist; the primary group is the passwd
 /// entry's unless given; supplementary groups are those listing the user.
 pub fn resolve(spec: &str, read: impl Fn(&str) -> Option<Vec<u8>>) -> Result<Ids> {
-    let passwd = read("/etc/passwd").map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-    let group = read("/etc/group").map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let passwd = read("/etc/passwd")
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let group = read("/etc/group")
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let (user, grp) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
     let user = if user.is_empty() { "0" } else { user };
-    let entries: Vec<Vec<&str>> = passwd.lines().map(|l| l.split(':').collect()).filter(|f: &Vec<&str>| f.len() >= 7).collect();
-    let found = entries.iter().find(|f| f[0] == user || (user.parse::<u32>().is_ok() && f[2] == user));
+    let entries: Vec<Vec<&str>> = passwd
+        .lines()
+        .map(|l| l.split(':').collect())
+        .filter(|f: &Vec<&str>| f.len() >= 7)
+        .collect();
+    let found = entries
+        .iter()
+        .find(|f| f[0] == user || (user.parse::<u32>().is_ok() && f[2] == user));
     let (uid, mut gid, name, home) = match (found, user.parse::<u32>()) {
         (Some(f), _) => (
-            f[2].parse().map_err(|_| EngineError::Invalid(format!("invalid uid in /etc/passwd for {}", f[0])))?,
+            f[2].parse().map_err(|_| {
+                EngineError::Invalid(format!("invalid uid in /etc/passwd for {}", f[0]))
+            })?,
             f[3].parse().unwrap_or(0),
             f[0].to_string(),
             f[5].to_string(),
@@ -40,12 +52,18 @@ pub fn resolve(spec: &str, read: impl Fn(&str) -> Option<Vec<u8>>) -> Result<Ids
             )))
         }
     };
-    let groups: Vec<Vec<&str>> = group.lines().map(|l| l.split(':').collect()).filter(|f: &Vec<&str>| f.len() >= 4).collect();
+    let groups: Vec<Vec<&str>> = group
+        .lines()
+        .map(|l| l.split(':').collect())
+        .filter(|f: &Vec<&str>| f.len() >= 4)
+        .collect();
     if let Some(g) = grp.filter(|g| !g.is_empty()) {
         gid = match groups.iter().find(|f| f[0] == g || f[2] == g) {
             Some(f) => f[2].parse().unwrap_or(0),
             None => g.parse().map_err(|_| {
-                EngineError::Invalid(format!("unable to find group {g}: no matching entries in group file"))
+                EngineError::Invalid(format!(
+                    "unable to find group {g}: no matching entries in group file"
+                ))
             })?,
         };
     }
@@ -61,7 +79,12 @@ pub fn resolve(spec: &str, read: impl Fn(&str) -> Option<Vec<u8>>) -> Result<Ids
             }
         }
     }
-    Ok(Ids { uid, gid, additional_gids, home })
+    Ok(Ids {
+        uid,
+        gid,
+        additional_gids,
+        home,
+    })
 }
 
 /// Resolve `path` as seen from inside `root`: symlinks are followed but can never lead out of `root`
@@ -134,15 +157,32 @@ mod tests {
 
     #[test]
     fn users_resolve_like_docker() {
-        assert_eq!(resolve("", read).unwrap(), Ids { uid: 0, gid: 0, additional_gids: vec![], home: "/root".into() });
+        assert_eq!(
+            resolve("", read).unwrap(),
+            Ids {
+                uid: 0,
+                gid: 0,
+                additional_gids: vec![],
+                home: "/root".into()
+            }
+        );
         let a = resolve("alice", read).unwrap();
-        assert_eq!((a.uid, a.gid, a.additional_gids.clone(), a.home.as_str()), (1000, 1000, vec![10, 50], "/home/alice"));
+        assert_eq!(
+            (a.uid, a.gid, a.additional_gids.clone(), a.home.as_str()),
+            (1000, 1000, vec![10, 50], "/home/alice")
+        );
         assert_eq!(resolve("alice:staff", read).unwrap().gid, 50);
         assert_eq!(resolve("1234", read).unwrap().uid, 1234);
         assert_eq!(resolve("1234:99", read).unwrap().gid, 99);
         assert_eq!(resolve("65534", read).unwrap().home, "/nonexistent");
-        assert!(resolve("mallory", read).unwrap_err().to_string().contains("unable to find user mallory"));
-        assert!(resolve("alice:nogroup", read).unwrap_err().to_string().contains("unable to find group nogroup"));
+        assert!(resolve("mallory", read)
+            .unwrap_err()
+            .to_string()
+            .contains("unable to find user mallory"));
+        assert!(resolve("alice:nogroup", read)
+            .unwrap_err()
+            .to_string()
+            .contains("unable to find group nogroup"));
     }
 
     #[test]
@@ -153,9 +193,18 @@ mod tests {
         std::os::unix::fs::symlink("/", root.join("escape")).unwrap();
         std::os::unix::fs::symlink("../../../../..", root.join("usr/up")).unwrap();
         std::os::unix::fs::symlink("/usr/bin", root.join("bin")).unwrap();
-        assert_eq!(resolve_in_root(root, "/escape/etc/passwd").unwrap(), root.join("etc/passwd"));
-        assert_eq!(resolve_in_root(root, "/usr/up/etc").unwrap(), root.join("etc"));
-        assert_eq!(resolve_in_root(root, "/bin/sh").unwrap(), root.join("usr/bin/sh"));
+        assert_eq!(
+            resolve_in_root(root, "/escape/etc/passwd").unwrap(),
+            root.join("etc/passwd")
+        );
+        assert_eq!(
+            resolve_in_root(root, "/usr/up/etc").unwrap(),
+            root.join("etc")
+        );
+        assert_eq!(
+            resolve_in_root(root, "/bin/sh").unwrap(),
+            root.join("usr/bin/sh")
+        );
         std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
         assert!(resolve_in_root(root, "/loop").is_none());
     }

@@ -14,7 +14,11 @@ mod tests {
     #[test]
     fn program_is_a_small_static_elf_that_greets() {
         assert_eq!(&super::HELLO[..4], b"\x7fELF");
-        assert!(super::HELLO.len() < 64 * 1024, "{} bytes", super::HELLO.len());
+        assert!(
+            super::HELLO.len() < 64 * 1024,
+            "{} bytes",
+            super::HELLO.len()
+        );
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("hello");
         std::fs::write(&p, super::HELLO).unwrap();

@@ -32,10 +32,22 @@ pub enum SysError {
 
 impl SysError {
     pub(crate) fn os(op: &'static str, target: impl std::fmt::Display, source: nix::Error) -> Self {
-        SysError::Os { op, target: target.to_string(), source }
+        SysError::Os {
+            op,
+            target: target.to_string(),
+            source,
+        }
     }
-    pub(crate) fn io(op: &'static str, target: impl std::fmt::Display, source: std::io::Error) -> Self {
-        SysError::Io { op, target: target.to_string(), source }
+    pub(crate) fn io(
+        op: &'static str,
+        target: impl std::fmt::Display,
+        source: std::io::Error,
+    ) -> Self {
+        SysError::Io {
+            op,
+            target: target.to_string(),
+            source,
+        }
     }
 }
 

@@ -30,14 +30,21 @@ impl LockFile {
                 let holder = holder.trim().to_string();
                 return Err(SysError::Locked {
                     what: what.to_string(),
-                    holder: if holder.is_empty() { "unknown".into() } else { holder },
+                    holder: if holder.is_empty() {
+                        "unknown".into()
+                    } else {
+                        holder
+                    },
                 });
             }
             Err((_, e)) => return Err(SysError::os("flock", path.display(), e)),
         };
-        lock.set_len(0).map_err(|e| SysError::io("truncate lock file", path.display(), e))?;
-        lock.seek(SeekFrom::Start(0)).map_err(|e| SysError::io("seek lock file", path.display(), e))?;
-        write!(lock, "{}", std::process::id()).map_err(|e| SysError::io("write lock file", path.display(), e))?;
+        lock.set_len(0)
+            .map_err(|e| SysError::io("truncate lock file", path.display(), e))?;
+        lock.seek(SeekFrom::Start(0))
+            .map_err(|e| SysError::io("seek lock file", path.display(), e))?;
+        write!(lock, "{}", std::process::id())
+            .map_err(|e| SysError::io("write lock file", path.display(), e))?;
         Ok(LockFile { _lock: lock })
     }
 }

@@ -28,8 +28,14 @@ impl Overlay {
 /// Mount `overlay` at `target`.
 pub fn mount_overlay(overlay: &Overlay, target: &Path) -> Result<()> {
     let opts = overlay.options();
-    mount(Some("overlay"), target, Some("overlay"), MsFlags::empty(), Some(opts.as_str()))
-        .map_err(|e| SysError::os("mount overlay on", target.display(), e))
+    mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(opts.as_str()),
+    )
+    .map_err(|e| SysError::os("mount overlay on", target.display(), e))
 }
 
 /// Unmount `target` (lazily if busy). Not mounted is not an error, so teardown can be repeated.
@@ -42,9 +48,12 @@ pub fn unmount(target: &Path) -> Result<()> {
 
 /// Whether `path` is a mount point, read from `/proc/self/mountinfo`.
 pub fn is_mounted(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
     let want = path.display().to_string();
-    info.lines().any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+    info.lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
 }
 
 #[cfg(test)]
@@ -58,7 +67,10 @@ mod tests {
             upper: "/c/upper".into(),
             work: "/c/work".into(),
         };
-        assert_eq!(o.options(), "lowerdir=/s/b:/s/a,upperdir=/c/upper,workdir=/c/work");
+        assert_eq!(
+            o.options(),
+            "lowerdir=/s/b:/s/a,upperdir=/c/upper,workdir=/c/work"
+        );
     }
 
     #[test]

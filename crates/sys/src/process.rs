@@ -14,7 +14,8 @@ pub fn new_session() -> Result<()> {
 
 /// Become a child subreaper: orphaned descendants (the container init) are re-parented to us.
 pub fn set_subreaper() -> Result<()> {
-    nix::sys::prctl::set_child_subreaper(true).map_err(|e| SysError::os("prctl", "PR_SET_CHILD_SUBREAPER", e))
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|e| SysError::os("prctl", "PR_SET_CHILD_SUBREAPER", e))
 }
 
 /// Whether a process with this pid exists (zombies count as existing).

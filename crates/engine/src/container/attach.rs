@@ -41,7 +41,6 @@ impl AttachStream {
             }
         }
     }
-
 }
 
 impl Handle {
@@ -49,7 +48,10 @@ impl Handle {
     pub async fn write_stdin(&self, data: Option<Bytes>) -> Result<()> {
         let tx = self.stdin.lock().ok().and_then(|s| s.clone());
         match tx {
-            Some(tx) => tx.send(data).await.map_err(|_| EngineError::Conflict("container is not running".into())),
+            Some(tx) => tx
+                .send(data)
+                .await
+                .map_err(|_| EngineError::Conflict("container is not running".into())),
             None => Ok(()),
         }
     }
@@ -61,7 +63,14 @@ impl Engine {
         let h = self.lookup(name_or_id).await?;
         let rx = h.output.subscribe();
         let status = h.record().state.status;
-        let live = matches!(status, Status::Created | Status::Running | Status::Restarting);
-        Ok(AttachStream { handle: h, rx, live })
+        let live = matches!(
+            status,
+            Status::Created | Status::Running | Status::Restarting
+        );
+        Ok(AttachStream {
+            handle: h,
+            rx,
+            live,
+        })
     }
 }

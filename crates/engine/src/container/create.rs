@@ -26,7 +26,11 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 fn strings(v: &Value) -> Option<Vec<String>> {
-    v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+    v.as_array().map(|a| {
+        a.iter()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect()
+    })
 }
 
 /// Merge an image's config (Docker's JSON shape) under the user's: the user's values win; env is merged by key;
@@ -47,17 +51,25 @@ pub fn merge_image_config(cfg: &mut ContainerConfig, image: &Value) {
     }
     cfg.env = Some(env);
     if cfg.working_dir.as_deref().unwrap_or("").is_empty() {
-        cfg.working_dir = image["WorkingDir"].as_str().map(str::to_string).filter(|s| !s.is_empty());
+        cfg.working_dir = image["WorkingDir"]
+            .as_str()
+            .map(str::to_string)
+            .filter(|s| !s.is_empty());
     }
     if cfg.user.as_deref().unwrap_or("").is_empty() {
-        cfg.user = image["User"].as_str().map(str::to_string).filter(|s| !s.is_empty());
+        cfg.user = image["User"]
+            .as_str()
+            .map(str::to_string)
+            .filter(|s| !s.is_empty());
     }
     if cfg.stop_signal.is_none() {
         cfg.stop_signal = image["StopSignal"].as_str().map(str::to_string);
     }
     if let Some(labels) = image["Labels"].as_object() {
-        let mut merged: std::collections::HashMap<String, String> =
-            labels.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect();
+        let mut merged: std::collections::HashMap<String, String> = labels
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+            .collect();
         merged.extend(cfg.labels.take().unwrap_or_default());
         cfg.labels = Some(merged);
     }
@@ -88,7 +100,9 @@ pub fn merge_image_config(cfg: &mut ContainerConfig, image: &Value) {
 pub fn validate_host_config(hc: &mut HostConfig) -> Result<()> {
     let mem = hc.memory.unwrap_or(0);
     if mem != 0 && mem < 6 * 1024 * 1024 {
-        return Err(EngineError::Invalid("Minimum memory limit allowed is 6MB".into()));
+        return Err(EngineError::Invalid(
+            "Minimum memory limit allowed is 6MB".into(),
+        ));
     }
     let swap = hc.memory_swap.unwrap_or(0);
     if swap > 0 && mem == 0 {
@@ -101,12 +115,16 @@ pub fn validate_host_config(hc: &mut HostConfig) -> Result<()> {
             "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
         ));
     }
-    if hc.nano_cpus.unwrap_or(0) > 0 && (hc.cpu_quota.unwrap_or(0) > 0 || hc.cpu_period.unwrap_or(0) > 0) {
+    if hc.nano_cpus.unwrap_or(0) > 0
+        && (hc.cpu_quota.unwrap_or(0) > 0 || hc.cpu_period.unwrap_or(0) > 0)
+    {
         return Err(EngineError::Invalid(
             "Conflicting options: Nano CPUs and CPU Period cannot both be set".into(),
         ));
     }
-    let ncpu = std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1);
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get() as i64)
+        .unwrap_or(1);
     if hc.nano_cpus.unwrap_or(0) > ncpu * 1_000_000_000 {
         return Err(EngineError::Invalid(format!(
             "range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
@@ -124,7 +142,10 @@ pub fn validate_host_config(hc: &mut HostConfig) -> Result<()> {
     hc.network_mode = Some(mode);
     if let Some(rp) = &hc.restart_policy {
         if let Some(name) = &rp.name {
-            let n = serde_json::to_value(name).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let n = serde_json::to_value(name)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
             if !matches!(n.as_str(), "" | "no") && hc.auto_remove == Some(true) {
                 return Err(EngineError::Invalid(
                     "can't create 'AutoRemove' container with restart policy".into(),
@@ -150,7 +171,9 @@ impl Engine {
         };
         let image_name = req.config.image.clone().unwrap_or_default();
         if image_name.is_empty() {
-            return Err(EngineError::Invalid("config.Image must be specified".into()));
+            return Err(EngineError::Invalid(
+                "config.Image must be specified".into(),
+            ));
         }
         let image = self.resolve_image(&image_name).await?;
         let image_cfg = serde_json::to_value(&image.config).unwrap_or(Value::Null);
@@ -176,9 +199,13 @@ impl Engine {
                 n
             }
             None => {
-                let taken: std::collections::HashSet<String> = map.values().map(|h| h.record().name).collect();
+                let taken: std::collections::HashSet<String> =
+                    map.values().map(|h| h.record().name).collect();
                 let mut rng = rand::thread_rng();
-                format!("/{}", crate::names::generate_unique(&mut rng, |n| taken.contains(&format!("/{n}"))))
+                format!(
+                    "/{}",
+                    crate::names::generate_unique(&mut rng, |n| taken.contains(&format!("/{n}")))
+                )
             }
         };
         let id = loop {
@@ -191,7 +218,10 @@ impl Engine {
         };
         if config.hostname.as_deref().unwrap_or("").is_empty() {
             config.hostname = Some(if hc.network_mode.as_deref() == Some("host") {
-                nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| id[..12].to_string())
+                nix::unistd::gethostname()
+                    .ok()
+                    .and_then(|h| h.into_string().ok())
+                    .unwrap_or_else(|| id[..12].to_string())
             } else {
                 id[..12].to_string()
             });
@@ -203,9 +233,11 @@ impl Engine {
         let resolv_src = self.inner.cfg.resolv_conf.clone();
         let host_net = hc.network_mode.as_deref() == Some("host");
         let extra_hosts = hc.extra_hosts.clone().unwrap_or_default();
-        tokio::task::spawn_blocking(move || prepare_dir(&dir, &hostname, &resolv_src, host_net, &extra_hosts))
-            .await
-            .map_err(EngineError::join)??;
+        tokio::task::spawn_blocking(move || {
+            prepare_dir(&dir, &hostname, &resolv_src, host_net, &extra_hosts)
+        })
+        .await
+        .map_err(EngineError::join)??;
         let rec = Record {
             id: id.clone(),
             name,
@@ -218,7 +250,11 @@ impl Engine {
             host_config: hc,
             state: State::default(),
             restart_count: 0,
-            log_path: paths.dir.join(format!("{id}-json.log")).display().to_string(),
+            log_path: paths
+                .dir
+                .join(format!("{id}-json.log"))
+                .display()
+                .to_string(),
             hostname_path: paths.dir.join("hostname").display().to_string(),
             hosts_path: paths.dir.join("hosts").display().to_string(),
             resolv_conf_path: paths.dir.join("resolv.conf").display().to_string(),
@@ -248,11 +284,13 @@ fn prepare_dir(
 ) -> Result<()> {
     for sub in ["upper", "work", "rootfs"] {
         let p = dir.join(sub);
-        std::fs::create_dir_all(&p).map_err(|e| EngineError::io(format!("create {}", p.display()), e))?;
+        std::fs::create_dir_all(&p)
+            .map_err(|e| EngineError::io(format!("create {}", p.display()), e))?;
     }
     let write = |name: &str, content: String| -> Result<()> {
         let p = dir.join(name);
-        std::fs::write(&p, content).map_err(|e| EngineError::io(format!("write {}", p.display()), e))
+        std::fs::write(&p, content)
+            .map_err(|e| EngineError::io(format!("write {}", p.display()), e))
     };
     write("hostname", format!("{hostname}\n"))?;
     let mut hosts = String::from(
@@ -267,7 +305,13 @@ fn prepare_dir(
         hosts = std::fs::read_to_string("/etc/hosts").unwrap_or(hosts);
     }
     write("hosts", hosts)?;
-    write("resolv.conf", container_resolv_conf(&std::fs::read_to_string(resolv_src).unwrap_or_default(), host_net))?;
+    write(
+        "resolv.conf",
+        container_resolv_conf(
+            &std::fs::read_to_string(resolv_src).unwrap_or_default(),
+            host_net,
+        ),
+    )?;
     Ok(())
 }
 
@@ -336,7 +380,10 @@ mod tests {
     #[test]
     fn user_entrypoint_discards_image_cmd() {
         let image = serde_json::json!({"Entrypoint": ["/init"], "Cmd": ["serve"]});
-        let mut cfg = ContainerConfig { entrypoint: Some(vec!["echo".into()]), ..Default::default() };
+        let mut cfg = ContainerConfig {
+            entrypoint: Some(vec!["echo".into()]),
+            ..Default::default()
+        };
         merge_image_config(&mut cfg, &image);
         assert_eq!(cfg.entrypoint.unwrap(), vec!["echo"]);
         assert!(cfg.cmd.is_none());
@@ -344,15 +391,34 @@ mod tests {
 
     #[test]
     fn resource_checks_use_docker_messages() {
-        let mut hc = HostConfig { memory: Some(1024), ..Default::default() };
-        assert_eq!(validate_host_config(&mut hc).unwrap_err().to_string(), "Minimum memory limit allowed is 6MB");
-        let mut hc = HostConfig { memory: Some(64 << 20), memory_swap: Some(32 << 20), ..Default::default() };
-        assert!(validate_host_config(&mut hc).unwrap_err().to_string().contains("memoryswap"));
+        let mut hc = HostConfig {
+            memory: Some(1024),
+            ..Default::default()
+        };
+        assert_eq!(
+            validate_host_config(&mut hc).unwrap_err().to_string(),
+            "Minimum memory limit allowed is 6MB"
+        );
+        let mut hc = HostConfig {
+            memory: Some(64 << 20),
+            memory_swap: Some(32 << 20),
+            ..Default::default()
+        };
+        assert!(validate_host_config(&mut hc)
+            .unwrap_err()
+            .to_string()
+            .contains("memoryswap"));
         let mut hc = HostConfig::default();
         validate_host_config(&mut hc).unwrap();
         assert_eq!(hc.network_mode.as_deref(), Some("none"));
-        let mut hc = HostConfig { network_mode: Some("mynet".into()), ..Default::default() };
-        assert_eq!(validate_host_config(&mut hc).unwrap_err().to_string(), "network mynet not found");
+        let mut hc = HostConfig {
+            network_mode: Some("mynet".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            validate_host_config(&mut hc).unwrap_err().to_string(),
+            "network mynet not found"
+        );
     }
 
     #[test]

@@ -31,8 +31,10 @@ pub fn labels_match(labels: &BTreeMap<String, String>, filters: &[String]) -> bo
     })
 }
 
-const FILTERS: &[&str] =
-    &["status", "name", "id", "label", "ancestor", "exited", "before", "since", "network", "volume", "health", "is-task", "publish", "expose"];
+const FILTERS: &[&str] = &[
+    "status", "name", "id", "label", "ancestor", "exited", "before", "since", "network", "volume",
+    "health", "is-task", "publish", "expose",
+];
 
 impl Engine {
     pub async fn list(&self, opts: &ListOptions) -> Result<Vec<Summary>> {
@@ -43,7 +45,17 @@ impl Engine {
         }
         if let Some(st) = opts.filters.get("status") {
             for s in st {
-                if !["created", "restarting", "running", "removing", "paused", "exited", "dead"].contains(&s.as_str()) {
+                if ![
+                    "created",
+                    "restarting",
+                    "running",
+                    "removing",
+                    "paused",
+                    "exited",
+                    "dead",
+                ]
+                .contains(&s.as_str())
+                {
                     return Err(EngineError::Invalid(format!("invalid filter 'status={s}'")));
                 }
             }
@@ -62,16 +74,25 @@ impl Engine {
         }
         let find = |key: &str| -> Option<String> {
             let v = opts.filters.get(key)?.first()?.clone();
-            recs.iter().find(|r| r.id.starts_with(&v) || r.short_name() == v).map(|r| r.created.clone())
+            recs.iter()
+                .find(|r| r.id.starts_with(&v) || r.short_name() == v)
+                .map(|r| r.created.clone())
         };
         let before = find("before");
         let since = find("since");
         let f = |key: &str| opts.filters.get(key).cloned().unwrap_or_default();
-        let show_all = opts.all || opts.limit > 0 || opts.filters.contains_key("status") || opts.filters.contains_key("exited");
+        let show_all = opts.all
+            || opts.limit > 0
+            || opts.filters.contains_key("status")
+            || opts.filters.contains_key("exited");
         let mut out = Vec::new();
         for r in recs {
             let status = r.state.status;
-            if !show_all && status != Status::Running && status != Status::Paused && status != Status::Restarting {
+            if !show_all
+                && status != Status::Running
+                && status != Status::Paused
+                && status != Status::Restarting
+            {
                 continue;
             }
             let st = f("status");
@@ -79,7 +100,11 @@ impl Engine {
                 continue;
             }
             let names = f("name");
-            if !names.is_empty() && !names.iter().any(|n| r.short_name().contains(n.trim_start_matches('/'))) {
+            if !names.is_empty()
+                && !names
+                    .iter()
+                    .any(|n| r.short_name().contains(n.trim_start_matches('/')))
+            {
                 continue;
             }
             let ids = f("id");
@@ -89,13 +114,16 @@ impl Engine {
             if !labels_match(&r.labels(), &f("label")) {
                 continue;
             }
-            if !ancestors.is_empty() && !ancestors.iter().any(|a| *a == r.image_id || *a == r.image) {
+            if !ancestors.is_empty() && !ancestors.iter().any(|a| *a == r.image_id || *a == r.image)
+            {
                 continue;
             }
             let exited = f("exited");
-            if !exited.is_empty()
-                && !(status == Status::Exited && exited.iter().any(|e| e.parse::<i32>().ok() == Some(r.state.exit_code)))
-            {
+            let exit_matches = status == Status::Exited
+                && exited
+                    .iter()
+                    .any(|e| e.parse::<i32>().ok() == Some(r.state.exit_code));
+            if !exited.is_empty() && !exit_matches {
                 continue;
             }
             if let Some(b) = &before {
@@ -110,12 +138,20 @@ impl Engine {
             }
             let (size_rw, size_root_fs) = if opts.size {
                 let rw = super::remove::dir_size(&self.paths(&r.id).dir.join("upper"));
-                let image_size = self.resolve_image(&r.image_id).await.map(|i| i.size).unwrap_or(0);
+                let image_size = self
+                    .resolve_image(&r.image_id)
+                    .await
+                    .map(|i| i.size)
+                    .unwrap_or(0);
                 (Some(rw), Some(rw + image_size))
             } else {
                 (None, None)
             };
-            out.push(Summary { record: r, size_rw, size_root_fs });
+            out.push(Summary {
+                record: r,
+                size_rw,
+                size_root_fs,
+            });
             if opts.limit > 0 && out.len() >= opts.limit {
                 break;
             }

@@ -30,13 +30,20 @@ pub struct LogLine {
 }
 
 fn nanos(t: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(t).ok().and_then(|d| d.timestamp_nanos_opt()).unwrap_or(0)
+    chrono::DateTime::parse_from_rfc3339(t)
+        .ok()
+        .and_then(|d| d.timestamp_nanos_opt())
+        .unwrap_or(0)
 }
 
 impl Engine {
     /// Stream a container's logs into a channel; the stream ends when the logs are read (or, following, when
     /// the container stops and the file holds nothing more).
-    pub async fn logs(&self, name_or_id: &str, opts: LogsOptions) -> Result<mpsc::Receiver<LogLine>> {
+    pub async fn logs(
+        &self,
+        name_or_id: &str,
+        opts: LogsOptions,
+    ) -> Result<mpsc::Receiver<LogLine>> {
         let h = self.lookup(name_or_id).await?;
         let rec = h.record();
         let tty = rec.config.tty.unwrap_or(false);
@@ -54,15 +61,24 @@ impl Engine {
                 let t = nanos(&e.time);
                 opts.since.is_none_or(|s| t >= s) && opts.until.is_none_or(|u| t <= u)
             };
-            let to_line = |e: Entry| LogLine { stderr: e.stream == "stderr", time: e.time, data: e.log.into_bytes() };
+            let to_line = |e: Entry| LogLine {
+                stderr: e.stream == "stderr",
+                time: e.time,
+                data: e.log.into_bytes(),
+            };
             // Oldest rotation first.
-            let mut files: Vec<PathBuf> = (1..100).map(|n| rotated(&path, n)).take_while(|p| p.exists()).collect();
+            let mut files: Vec<PathBuf> = (1..100)
+                .map(|n| rotated(&path, n))
+                .take_while(|p| p.exists())
+                .collect();
             files.reverse();
             files.push(path.clone());
             let mut lines: VecDeque<Entry> = VecDeque::new();
             let mut live_pos = 0u64;
             for (i, f) in files.iter().enumerate() {
-                let Ok(file) = std::fs::File::open(f) else { continue };
+                let Ok(file) = std::fs::File::open(f) else {
+                    continue;
+                };
                 let mut r = BufReader::new(file);
                 let mut buf = String::new();
                 loop {
@@ -102,7 +118,10 @@ impl Engine {
             let mut partial = String::new();
             loop {
                 let running = wait.borrow().running
-                    || matches!(h2.record().state.status, Status::Running | Status::Created | Status::Restarting);
+                    || matches!(
+                        h2.record().state.status,
+                        Status::Running | Status::Created | Status::Restarting
+                    );
                 let mut progressed = false;
                 if let Ok(mut f) = std::fs::File::open(&path) {
                     let len = f.metadata().map(|m| m.len()).unwrap_or(0);

@@ -15,8 +15,8 @@ pub use list::{ListOptions, Summary};
 pub use logs::{LogLine, LogsOptions};
 pub use remove::dir_size as remove_dir_size;
 pub use start::parse_bind;
-pub use stop::{parse_signal, WaitCondition};
 pub use start::parse_size;
+pub use stop::{parse_signal, WaitCondition};
 
 use crate::error::{EngineError, Result};
 use crate::Engine;
@@ -117,7 +117,12 @@ impl Record {
 
     /// The labels of the container, for events and filters.
     pub fn labels(&self) -> BTreeMap<String, String> {
-        self.config.labels.clone().unwrap_or_default().into_iter().collect()
+        self.config
+            .labels
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
     }
 }
 
@@ -165,7 +170,10 @@ impl Handle {
     }
 
     pub fn record(&self) -> Record {
-        self.record.lock().map(|r| r.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.record
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     pub(crate) fn update<T>(&self, f: impl FnOnce(&mut Record) -> T) -> T {
@@ -198,7 +206,12 @@ impl Engine {
         Paths {
             dir: self.inner.cfg.data_root.join("containers").join(id),
             state: self.inner.cfg.exec_root.join("containers").join(id),
-            socket: self.inner.cfg.exec_root.join("s").join(&id[..id.len().min(24)]),
+            socket: self
+                .inner
+                .cfg
+                .exec_root
+                .join("s")
+                .join(&id[..id.len().min(24)]),
         }
     }
 
@@ -213,7 +226,10 @@ impl Engine {
             return Ok(h.clone());
         }
         if !name_or_id.is_empty() && name_or_id.chars().all(|c| c.is_ascii_hexdigit()) {
-            let found: Vec<_> = map.values().filter(|h| h.id.starts_with(name_or_id)).collect();
+            let found: Vec<_> = map
+                .values()
+                .filter(|h| h.id.starts_with(name_or_id))
+                .collect();
             match found.len() {
                 1 => return Ok(found[0].clone()),
                 0 => {}
@@ -250,10 +266,13 @@ impl Engine {
     /// Whether any container uses the image `id` (for rmi).
     pub async fn image_in_use(&self, image_id: &str) -> Option<(String, bool)> {
         let map = self.inner.containers.read().await;
-        map.values().map(|h| h.record()).find(|r| r.image_id == image_id).map(|r| {
-            let running = r.state.status == Status::Running;
-            (r.id, running)
-        })
+        map.values()
+            .map(|h| h.record())
+            .find(|r| r.image_id == image_id)
+            .map(|r| {
+                let running = r.state.status == Status::Running;
+                (r.id, running)
+            })
     }
 }
 

@@ -13,13 +13,24 @@ impl Engine {
         let records = self.inner.store.all()?;
         for rec in records {
             let h = Handle::new(rec.clone());
-            self.inner.containers.write().await.insert(rec.id.clone(), h.clone());
+            self.inner
+                .containers
+                .write()
+                .await
+                .insert(rec.id.clone(), h.clone());
             match rec.state.status {
                 Status::Running | Status::Paused | Status::Restarting => {
                     let socket = self.paths(&rec.id).socket;
                     let reattached = async {
                         let mut conn = ShimConn::connect(&socket).await.ok()?;
-                        let reply = conn.request(&Request::Attach { stdout: true, stderr: true, stdin: false }).await.ok()?;
+                        let reply = conn
+                            .request(&Request::Attach {
+                                stdout: true,
+                                stderr: true,
+                                stdin: false,
+                            })
+                            .await
+                            .ok()?;
                         reply.ok.then_some(conn)
                     }
                     .await;

@@ -70,7 +70,9 @@ impl Engine {
         let map = self.inner.containers.write().await;
         if let Some(holder) = map.values().find(|o| o.record().name == new) {
             if holder.id == h.id {
-                return Err(EngineError::Invalid("Renaming a container with the same name as its current name".into()));
+                return Err(EngineError::Invalid(
+                    "Renaming a container with the same name as its current name".into(),
+                ));
             }
             return Err(EngineError::Conflict(format!(
                 "Conflict. The container name \"{new}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
@@ -94,7 +96,12 @@ impl Engine {
             let map = self.inner.containers.read().await;
             map.values()
                 .map(|h| h.record())
-                .filter(|r| matches!(r.state.status, Status::Exited | Status::Created | Status::Dead))
+                .filter(|r| {
+                    matches!(
+                        r.state.status,
+                        Status::Exited | Status::Created | Status::Dead
+                    )
+                })
                 .filter(|r| super::list::labels_match(&r.labels(), labels))
                 .collect()
         };
@@ -107,7 +114,9 @@ impl Engine {
                 space += size;
             }
         }
-        self.inner.events.publish("container", "prune", "", Default::default());
+        self.inner
+            .events
+            .publish("container", "prune", "", Default::default());
         Ok((removed, space))
     }
 }
@@ -117,7 +126,9 @@ pub fn dir_size(dir: &std::path::Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let Ok(m) = e.metadata() else { continue };
             if m.is_dir() {

@@ -23,7 +23,10 @@ impl Engine {
                 ))
             }
             Status::Removing | Status::Dead => {
-                return Err(EngineError::Conflict(format!("container {} is marked for removal and cannot be started", h.id)))
+                return Err(EngineError::Conflict(format!(
+                    "container {} is marked for removal and cannot be started",
+                    h.id
+                )))
             }
             _ => {}
         }
@@ -33,7 +36,9 @@ impl Engine {
                 // Docker records a failed start on the container: exit code 127/126 for a missing or
                 // non-executable command, 128 otherwise.
                 let msg = e.to_string();
-                let code = if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+                let code = if msg.contains("executable file not found")
+                    || msg.contains("no such file or directory")
+                {
                     127
                 } else if msg.contains("permission denied") {
                     126
@@ -41,7 +46,11 @@ impl Engine {
                     128
                 };
                 h.update(|r| {
-                    r.state.status = if r.state.status == Status::Created { Status::Created } else { Status::Exited };
+                    r.state.status = if r.state.status == Status::Created {
+                        Status::Created
+                    } else {
+                        Status::Exited
+                    };
                     r.state.exit_code = code;
                     r.state.error = msg.clone();
                 });
@@ -55,19 +64,22 @@ impl Engine {
     pub(crate) async fn start_locked(&self, h: &Arc<Handle>) -> Result<()> {
         let rec = h.record();
         let paths = self.paths(&rec.id);
-        let image = self.images_blocking({
-            let id = rec.image_id.clone();
-            move |s| s.get(&id)
-        })
-        .await?;
-        let lower = self.images_blocking({
-            let id = image.id.clone();
-            move |s| s.layer_dirs(&id)
-        })
-        .await?;
+        let image = self
+            .images_blocking({
+                let id = rec.image_id.clone();
+                move |s| s.get(&id)
+            })
+            .await?;
+        let lower = self
+            .images_blocking({
+                let id = image.id.clone();
+                move |s| s.layer_dirs(&id)
+            })
+            .await?;
         let lower = if lower.is_empty() {
             let empty = paths.dir.join("empty");
-            std::fs::create_dir_all(&empty).map_err(|e| EngineError::io("create empty lower dir", e))?;
+            std::fs::create_dir_all(&empty)
+                .map_err(|e| EngineError::io("create empty lower dir", e))?;
             vec![empty]
         } else {
             lower
@@ -76,7 +88,9 @@ impl Engine {
         let image_id = image.id.clone();
         let ids = self
             .images_blocking(move |s| {
-                Ok(crate::user::resolve(&user, |p| s.read_file(&image_id, p).ok().flatten()))
+                Ok(crate::user::resolve(&user, |p| {
+                    s.read_file(&image_id, p).ok().flatten()
+                }))
             })
             .await??;
 
@@ -84,10 +98,12 @@ impl Engine {
         let oci = spec::generate(&input).map_err(|e| EngineError::Invalid(e.to_string()))?;
         // Fresh state dir: a previous run's socket and exit file must not be mistaken for this one's.
         let _ = std::fs::remove_dir_all(&paths.state);
-        std::fs::create_dir_all(&paths.state).map_err(|e| EngineError::io("create shim state dir", e))?;
-    if let Some(dir) = paths.socket.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| EngineError::io("create shim socket dir", e))?;
-    }
+        std::fs::create_dir_all(&paths.state)
+            .map_err(|e| EngineError::io("create shim state dir", e))?;
+        if let Some(dir) = paths.socket.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| EngineError::io("create shim socket dir", e))?;
+        }
         let bundle_cfg = paths.dir.join("config.json");
         write_json(&bundle_cfg, &oci)?;
         let mut oom_event_files = Vec::new();
@@ -95,9 +111,13 @@ impl Engine {
         let rel = input.cgroups_path.trim_start_matches('/');
         oom_event_files.push(cg.join("memory").join(rel).join("memory.oom_control"));
         oom_event_files.push(cg.join(rel).join("memory.events"));
-        let log_max_size = log_opt(&rec, "max-size").map(|s| parse_size(&s)).unwrap_or(Ok(self.inner.cfg.log_max_size))?;
+        let log_max_size = log_opt(&rec, "max-size")
+            .map(|s| parse_size(&s))
+            .unwrap_or(Ok(self.inner.cfg.log_max_size))?;
         let log_max_files = match log_opt(&rec, "max-file") {
-            Some(s) => s.parse().map_err(|_| EngineError::Invalid(format!("invalid value for max-file: {s}")))?,
+            Some(s) => s
+                .parse()
+                .map_err(|_| EngineError::Invalid(format!("invalid value for max-file: {s}")))?,
             None => self.inner.cfg.log_max_files,
         };
         let shim_cfg = ShimConfig {
@@ -110,17 +130,25 @@ impl Engine {
             runtime_root: self.inner.cfg.exec_root.join("rt"),
             socket: paths.socket.clone(),
             exit_file: paths.state.join("exit.json"),
-            log: Some(LogConfig { path: PathBuf::from(&rec.log_path), max_size: log_max_size, max_files: log_max_files }),
+            log: Some(LogConfig {
+                path: PathBuf::from(&rec.log_path),
+                max_size: log_max_size,
+                max_files: log_max_files,
+            }),
             open_stdin: rec.config.open_stdin.unwrap_or(false),
             oom_event_files,
         };
         write_json(&paths.state.join("shim.json"), &shim_cfg)?;
         let pid = spawn_shim(&self.inner.cfg.shim_program, &paths.state)
-        .await
-        .map_err(|e| docker_wording(e, &input.args[0]))?;
+            .await
+            .map_err(|e| docker_wording(e, &input.args[0]))?;
 
         let mut conn = ShimConn::connect(&shim_cfg.socket).await?;
-        let attach = Request::Attach { stdout: true, stderr: true, stdin: shim_cfg.open_stdin };
+        let attach = Request::Attach {
+            stdout: true,
+            stderr: true,
+            stdin: shim_cfg.open_stdin,
+        };
         expect_ok(conn.request(&attach).await?)?;
         // The root is mounted now: check the command exists, as Docker's runtime does at create.
         if let Err(e) = check_executable(&shim_cfg.rootfs, &input.args[0], &input.env, &input.cwd) {
@@ -230,9 +258,14 @@ fn docker_wording(e: EngineError, cmd: &str) -> EngineError {
     let msg = e.to_string();
     let prefix = "failed to create task for container: OCI runtime create failed: unable to start container process";
     if msg.contains("not found in $PATH") || msg.contains("executable file not found") {
-        EngineError::Invalid(format!("{prefix}: exec: \"{cmd}\": executable file not found in $PATH"))
-    } else if msg.contains("No such file or directory") || msg.contains("no such file or directory") {
-        EngineError::Invalid(format!("{prefix}: exec: \"{cmd}\": stat {cmd}: no such file or directory"))
+        EngineError::Invalid(format!(
+            "{prefix}: exec: \"{cmd}\": executable file not found in $PATH"
+        ))
+    } else if msg.contains("No such file or directory") || msg.contains("no such file or directory")
+    {
+        EngineError::Invalid(format!(
+            "{prefix}: exec: \"{cmd}\": stat {cmd}: no such file or directory"
+        ))
     } else if msg.contains("Permission denied") || msg.contains("permission denied") {
         EngineError::Invalid(format!("{prefix}: exec: \"{cmd}\": permission denied"))
     } else {
@@ -244,7 +277,9 @@ fn expect_ok(reply: berth_runtime::proto::Reply) -> Result<()> {
     if reply.ok {
         Ok(())
     } else {
-        Err(EngineError::Internal(reply.error.unwrap_or_else(|| "the shim refused".into())))
+        Err(EngineError::Internal(
+            reply.error.unwrap_or_else(|| "the shim refused".into()),
+        ))
     }
 }
 
@@ -258,10 +293,13 @@ async fn drain_until_exit(conn: &mut ShimConn) {
 }
 
 fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
-    let data = serde_json::to_vec_pretty(value).map_err(|e| EngineError::Internal(format!("encode {}: {e}", path.display())))?;
+    let data = serde_json::to_vec_pretty(value)
+        .map_err(|e| EngineError::Internal(format!("encode {}: {e}", path.display())))?;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data).map_err(|e| EngineError::io(format!("write {}", tmp.display()), e))?;
-    std::fs::rename(&tmp, path).map_err(|e| EngineError::io(format!("rename {}", path.display()), e))
+    std::fs::write(&tmp, data)
+        .map_err(|e| EngineError::io(format!("write {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| EngineError::io(format!("rename {}", path.display()), e))
 }
 
 /// Run `PROGRAM shim <state-dir>` and read its one-line answer.
@@ -275,27 +313,45 @@ async fn spawn_shim(program: &Path, state_dir: &Path) -> Result<i32> {
         .kill_on_drop(false)
         .spawn()
         .map_err(|e| EngineError::io(format!("run shim {}", program.display()), e))?;
-    let stdout = child.stdout.take().ok_or_else(|| EngineError::Internal("shim has no stdout".into()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| EngineError::Internal("shim has no stdout".into()))?;
     // Reap the shim whenever it ends, so it never lingers as a zombie of the daemon.
     tokio::spawn(async move {
         let _ = child.wait().await;
     });
     let mut line = String::new();
     let mut reader = tokio::io::BufReader::new(stdout);
-    reader.read_line(&mut line).await.map_err(|e| EngineError::io("read shim answer", e))?;
-    let reply: berth_runtime::proto::Reply = serde_json::from_str(line.trim())
-        .map_err(|_| EngineError::Internal(format!("the shim failed to start (answer: {:?})", line.trim())))?;
+    reader
+        .read_line(&mut line)
+        .await
+        .map_err(|e| EngineError::io("read shim answer", e))?;
+    let reply: berth_runtime::proto::Reply = serde_json::from_str(line.trim()).map_err(|_| {
+        EngineError::Internal(format!(
+            "the shim failed to start (answer: {:?})",
+            line.trim()
+        ))
+    })?;
     if !reply.ok {
         return Err(EngineError::Internal(format!(
             "failed to create task for container: {}",
             reply.error.unwrap_or_default()
         )));
     }
-    reply.pid.ok_or_else(|| EngineError::Internal("the shim gave no pid".into()))
+    reply
+        .pid
+        .ok_or_else(|| EngineError::Internal("the shim gave no pid".into()))
 }
 
 fn log_opt(rec: &super::Record, key: &str) -> Option<String> {
-    rec.host_config.log_config.as_ref()?.config.as_ref()?.get(key).cloned()
+    rec.host_config
+        .log_config
+        .as_ref()?
+        .config
+        .as_ref()?
+        .get(key)
+        .cloned()
 }
 
 /// `10m`, `512k`, `1g`, plain bytes (Docker's `max-size` units, 1000-based like go-units FromHumanSize).
@@ -325,13 +381,20 @@ fn check_executable(root: &Path, cmd: &str, env: &[String], cwd: &str) -> Result
         ))
     };
     let candidates: Vec<String> = if cmd.contains('/') {
-        vec![if cmd.starts_with('/') { cmd.to_string() } else { format!("{}/{cmd}", cwd.trim_end_matches('/')) }]
+        vec![if cmd.starts_with('/') {
+            cmd.to_string()
+        } else {
+            format!("{}/{cmd}", cwd.trim_end_matches('/'))
+        }]
     } else {
         let path = env
             .iter()
             .find_map(|e| e.strip_prefix("PATH="))
             .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-        path.split(':').filter(|d| !d.is_empty()).map(|d| format!("{}/{cmd}", d.trim_end_matches('/'))).collect()
+        path.split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| format!("{}/{cmd}", d.trim_end_matches('/')))
+            .collect()
     };
     for c in &candidates {
         if let Some(p) = crate::user::resolve_in_root(root, c) {
@@ -347,13 +410,22 @@ fn check_executable(root: &Path, cmd: &str, env: &[String], cwd: &str) -> Result
         }
     }
     if cmd.contains('/') {
-        Err(not_found(format!("exec: \"{cmd}\": stat {cmd}: no such file or directory")))
+        Err(not_found(format!(
+            "exec: \"{cmd}\": stat {cmd}: no such file or directory"
+        )))
     } else {
-        Err(not_found(format!("exec: \"{cmd}\": executable file not found in $PATH")))
+        Err(not_found(format!(
+            "exec: \"{cmd}\": executable file not found in $PATH"
+        )))
     }
 }
 
-fn spec_input(engine: &Engine, rec: &super::Record, dir: &Path, ids: &crate::user::Ids) -> Result<SpecInput> {
+fn spec_input(
+    engine: &Engine,
+    rec: &super::Record,
+    dir: &Path,
+    ids: &crate::user::Ids,
+) -> Result<SpecInput> {
     let hc = &rec.host_config;
     let cfg = &rec.config;
     let mut args = vec![rec.path.clone()];
@@ -368,7 +440,11 @@ fn spec_input(engine: &Engine, rec: &super::Record, dir: &Path, ids: &crate::use
             source: "tmpfs".into(),
             kind: spec::MountKind::Tmpfs,
             readonly: false,
-            options: opts.split(',').filter(|o| !o.is_empty()).map(str::to_string).collect(),
+            options: opts
+                .split(',')
+                .filter(|o| !o.is_empty())
+                .map(str::to_string)
+                .collect(),
             propagation: None,
         });
     }
@@ -391,7 +467,11 @@ fn spec_input(engine: &Engine, rec: &super::Record, dir: &Path, ids: &crate::use
                 }
             }
             "apparmor" | "label" => {}
-            _ => return Err(EngineError::Invalid(format!("invalid --security-opt: {s:?}"))),
+            _ => {
+                return Err(EngineError::Invalid(format!(
+                    "invalid --security-opt: {s:?}"
+                )))
+            }
         }
     }
     let network = match hc.network_mode.as_deref() {
@@ -419,7 +499,11 @@ fn spec_input(engine: &Engine, rec: &super::Record, dir: &Path, ids: &crate::use
         readonly_rootfs: hc.readonly_rootfs.unwrap_or(false),
         args,
         env,
-        cwd: cfg.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()),
+        cwd: cfg
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into()),
         uid: ids.uid,
         gid: ids.gid,
         additional_gids: ids.additional_gids.clone(),
@@ -447,17 +531,28 @@ fn spec_input(engine: &Engine, rec: &super::Record, dir: &Path, ids: &crate::use
             memory_swappiness: hc.memory_swappiness.filter(|s| *s >= 0).map(|s| s as u64),
         },
         ulimits,
-        cgroups_path: format!("{}/{}", engine.inner.cfg.cgroup_parent.trim_end_matches('/'), rec.id),
+        cgroups_path: format!(
+            "{}/{}",
+            engine.inner.cfg.cgroup_parent.trim_end_matches('/'),
+            rec.id
+        ),
         network,
         sysctls: hc.sysctls.clone().unwrap_or_default().into_iter().collect(),
         shm_size: hc.shm_size.unwrap_or(0).max(0) as u64,
         etc_files: vec![
-            (PathBuf::from(&rec.resolv_conf_path), "/etc/resolv.conf".into()),
+            (
+                PathBuf::from(&rec.resolv_conf_path),
+                "/etc/resolv.conf".into(),
+            ),
             (PathBuf::from(&rec.hostname_path), "/etc/hostname".into()),
             (PathBuf::from(&rec.hosts_path), "/etc/hosts".into()),
         ],
         available_capabilities: bounding_caps(),
-        init_binary: if hc.init == Some(true) { engine.inner.cfg.init_binary.clone() } else { None },
+        init_binary: if hc.init == Some(true) {
+            engine.inner.cfg.init_binary.clone()
+        } else {
+            None
+        },
         ..Default::default()
     })
 }
@@ -466,7 +561,10 @@ fn spec_input(engine: &Engine, rec: &super::Record, dir: &Path, ids: &crate::use
 /// like this one lack some (CAP_SYS_RESOURCE), so privileged containers ask only for what exists.
 fn bounding_caps() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let hex = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?.trim();
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))?
+        .trim();
     u64::from_str_radix(hex, 16).ok()
 }
 
@@ -476,7 +574,11 @@ pub fn parse_bind(b: &str) -> Result<spec::MountSpec> {
     let (src, dst, mode) = match parts.as_slice() {
         [s, d] => (*s, *d, ""),
         [s, d, m] => (*s, *d, *m),
-        _ => return Err(EngineError::Invalid(format!("invalid volume specification: '{b}'"))),
+        _ => {
+            return Err(EngineError::Invalid(format!(
+                "invalid volume specification: '{b}'"
+            )))
+        }
     };
     if !src.starts_with('/') {
         return Err(EngineError::Invalid(format!(
@@ -538,7 +640,10 @@ mod tests {
         assert_eq!(m.destination, "/data");
         assert!(parse_bind("relative:/data").is_err());
         assert!(parse_bind(&format!("{src}:data")).is_err());
-        assert!(parse_bind("/does/not/exist/x:/data").unwrap_err().to_string().contains("does not exist"));
+        assert!(parse_bind("/does/not/exist/x:/data")
+            .unwrap_err()
+            .to_string()
+            .contains("does not exist"));
     }
 
     #[test]
@@ -547,16 +652,26 @@ mod tests {
         std::fs::create_dir_all(d.path().join("bin")).unwrap();
         std::fs::write(d.path().join("bin/sh"), "").unwrap();
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(d.path().join("bin/sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            d.path().join("bin/sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
         std::fs::write(d.path().join("bin/noexec"), "").unwrap();
         let env = vec!["PATH=/bin".to_string()];
         check_executable(d.path(), "sh", &env, "/").unwrap();
         check_executable(d.path(), "/bin/sh", &env, "/").unwrap();
-        let e = check_executable(d.path(), "nope", &env, "/").unwrap_err().to_string();
+        let e = check_executable(d.path(), "nope", &env, "/")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("executable file not found in $PATH"), "{e}");
-        let e = check_executable(d.path(), "/bin/nope", &env, "/").unwrap_err().to_string();
+        let e = check_executable(d.path(), "/bin/nope", &env, "/")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no such file or directory"), "{e}");
-        let e = check_executable(d.path(), "/bin/noexec", &env, "/").unwrap_err().to_string();
+        let e = check_executable(d.path(), "/bin/noexec", &env, "/")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("permission denied"), "{e}");
     }
 }

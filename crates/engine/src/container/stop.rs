@@ -73,13 +73,23 @@ impl Engine {
     }
 
     /// Stop: the stop signal, then SIGKILL after the timeout (seconds; negative waits forever).
-    pub async fn stop(&self, name_or_id: &str, timeout: Option<i64>, signal: Option<String>) -> Result<()> {
+    pub async fn stop(
+        &self,
+        name_or_id: &str,
+        timeout: Option<i64>,
+        signal: Option<String>,
+    ) -> Result<()> {
         let h = self.lookup(name_or_id).await?;
         let _op = h.op.lock().await;
         self.stop_locked(&h, timeout, signal).await
     }
 
-    pub(crate) async fn stop_locked(&self, h: &Arc<Handle>, timeout: Option<i64>, signal: Option<String>) -> Result<()> {
+    pub(crate) async fn stop_locked(
+        &self,
+        h: &Arc<Handle>,
+        timeout: Option<i64>,
+        signal: Option<String>,
+    ) -> Result<()> {
         let rec = h.record();
         if rec.state.status != Status::Running {
             return Err(EngineError::NotModified("stopped"));
@@ -99,19 +109,27 @@ impl Engine {
             exited.await;
             true
         } else {
-            tokio::time::timeout(Duration::from_secs(timeout as u64), exited).await.is_ok()
+            tokio::time::timeout(Duration::from_secs(timeout as u64), exited)
+                .await
+                .is_ok()
         };
         if !done {
             let mut rx = h.wait.subscribe();
             let _ = self.signal(h, libc_sig::SIGKILL).await;
             self.container_event(h, "kill", &[("signal", libc_sig::SIGKILL.to_string())]);
-            let _ = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|w| !w.running)).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|w| !w.running)).await;
         }
         self.container_event(h, "stop", &[]);
         Ok(())
     }
 
-    pub async fn restart(&self, name_or_id: &str, timeout: Option<i64>, signal: Option<String>) -> Result<()> {
+    pub async fn restart(
+        &self,
+        name_or_id: &str,
+        timeout: Option<i64>,
+        signal: Option<String>,
+    ) -> Result<()> {
         let h = self.lookup(name_or_id).await?;
         {
             let _op = h.op.lock().await;
@@ -139,7 +157,10 @@ impl Engine {
         match target {
             Ok(w) => Ok(w.clone()),
             // The handle was dropped: the container is gone; report the last known state.
-            Err(_) => Ok(WaitState { removed: true, ..now }),
+            Err(_) => Ok(WaitState {
+                removed: true,
+                ..now
+            }),
         }
     }
 }
@@ -155,7 +176,10 @@ mod tests {
         assert_eq!(parse_signal("SIGHUP").unwrap(), 1);
         assert_eq!(parse_signal("10").unwrap(), 10);
         assert_eq!(parse_signal("").unwrap(), 9);
-        assert_eq!(parse_signal("BOGUS").unwrap_err().to_string(), "Invalid signal: BOGUS");
+        assert_eq!(
+            parse_signal("BOGUS").unwrap_err().to_string(),
+            "Invalid signal: BOGUS"
+        );
         assert!(parse_signal("99").is_err());
     }
 }

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite: installs the system packages the tests need, then fmt, clippy and every test.
+# Run as root (the end-to-end tests use namespaces, overlayfs and cgroups).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=(libseccomp-dev pkg-config busybox-static runc tar)
+missing=()
+for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v docker >/dev/null || { echo "the docker CLI (v28) must be on PATH for the compatibility tests" >&2; exit 1; }
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace
