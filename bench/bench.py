@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""berth side by side with docker, podman, runc and crun. See bench/run.sh (it installs the peers).
+
+Every engine gets its own temp root, socket and the same busybox rootfs (Debian's busybox-static). Daemons are
+started here and stopped by PID at the end. Prints Markdown tables: medians, p95 and the berth/other ratio.
+"""
+import argparse, json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
+
+def sh(*args, check=True, env=None, **kw):
+    return subprocess.run(list(args), check=check, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+def pct(xs, p):
+    xs = sorted(xs)
+    k = max(0, min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1)))))
+    return xs[k]
+
+def timed(cmd, runs, env=None):
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        r = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        dt = time.perf_counter() - t
+        if r.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.decode()[-400:]}")
+        out.append(dt * 1000)
+    return out
+
+def wait_socket(path, proc, what, timeout=60):
+    end = time.time() + timeout
+    while time.time() < end:
+        if os.path.exists(path):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited early")
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not come up")
+
+def rss_kb(pid):
+    try:
+        for l in open(f"/proc/{pid}/status"):
+            if l.startswith("VmRSS:"):
+                return int(l.split()[1])
+    except OSError:
+        pass
+    return 0
+
+def pss_kb(pid):
+    try:
+        for l in open(f"/proc/{pid}/smaps_rollup"):
+            if l.startswith("Pss:"):
+                return int(l.split()[1])
+    except OSError:
+        pass
+    return 0
+
+def children_named(names):
+    pids = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                comm = open(f"/proc/{p}/comm").read().strip()
+                cmd = open(f"/proc/{p}/cmdline").read().split("\0")
+            except OSError:
+                continue
+            if comm in names or (len(cmd) > 1 and cmd[1] == "shim" and os.path.basename(cmd[0]) == "berth" and "berth" in names):
+                pids.append(int(p))
+    return pids
+
+class Peer:
+    def __init__(self, name):
+        self.name, self.procs, self.env = name, [], dict(os.environ)
+    def stop(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+def make_rootfs(tmp):
+    root = os.path.join(tmp, "rootfs")
+    os.makedirs(os.path.join(root, "bin"))
+    os.makedirs(os.path.join(root, "etc"))
+    shutil.copy("/bin/busybox", os.path.join(root, "bin/busybox"))
+    for c in ["sh", "true", "sleep", "echo"]:
+        os.symlink("busybox", os.path.join(root, "bin", c))
+    open(os.path.join(root, "etc/passwd"), "w").write("root:x:0:0:root:/root:/bin/sh\n")
+    tar = os.path.join(tmp, "busybox.tar")
+    sh("tar", "-C", root, "-cf", tar, ".")
+    return root, tar
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--berth", required=True)
+    ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--containers", type=int, default=100)
+    a = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="bb-", dir="/tmp")
+    root, tar = make_rootfs(tmp)
+    results, memory, concurrent, peers, notes = {}, {}, {}, [], []
+    try:
+        # berth
+        b = Peer("berth"); peers.append(b)
+        sock = os.path.join(tmp, "berth.sock")
+        open(os.path.join(tmp, "berth.json"), "w").write("{}")
+        b.procs.append(subprocess.Popen([a.berth, "daemon", "-H", "unix://" + sock, "--data-root", os.path.join(tmp, "bd"),
+                                         "--exec-root", os.path.join(tmp, "bx"), "--config-file", os.path.join(tmp, "berth.json")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_socket(sock, b.procs[0], "berth daemon")
+        b.env["BERTH_HOST"] = "unix://" + sock
+        sh(a.berth, "import", tar, "busybox:latest", env=b.env)
+        time.sleep(1)
+        memory["berth"] = {"daemon_rss_mb": rss_kb(b.procs[0].pid) / 1024}
+        bcmd = [a.berth, "run", "--rm", "--network", "none", "busybox", "true"]
+        timed(bcmd, 3, b.env)
+        results["berth"] = timed(bcmd, a.runs, b.env)
+
+        # docker
+        if shutil.which("dockerd"):
+            d = Peer("docker"); peers.append(d)
+            dsock = os.path.join(tmp, "docker.sock")
+            d.procs.append(subprocess.Popen(["dockerd", "-H", "unix://" + dsock, "--data-root", os.path.join(tmp, "dd"),
+                                             "--exec-root", os.path.join(tmp, "dx"), "--pidfile", os.path.join(tmp, "docker.pid"),
+                                             "--bridge=none", "--iptables=false", "--ip6tables=false",
+                                             "--containerd-namespace", "bench", "--config-file", os.path.join(tmp, "berth.json")],
+                                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "dockerd.log"), "w")))
+            try:
+                wait_socket(dsock, d.procs[0], "dockerd", 90)
+                d.env["DOCKER_HOST"] = "unix://" + dsock
+                time.sleep(2)
+                sh("docker", "import", tar, "busybox:latest", env=d.env)
+                dcmd = ["docker", "run", "--rm", "--network", "none", "busybox", "true"]
+                timed(dcmd, 2, d.env)
+                results["docker"] = timed(dcmd, a.runs, d.env)
+                idle = rss_kb(d.procs[0].pid) + sum(rss_kb(p) for p in children_named({"containerd"}))
+                memory["docker"] = {"daemon_rss_mb": idle / 1024}
+            except Exception as e:
+                notes.append(f"docker: {e}")
+
+        # podman
+        if shutil.which("podman"):
+            p = Peer("podman"); peers.append(p)
+            conf = os.path.join(tmp, "containers.conf")
+            open(conf, "w").write('[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n'
+                                  '[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
+            p.env["CONTAINERS_CONF"] = conf
+            base = ["podman", "--root", os.path.join(tmp, "pr"), "--runroot", os.path.join(tmp, "prr")]
+            try:
+                sh(*base, "import", tar, "busybox:latest", env=p.env)
+                pcmd = base + ["run", "--rm", "--network", "none", "busybox", "true"]
+                timed(pcmd, 2, p.env)
+                results["podman"] = timed(pcmd, a.runs, p.env)
+            except Exception as e:
+                notes.append(f"podman: {e}")
+
+        # runc / crun on a bundle
+        for rt in ["runc", "crun"]:
+            if not shutil.which(rt):
+                continue
+            bundle = os.path.join(tmp, rt + "-bundle")
+            os.makedirs(bundle)
+            sh(rt, "spec", cwd=bundle) if rt == "runc" else sh("runc", "spec", cwd=bundle)
+            spec = json.load(open(os.path.join(bundle, "config.json")))
+            spec["process"]["terminal"] = False
+            spec["process"]["args"] = ["true"]
+            spec["root"]["path"] = root
+            spec["linux"]["cgroupsPath"] = f"/bench-{rt}"
+            json.dump(spec, open(os.path.join(bundle, "config.json"), "w"))
+            try:
+                cmd = [rt, "run", "--bundle", bundle, f"bench-{rt}"]
+                timed(cmd, 2)
+                results[rt] = timed(cmd, a.runs)
+            except Exception as e:
+                notes.append(f"{rt}: {str(e).splitlines()[0][:200]}")
+
+        # memory per running container, and concurrent starts
+        n = a.containers
+        def berth_run(i):
+            return [a.berth, "run", "-d", "--network", "none", "--name", f"berth-c{i}", "busybox", "sleep", "600"]
+        t = time.perf_counter()
+        procs = [subprocess.Popen(berth_run(i), env=b.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for i in range(n)]
+        errs = [pr.communicate()[1] for pr in procs]
+        concurrent["berth"] = time.perf_counter() - t
+        bad = [e for pr, e in zip(procs, errs) if pr.returncode != 0]
+        if bad:
+            notes.append(f"berth: {len(bad)}/{n} concurrent starts failed: {bad[0].decode()[-200:]}")
+        time.sleep(2)
+        shims = children_named({"berth"})
+        shims = [x for x in shims if x != b.procs[0].pid]
+        memory["berth"]["per_container_pss_mb"] = sum(pss_kb(x) for x in shims) / max(1, len(shims)) / 1024
+        memory["berth"]["daemon_rss_with_100_mb"] = rss_kb(b.procs[0].pid) / 1024
+        subprocess.run([a.berth, "rm", "-f"] + [f"berth-c{i}" for i in range(n)], env=b.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for peer, base in [(x, ["docker"]) for x in peers if x.name == "docker" and "docker" in results] + \
+                          [(x, ["podman", "--root", os.path.join(tmp, "pr"), "--runroot", os.path.join(tmp, "prr")]) for x in peers if x.name == "podman" and "podman" in results]:
+            shim = {"docker": {"containerd-shim", "containerd-shim-runc-v2"}, "podman": {"conmon"}}[peer.name]
+            t = time.perf_counter()
+            procs = [subprocess.Popen(base + ["run", "-d", "--network", "none", "--name", f"{peer.name}-c{i}", "busybox", "sleep", "600"],
+                                      env=peer.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for i in range(n)]
+            errs = [pr.communicate()[1] for pr in procs]
+            concurrent[peer.name] = time.perf_counter() - t
+            bad = [e for pr, e in zip(procs, errs) if pr.returncode != 0]
+            if bad:
+                notes.append(f"{peer.name}: {len(bad)}/{n} concurrent starts failed: {bad[0].decode()[-200:]}")
+            time.sleep(2)
+            sp = children_named(shim)
+            memory.setdefault(peer.name, {})["per_container_pss_mb"] = sum(pss_kb(x) for x in sp) / max(1, len(sp)) / 1024
+            subprocess.run(base + ["rm", "-f"] + [f"{peer.name}-c{i}" for i in range(n)], env=peer.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    finally:
+        for p in peers:
+            p.stop()
+        subprocess.run(["umount", "-R", "-l", tmp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    bm = statistics.median(results["berth"])
+    print(f"\n### `run --rm --network none busybox true`, {a.runs} runs each (ms)\n")
+    print("| engine | median | p95 | berth / engine (median) |")
+    print("|---|---:|---:|---:|")
+    for k, v in results.items():
+        m = statistics.median(v)
+        print(f"| {k} | {m:.1f} | {pct(v, 95):.1f} | {bm / m:.3f} |")
+    print(f"\n### memory\n")
+    print("| engine | daemon idle RSS (MB) | per running container, shim PSS (MB) |")
+    print("|---|---:|---:|")
+    for k, v in memory.items():
+        d = v.get("daemon_rss_mb")
+        pc = v.get("per_container_pss_mb")
+        print(f"| {k} | {'' if d is None else f'{d:.1f}'} | {'' if pc is None else f'{pc:.2f}'} |")
+    print(f"\n### {a.containers} containers started concurrently (wall seconds)\n")
+    print("| engine | wall | berth / engine |")
+    print("|---|---:|---:|")
+    for k, v in concurrent.items():
+        print(f"| {k} | {v:.2f} | {concurrent['berth'] / v:.3f} |")
+    for n_ in notes:
+        print(f"\nnote: {n_}")
+
+if __name__ == "__main__":
+    main()
