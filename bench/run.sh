@@ -10,8 +10,11 @@ pkgs=(busybox-static runc crun docker.io podman python3)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
+  # Never let the packages start their own daemons on this host (no docker0 bridge, no firewall changes).
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null || { rm -f /usr/sbin/policy-rc.d; exit 1; }
+  rm -f /usr/sbin/policy-rc.d
 fi
 cargo build --release -p berth >/dev/null
 exec python3 bench/bench.py --berth "$PWD/target/release/berth" --runs "$RUNS"

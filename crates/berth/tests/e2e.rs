@@ -441,3 +441,480 @@ fn bad_input_gets_docker_errors() {
         text(&out.stderr)
     );
 }
+
+/// `2026-11-28T13:14:46.913875123Z`: date, `T`, time with nanoseconds, `Z`.
+fn chrono_like_rfc3339(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.len() == 30 && b[4] == b'-' && b[10] == b'T' && b[19] == b'.' && t.ends_with('Z')
+}
+
+#[test]
+fn init_runs_the_command_as_pid_2_and_passes_its_status() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $$; exit 4",
+    ]);
+    assert_eq!(text(&out.stdout), "2\n", "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(4));
+    let out = d.berth(&["run", "--rm", "busybox", "sh", "-c", "echo $$"]);
+    assert_eq!(text(&out.stdout), "1\n");
+}
+
+#[test]
+fn resource_limits_reach_the_cgroup() {
+    let d = Daemon::start();
+    d.import_busybox();
+    // v1 (memory, pids hierarchies) or v2 (unified) seen through the container's cgroup namespace.
+    let script =
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null; \
+                  cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null; true";
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "50",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(text(&out.stdout), "67108864\n50\n", "{}", text(&out.stderr));
+}
+
+#[test]
+fn oom_kill_is_reported_in_inspect() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let out = d.berth(&[
+        "run",
+        "--name",
+        "hog",
+        "--memory",
+        "16m",
+        "--memory-swap",
+        "16m",
+        "busybox",
+        "sh",
+        "-c",
+        "a=aaaaaaaa; while true; do a=$a$a; done",
+    ]);
+    assert_eq!(out.status.code(), Some(137), "{}", text(&out.stderr));
+    let out = d.berth(&[
+        "inspect",
+        "--format",
+        "{{.State.OOMKilled}} {{.State.ExitCode}}",
+        "hog",
+    ]);
+    assert_eq!(text(&out.stdout).trim(), "true 137");
+}
+
+#[test]
+fn save_and_load_round_trip_through_the_docker_cli() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let id = text(&d.docker(&["images", "-q", "--no-trunc", "busybox"]).stdout)
+        .trim()
+        .to_string();
+    assert!(id.starts_with("sha256:"), "{id}");
+    let archive = d.dir.path().join("busybox-save.tar");
+    let out = d.docker(&["save", "-o", archive.to_str().unwrap(), "busybox"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listing = Command::new("tar")
+        .arg("-tf")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    let names = text(&listing.stdout);
+    assert!(
+        names.contains("manifest.json")
+            && names.contains("index.json")
+            && names.contains("oci-layout"),
+        "{names}"
+    );
+    let out = d.docker(&["rmi", "busybox"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&d.docker(&["images", "-q"]).stdout).trim().is_empty()
+            || !text(&d.docker(&["images"]).stdout).contains("busybox")
+    );
+    let out = d.docker(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Loaded image: busybox:latest"),
+        "{}",
+        text(&out.stdout)
+    );
+    let again = text(&d.docker(&["images", "-q", "--no-trunc", "busybox"]).stdout)
+        .trim()
+        .to_string();
+    assert_eq!(again, id);
+    let out = d.docker(&["run", "--rm", "busybox", "echo", "loaded"]);
+    assert_eq!(text(&out.stdout), "loaded\n");
+}
+
+#[test]
+fn tag_rmi_and_images_in_use() {
+    let d = Daemon::start();
+    d.import_busybox();
+    assert!(d.berth(&["tag", "busybox", "mybox:1"]).status.success());
+    let out = d.berth(&["images", "--format", "{{.Repository}}:{{.Tag}}", "mybox"]);
+    assert_eq!(text(&out.stdout), "mybox:1\n");
+    let out = d.berth(&["rmi", "mybox:1"]);
+    assert_eq!(
+        text(&out.stdout),
+        "Untagged: mybox:1\n",
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(d
+        .berth(&["create", "--name", "user", "busybox", "true"])
+        .status
+        .success());
+    let out = d.berth(&["rmi", "busybox"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("conflict"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = d.berth(&["history", "busybox"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("IMAGE"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = d.berth(&["system", "df"]);
+    assert!(
+        text(&out.stdout).contains("Images") && text(&out.stdout).contains("Containers"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(d.berth(&["rm", "user"]).status.success());
+    let out = d.berth(&["rmi", "busybox"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Deleted: sha256:"));
+}
+
+#[test]
+fn events_record_the_container_lifecycle() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let since = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            - 1
+    );
+    assert!(d
+        .berth(&["run", "--rm", "--name", "ev", "busybox", "true"])
+        .status
+        .success());
+    let until = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 1
+    );
+    let out = d.berth(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "container=ev",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions = text(&out.stdout);
+    assert_eq!(
+        actions.lines().collect::<Vec<_>>(),
+        vec!["create", "start", "die", "destroy"],
+        "{actions}"
+    );
+    let out = d.docker(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "type=container",
+        "--filter",
+        "event=die",
+    ]);
+    assert!(
+        text(&out.stdout).contains("container die"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn logs_follow_tail_and_rotation() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let out = d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "counter",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo $i; sleep 0.3; done",
+    ]);
+    assert!(out.status.success());
+    let out = d.berth(&["logs", "-f", "counter"]);
+    assert_eq!(text(&out.stdout), "1\n2\n3\n");
+    let out = d.docker(&["logs", "--tail", "1", "counter"]);
+    assert_eq!(text(&out.stdout), "3\n");
+    let out = d.docker(&["logs", "-t", "counter"]);
+    let stamped: Vec<(String, String)> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            let (t, rest) = l.split_once(' ').unwrap_or(("", l));
+            (t.to_string(), rest.to_string())
+        })
+        .collect();
+    assert_eq!(
+        stamped.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>(),
+        vec!["1", "2", "3"]
+    );
+    for (t, _) in &stamped {
+        assert!(chrono_like_rfc3339(t), "not a timestamp: {t:?}");
+    }
+    // json-file rotation: small files, three of them at most.
+    let out = d.berth(&[
+        "run",
+        "--name",
+        "chatty",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=3",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 400 ]; do echo line $i; i=$((i+1)); done",
+    ]);
+    assert!(out.status.success());
+    let path = text(
+        &d.berth(&["inspect", "--format", "{{.LogPath}}", "chatty"])
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    assert!(Path::new(&format!("{path}.1")).exists() && Path::new(&format!("{path}.2")).exists());
+    assert!(!Path::new(&format!("{path}.3")).exists());
+    let out = d.berth(&["logs", "--tail", "1", "chatty"]);
+    assert_eq!(text(&out.stdout), "line 399\n");
+}
+
+#[test]
+fn import_refuses_a_tarball_that_escapes() {
+    let d = Daemon::start();
+    let bad = d.dir.path().join("evil.tar");
+    {
+        let mut b = tar::Builder::new(std::fs::File::create(&bad).unwrap());
+        let mut h = tar::Header::new_old();
+        let name = b"../../escaped-by-berth-test";
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_size(4);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        b.append(&h, &b"evil"[..]).unwrap();
+        b.finish().unwrap();
+    }
+    let out = d.berth(&["import", bad.to_str().unwrap(), "evil:latest"]);
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stdout));
+    assert!(!text(&out.stderr).is_empty());
+    assert!(!text(&d.berth(&["images"]).stdout).contains("evil"));
+    for p in ["/escaped-by-berth-test", "/tmp/escaped-by-berth-test"] {
+        assert!(!Path::new(p).exists(), "{p} was written");
+    }
+    let truncated = d.dir.path().join("truncated.tar");
+    let full = std::fs::read(&bad).unwrap();
+    std::fs::write(&truncated, &full[..700]).unwrap();
+    let out = d.berth(&["import", truncated.to_str().unwrap(), "half:latest"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(!text(&d.berth(&["images"]).stdout).contains("half"));
+}
+
+#[test]
+fn runc_runs_the_bundle_berth_generated_with_the_same_result() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let script = "id; hostname; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; cat /etc/hostname";
+    let out = d.berth(&[
+        "run",
+        "--name",
+        "ref",
+        "--hostname",
+        "same",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let berth_out = text(&out.stdout);
+    let Some(runc) = ["/usr/sbin/runc", "/usr/bin/runc"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        panic!("runc is not installed: the test script installs it");
+    };
+    let id = text(&d.berth(&["inspect", "--format", "{{.Id}}", "ref"]).stdout)
+        .trim()
+        .to_string();
+    let cfg_path = d
+        .dir
+        .path()
+        .join("data/containers")
+        .join(&id)
+        .join("config.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    let bundle = d.dir.path().join("runc-bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    spec["root"]["path"] = serde_json::json!(d.dir.path().join("bbroot").display().to_string());
+    spec["root"]["readonly"] = serde_json::json!(true);
+    spec["linux"]["cgroupsPath"] = serde_json::json!(format!("/berth-runc-test/{}", &id[..12]));
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec(&spec).unwrap(),
+    )
+    .unwrap();
+    let name = format!("berth-test-{}", &id[..12]);
+    let out = Command::new(runc)
+        .args(["run", "--bundle", bundle.to_str().unwrap(), &name])
+        .output()
+        .unwrap();
+    let _ = Command::new(runc).args(["delete", "-f", &name]).output();
+    let _ = std::fs::remove_dir(format!(
+        "/sys/fs/cgroup/memory/berth-runc-test/{}",
+        &id[..12]
+    ));
+    assert!(out.status.success(), "runc: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), berth_out);
+}
+
+#[test]
+fn the_store_stays_consistent_when_the_daemon_is_killed_at_random_moments() {
+    let mut d = Daemon::start();
+    d.import_busybox();
+    let tar = d.dir.path().join("bb.tar");
+    let mut acknowledged_images = Vec::new();
+    let mut acknowledged_containers = Vec::new();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let mut rng = seed | 1;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for i in 0..12 {
+        let op = next() % 4;
+        let name = format!("crash{i}");
+        let args: Vec<String> = match op {
+            0 => vec![
+                "import".into(),
+                tar.display().to_string(),
+                format!("{name}:latest"),
+            ],
+            1 => vec![
+                "create".into(),
+                "--name".into(),
+                name.clone(),
+                "busybox".into(),
+                "true".into(),
+            ],
+            2 => vec![
+                "run".into(),
+                "-d".into(),
+                "--name".into(),
+                name.clone(),
+                "busybox".into(),
+                "sleep".into(),
+                "30".into(),
+            ],
+            _ => match acknowledged_containers.pop() {
+                Some(c) => vec!["rm".into(), "-f".into(), c],
+                None => vec![
+                    "create".into(),
+                    "--name".into(),
+                    name.clone(),
+                    "busybox".into(),
+                    "true".into(),
+                ],
+            },
+        };
+        let mut child = Command::new(BERTH)
+            .args(&args)
+            .env("BERTH_HOST", format!("unix://{}", d.socket().display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(next() % 120));
+        d.kill9();
+        let acked = child.wait().unwrap().success();
+        d.spawn();
+        let images = d.berth(&["images", "--format", "{{.Repository}}"]);
+        assert!(
+            images.status.success(),
+            "images after crash {i}: {}\n{}",
+            text(&images.stderr),
+            d.log()
+        );
+        let ps = d.berth(&["ps", "-a", "--format", "{{.Names}}"]);
+        assert!(
+            ps.status.success(),
+            "ps after crash {i}: {}",
+            text(&ps.stderr)
+        );
+        if acked {
+            match args[0].as_str() {
+                "import" => acknowledged_images.push(name.clone()),
+                "create" | "run" => acknowledged_containers.push(name.clone()),
+                _ => {}
+            }
+        }
+        let images = text(&images.stdout);
+        let ps = text(&ps.stdout);
+        for img in &acknowledged_images {
+            assert!(
+                images.lines().any(|l| l == img),
+                "acknowledged image {img} lost after crash {i}: {images}"
+            );
+        }
+        for c in &acknowledged_containers {
+            assert!(
+                ps.lines().any(|l| l == c),
+                "acknowledged container {c} lost after crash {i}: {ps}"
+            );
+        }
+    }
+    let out = d.berth(&["run", "--rm", "busybox", "echo", "still works"]);
+    assert_eq!(text(&out.stdout), "still works\n", "{}", text(&out.stderr));
+}

@@ -29,6 +29,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     }
     let shim_program = std::env::current_exe().context("find the berth executable for shims")?;
     let daemon_id = daemon_id(&cfg.data_root)?;
+    let init_binary = install_init(&cfg.exec_root)?;
     let engine = Engine::open(berth_engine::Config {
         data_root: cfg.data_root.clone(),
         exec_root: cfg.exec_root.clone(),
@@ -38,7 +39,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         log_max_size: cfg.log_max_size,
         log_max_files: cfg.log_max_files,
         resolv_conf: "/etc/resolv.conf".into(),
-        init_binary: None,
+        init_binary: Some(init_binary),
         daemon_id,
     })
     .await
@@ -109,6 +110,23 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(p);
     }
     Ok(())
+}
+
+/// Write the static `docker-init` for `--init` under the exec root (temp, fsync, rename; read-only).
+fn install_init(exec_root: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    use std::io::Write;
+    let path = exec_root.join("docker-init");
+    let tmp = exec_root.join(".docker-init.tmp");
+    let mut f = std::fs::File::create(&tmp).with_context(|| format!("write {}", tmp.display()))?;
+    f.write_all(berth_init::INIT)
+        .with_context(|| format!("write {}", tmp.display()))?;
+    f.sync_all()
+        .with_context(|| format!("sync {}", tmp.display()))?;
+    drop(f);
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o555))
+        .with_context(|| format!("chmod {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("install {}", path.display()))?;
+    Ok(path)
 }
 
 /// A stable id for this data root (Docker's `ID` in info).
