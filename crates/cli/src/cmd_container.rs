@@ -2,7 +2,7 @@
 
 use crate::client::{enc, next_chunk, Client, DaemonError};
 use crate::format::human;
-use crate::output::{pretty, render, Demux};
+use crate::output::{pretty, render, render_plain, Demux};
 use crate::StatusError;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
@@ -710,23 +710,6 @@ pub fn filters_json(filters: &[String]) -> Result<String> {
     Ok(serde_json::to_string(&m)?)
 }
 
-const PS_HEADERS: &[(&str, &str)] = &[
-    ("ID", "CONTAINER ID"),
-    ("Image", "IMAGE"),
-    ("Command", "COMMAND"),
-    ("CreatedAt", "CREATED AT"),
-    ("RunningFor", "CREATED"),
-    ("Ports", "PORTS"),
-    ("State", "STATE"),
-    ("Status", "STATUS"),
-    ("Size", "SIZE"),
-    ("Names", "NAMES"),
-    ("Labels", "LABELS"),
-    ("Mounts", "MOUNTS"),
-    ("Networks", "NETWORKS"),
-    ("Image", "IMAGE"),
-];
-
 /// The object a `ps --format` template sees (docker's container formatter fields).
 fn ps_item(v: &Value, trunc: bool) -> Value {
     let id = v["Id"].as_str().unwrap_or("");
@@ -802,14 +785,15 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<i32> {
         return Ok(0);
     }
     let rows: Vec<Value> = items.iter().map(|i| ps_item(i, !a.no_trunc)).collect();
-    let default = if a.size {
-        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}"
-    } else {
-        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
-    };
+    let default = crate::format::container_format("table", false, a.size);
     print!(
         "{}",
-        render(&rows, a.format.as_deref(), default, PS_HEADERS)?
+        render(
+            &rows,
+            a.format.as_deref(),
+            &default,
+            crate::format::CONTAINER_HEADERS
+        )?
     );
     Ok(0)
 }
@@ -832,7 +816,7 @@ pub struct InspectArgs {
 /// Print inspected objects: a JSON array, or each through `--format`.
 pub fn print_inspected(objs: &[Value], format: Option<&str>) -> Result<()> {
     match format {
-        Some(f) => print!("{}", render(objs, Some(f), "", &[])?),
+        Some(f) => print!("{}", render_plain(objs, f)?),
         None => println!("{}", pretty(&Value::Array(objs.to_vec()))),
     }
     Ok(())

@@ -35,17 +35,6 @@ pub struct ImagesArgs {
     pub reference: Option<String>,
 }
 
-const IMAGE_HEADERS: &[(&str, &str)] = &[
-    ("ID", "IMAGE ID"),
-    ("Repository", "REPOSITORY"),
-    ("Tag", "TAG"),
-    ("Digest", "DIGEST"),
-    ("CreatedSince", "CREATED"),
-    ("CreatedAt", "CREATED AT"),
-    ("Size", "SIZE"),
-    ("Containers", "CONTAINERS"),
-];
-
 fn image_rows(v: &Value, trunc: bool) -> Vec<Value> {
     let id = v["Id"].as_str().unwrap_or("");
     let id = if trunc {
@@ -120,14 +109,15 @@ pub async fn images(c: &Client, a: ImagesArgs) -> Result<i32> {
         .iter()
         .flat_map(|i| image_rows(i, !a.no_trunc))
         .collect();
-    let default = if a.digests {
-        "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-    } else {
-        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-    };
+    let default = crate::format::image_format("table", false, a.digests);
     print!(
         "{}",
-        render(&rows, a.format.as_deref(), default, IMAGE_HEADERS)?
+        render(
+            &rows,
+            a.format.as_deref(),
+            &default,
+            crate::format::IMAGE_HEADERS
+        )?
     );
     Ok(0)
 }

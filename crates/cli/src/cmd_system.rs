@@ -3,7 +3,7 @@
 use crate::client::{enc, next_chunk, Client, API_VERSION};
 use crate::cmd_container::{filters_json, parse_time_arg};
 use crate::format::human;
-use crate::output::{pretty, render};
+use crate::output::{pretty, render, render_plain};
 use anyhow::Result;
 use clap::Args;
 use hyper::Method;
@@ -24,7 +24,7 @@ pub async fn version(c: &Client, a: VersionArgs) -> Result<i32> {
     });
     let data = json!({"Client": client, "Server": server.as_ref().ok()});
     if let Some(f) = &a.format {
-        print!("{}", render(&[data], Some(f), "", &[])?);
+        print!("{}", render_plain(&[data], f)?);
         return Ok(0);
     }
     println!("Client:\n Version:           {}\n API version:       {API_VERSION}\n OS/Arch:           linux/{}", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH);
@@ -51,7 +51,7 @@ pub struct FormatArgs {
 pub async fn info(c: &Client, a: FormatArgs) -> Result<i32> {
     let i = c.get_json("/info").await?;
     if let Some(f) = &a.format {
-        print!("{}", render(&[i], Some(f), "", &[])?);
+        print!("{}", render_plain(&[i], f)?);
         return Ok(0);
     }
     let s = |k: &str| {
@@ -129,7 +129,7 @@ pub async fn events(c: &Client, a: EventsArgs) -> Result<i32> {
                 continue;
             };
             match &a.format {
-                Some(f) => print!("{}", render(&[e], Some(f), "", &[])?),
+                Some(f) => print!("{}", render_plain(&[e], f)?),
                 None => println!("{}", event_line(&e)),
             }
         }

@@ -1,7 +1,6 @@
 //! Output helpers shared by commands: stdcopy demultiplexing, `--format` rendering, JSON printing.
 
-use crate::format::table::TabWriter;
-use crate::format::template::Template;
+use crate::format::Formatter;
 use anyhow::{anyhow, Result};
 use serde_json::Value;
 use std::io::Write;
@@ -46,85 +45,29 @@ impl Demux {
     }
 }
 
-/// Render `items` with a `--format` value: `json`, `table ...`, a Go template, or the default table
-/// template when `format` is None.
+/// Render rows of a list command (`ps`, `images`, `history`, `system df`) with `format` (or the command's
+/// default table), the way docker's formatter does: a `table` format gets a header row from `headers`.
 pub fn render(
     items: &[Value],
     format: Option<&str>,
     default_table: &str,
     headers: &[(&str, &str)],
 ) -> Result<String> {
-    let fmt = format.unwrap_or(default_table);
-    if fmt == "json" {
-        let mut s = String::new();
-        for i in items {
-            s.push_str(&crate::format::template::go_json(i, true));
-            s.push('\n');
-        }
-        return Ok(s);
-    }
-    if let Some(t) = fmt.strip_prefix("table") {
-        let t = t.trim_start();
-        let t = if t.is_empty() {
-            default_table.trim_start_matches("table").trim_start()
-        } else {
-            t
-        };
-        let tmpl = Template::parse(&unescape(t)).map_err(|e| anyhow!("{e}"))?;
-        let header = header_line(t, headers);
-        let mut text = String::new();
-        text.push_str(&header);
-        text.push('\n');
-        for i in items {
-            text.push_str(&tmpl.execute(i).map_err(|e| anyhow!("{e}"))?);
-            text.push('\n');
-        }
-        return Ok(TabWriter::docker().format(&text));
-    }
-    let tmpl = Template::parse(&unescape(fmt)).map_err(|e| anyhow!("{e}"))?;
-    let mut s = String::new();
-    for i in items {
-        s.push_str(&tmpl.execute(i).map_err(|e| anyhow!("{e}"))?);
-        s.push('\n');
-    }
-    Ok(s)
+    let fmt = match format {
+        None | Some("") | Some("table") => default_table,
+        Some(f) => f,
+    };
+    let f = Formatter::parse(fmt).map_err(|e| anyhow!("{e}"))?;
+    f.render(&crate::format::headers(headers), items)
+        .map_err(|e| anyhow!("{e}"))
 }
 
-/// `\t` and `\n` typed on the command line mean tab and newline, as in docker.
-fn unescape(s: &str) -> String {
-    s.replace("\\t", "\t").replace("\\n", "\n")
-}
-
-/// The header row of a table template: each `{{.Field}}` becomes its column title.
-fn header_line(t: &str, headers: &[(&str, &str)]) -> String {
-    let t = unescape(t);
-    let mut out = String::new();
-    let mut rest = t.as_str();
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else {
-            break;
-        };
-        let inner = rest[start + 2..start + end]
-            .trim()
-            .trim_start_matches('-')
-            .trim_end_matches('-')
-            .trim();
-        let field = inner
-            .trim_start_matches('.')
-            .split_whitespace()
-            .next()
-            .unwrap_or("");
-        let title = headers
-            .iter()
-            .find(|(k, _)| *k == field)
-            .map(|(_, v)| v.to_string())
-            .unwrap_or_else(|| field.to_uppercase());
-        out.push_str(&title);
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    out
+/// Render plain API objects (`inspect`, `info`, `version`, `events`) with a `--format` template, one per line.
+pub fn render_plain(items: &[Value], format: &str) -> Result<String> {
+    let f = Formatter::parse(format)
+        .map_err(|e| anyhow!("{e}"))?
+        .escape_row_html(false);
+    f.render(&Value::Null, items).map_err(|e| anyhow!("{e}"))
 }
 
 /// Pretty JSON as docker prints it (4-space indent).
@@ -159,12 +102,19 @@ mod tests {
     }
 
     #[test]
-    fn table_headers_come_from_field_names() {
-        let h = header_line(
-            "{{.ID}}\\t{{.Names}}\\t{{.Foo}}",
+    fn tables_get_docker_headers() {
+        let rows = vec![serde_json::json!({"ID": "abc", "Names": "web"})];
+        let out = render(
+            &rows,
+            Some("table {{.ID}}\\t{{.Names}}"),
+            "",
             &[("ID", "CONTAINER ID"), ("Names", "NAMES")],
-        );
-        assert_eq!(h, "CONTAINER ID\tNAMES\tFOO");
+        )
+        .unwrap();
+        assert_eq!(out, "CONTAINER ID   NAMES\nabc            web\n");
+        let out = render(&rows, Some("{{.Names}}"), "", &[]).unwrap();
+        assert_eq!(out, "web\n");
+        assert!(render(&rows, Some("{{.Names"), "", &[]).is_err());
     }
 
     #[test]

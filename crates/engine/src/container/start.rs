@@ -478,7 +478,7 @@ fn spec_input(
         Some("host") => spec::NetworkMode::Host,
         _ => spec::NetworkMode::None,
     };
-    let ulimits = hc
+    let ulimits: Vec<spec::Ulimit> = hc
         .ulimits
         .clone()
         .unwrap_or_default()
@@ -489,6 +489,7 @@ fn spec_input(
             hard: u.hard.unwrap_or(0),
         })
         .collect();
+    check_ulimits(&ulimits)?;
     let mut env = cfg.env.clone().unwrap_or_default();
     if !env.iter().any(|e| e.starts_with("HOME=")) && !ids.home.is_empty() {
         env.push(format!("HOME={}", ids.home));
@@ -555,6 +556,64 @@ fn spec_input(
         },
         ..Default::default()
     })
+}
+
+/// A hard limit above the daemon's own can only be set with CAP_SYS_RESOURCE; without it the runtime fails
+/// with a bare EPERM, so say what is wrong before trying.
+fn check_ulimits(ulimits: &[spec::Ulimit]) -> Result<()> {
+    const CAP_SYS_RESOURCE: u64 = 1 << 24;
+    let can_raise = effective_caps().is_some_and(|c| c & CAP_SYS_RESOURCE != 0);
+    if can_raise {
+        return Ok(());
+    }
+    for u in ulimits {
+        let Some(res) = rlimit_resource(&u.name) else {
+            continue;
+        };
+        let Ok((_, hard)) = nix::sys::resource::getrlimit(res) else {
+            continue;
+        };
+        let want = u.hard.max(u.soft);
+        if want >= 0 && hard != nix::sys::resource::RLIM_INFINITY && want as u64 > hard {
+            return Err(EngineError::Invalid(format!(
+                "ulimit {}={}:{} is above the daemon's hard limit {hard}, and the daemon lacks CAP_SYS_RESOURCE to raise it: ask for at most {hard}",
+                u.name, u.soft, u.hard
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn rlimit_resource(name: &str) -> Option<nix::sys::resource::Resource> {
+    use nix::sys::resource::Resource::*;
+    Some(match name {
+        "nofile" => RLIMIT_NOFILE,
+        "nproc" => RLIMIT_NPROC,
+        "core" => RLIMIT_CORE,
+        "memlock" => RLIMIT_MEMLOCK,
+        "stack" => RLIMIT_STACK,
+        "fsize" => RLIMIT_FSIZE,
+        "data" => RLIMIT_DATA,
+        "as" => RLIMIT_AS,
+        "cpu" => RLIMIT_CPU,
+        "locks" => RLIMIT_LOCKS,
+        "sigpending" => RLIMIT_SIGPENDING,
+        "msgqueue" => RLIMIT_MSGQUEUE,
+        "nice" => RLIMIT_NICE,
+        "rtprio" => RLIMIT_RTPRIO,
+        "rttime" => RLIMIT_RTTIME,
+        "rss" => RLIMIT_RSS,
+        _ => return None,
+    })
+}
+
+fn effective_caps() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))?
+        .trim();
+    u64::from_str_radix(hex, 16).ok()
 }
 
 /// The capability bounding set of this process (`CapBnd`): a container can never get more, and hosts
