@@ -267,6 +267,59 @@ fn berth_cli_lifecycle_and_exit_codes() {
         "{}",
         text(&out.stdout)
     );
+    // No descriptor of the daemon or the shim reaches the container: ls sees its stdio and its own dir fd.
+    let out = d.berth(&["run", "--rm", "busybox", "ls", "/proc/self/fd"]);
+    assert_eq!(
+        text(&out.stdout).split_whitespace().collect::<Vec<_>>(),
+        vec!["0", "1", "2", "3"],
+        "{}",
+        text(&out.stderr)
+    );
+    // ulimits: within the daemon's hard limit they apply; above it they need CAP_SYS_RESOURCE, and a daemon
+    // without it (like this CI machine) refuses with a message that says so.
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=1024:2048",
+        "busybox",
+        "sh",
+        "-c",
+        "ulimit -n; ulimit -Hn",
+    ]);
+    assert_eq!(text(&out.stdout), "1024\n2048\n", "{}", text(&out.stderr));
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=1048576:1048576",
+        "busybox",
+        "sh",
+        "-c",
+        "ulimit -Hn",
+    ]);
+    if has_cap_sys_resource() {
+        assert_eq!(text(&out.stdout), "1048576\n", "{}", text(&out.stderr));
+    } else {
+        assert_eq!(out.status.code(), Some(125));
+        assert!(
+            text(&out.stderr).contains("CAP_SYS_RESOURCE"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
+
+fn has_cap_sys_resource() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("CapEff:")
+                    .map(|h| u64::from_str_radix(h.trim(), 16).unwrap_or(0))
+            })
+        })
+        .is_some_and(|c| c & (1 << 24) != 0)
 }
 
 #[test]
