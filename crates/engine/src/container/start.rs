@@ -62,6 +62,7 @@ impl Engine {
     }
 
     pub(crate) async fn start_locked(&self, h: &Arc<Handle>) -> Result<()> {
+        let t0 = std::time::Instant::now();
         let rec = h.record();
         let paths = self.paths(&rec.id);
         let image = self
@@ -94,6 +95,7 @@ impl Engine {
             })
             .await??;
 
+        let t_image = t0.elapsed();
         let input = spec_input(self, &rec, &paths.dir, &ids)?;
         let oci = spec::generate(&input).map_err(|e| EngineError::Invalid(e.to_string()))?;
         // Fresh state dir: a previous run's socket and exit file must not be mistaken for this one's.
@@ -139,10 +141,12 @@ impl Engine {
             oom_event_files,
         };
         write_json(&paths.state.join("shim.json"), &shim_cfg)?;
+        let t_spec = t0.elapsed();
         let pid = spawn_shim(&self.inner.cfg.shim_program, &paths.state)
             .await
             .map_err(|e| docker_wording(e, &input.args[0]))?;
 
+        let t_shim = t0.elapsed();
         let mut conn = ShimConn::connect(&shim_cfg.socket).await?;
         let attach = Request::Attach {
             stdout: true,
@@ -156,7 +160,9 @@ impl Engine {
             drain_until_exit(&mut conn).await;
             return Err(e);
         }
+        let t_check = t0.elapsed();
         expect_ok(conn.request(&Request::Start).await?)?;
+        let t_started = t0.elapsed();
         h.update(|r| {
             r.state.status = Status::Running;
             r.state.pid = pid;
@@ -167,6 +173,16 @@ impl Engine {
             r.state.oom_killed = false;
         });
         self.save(h)?;
+        tracing::debug!(
+            id = %rec.id,
+            image_ms = t_image.as_secs_f64() * 1e3,
+            spec_ms = t_spec.as_secs_f64() * 1e3,
+            shim_ms = t_shim.as_secs_f64() * 1e3,
+            check_ms = t_check.as_secs_f64() * 1e3,
+            started_ms = t_started.as_secs_f64() * 1e3,
+            saved_ms = t0.elapsed().as_secs_f64() * 1e3,
+            "container started"
+        );
         h.publish_wait();
         self.container_event(h, "start", &[]);
         self.watch(h.clone(), conn);
