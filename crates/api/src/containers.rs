@@ -351,11 +351,6 @@ pub async fn rename(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn resize(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    st.engine.lookup(&id).await?;
-    Ok(StatusCode::OK)
-}
-
 pub async fn remove(
     State(st): State<AppState>,
     Path(id): Path<String>,

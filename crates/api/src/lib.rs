@@ -9,9 +9,10 @@
 
 mod containers;
 pub mod error;
+mod exec;
 mod images;
 mod params;
-mod streams;
+pub mod streams;
 mod system;
 
 use axum::extract::Request;
@@ -49,7 +50,11 @@ pub fn router(state: AppState) -> Router {
         .route("/containers/{id}/kill", post(containers::kill))
         .route("/containers/{id}/wait", post(containers::wait))
         .route("/containers/{id}/rename", post(containers::rename))
-        .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}/resize", post(exec::container_resize))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/resize", post(exec::resize))
+        .route("/exec/{id}/json", get(exec::inspect))
         .route("/containers/{id}/logs", get(streams::logs))
         .route("/containers/{id}/attach", post(streams::attach))
         .route(

@@ -44,6 +44,7 @@ fn main() {
             std::process::exit(berth_runtime::shim::main(std::path::Path::new(dir)));
         }
         Some("daemon") => std::process::exit(daemon(&args[1..])),
+        Some("registry") => std::process::exit(berth_registry::cli_main(&args[1..])),
         _ => {}
     }
     let cli = berth_cli::Cli::parse();

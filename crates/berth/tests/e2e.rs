@@ -28,6 +28,10 @@ impl Daemon {
     }
 
     fn spawn(&mut self) {
+        let cfg = self.dir.path().join("no-daemon.json");
+        if !cfg.exists() {
+            std::fs::write(&cfg, "{}").unwrap();
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -49,7 +53,6 @@ impl Daemon {
             .stderr(log)
             .spawn()
             .expect("start berth daemon");
-        std::fs::write(self.dir.path().join("no-daemon.json"), "{}").unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
@@ -873,6 +876,16 @@ fn the_store_stays_consistent_when_the_daemon_is_killed_at_random_moments() {
     let mut d = Daemon::start();
     d.import_busybox();
     let tar = d.dir.path().join("bb.tar");
+    let saved = d.dir.path().join("saved.tar");
+    assert!(d
+        .berth(&["tag", "busybox", "loadme:latest"])
+        .status
+        .success());
+    assert!(d
+        .berth(&["save", "-o", saved.to_str().unwrap(), "loadme"])
+        .status
+        .success());
+    assert!(d.berth(&["rmi", "loadme"]).status.success());
     let mut acknowledged_images = Vec::new();
     let mut acknowledged_containers = Vec::new();
     let seed = std::time::SystemTime::now()
@@ -887,7 +900,7 @@ fn the_store_stays_consistent_when_the_daemon_is_killed_at_random_moments() {
         rng
     };
     for i in 0..12 {
-        let op = next() % 4;
+        let op = next() % 5;
         let name = format!("crash{i}");
         let args: Vec<String> = match op {
             0 => vec![
@@ -911,6 +924,7 @@ fn the_store_stays_consistent_when_the_daemon_is_killed_at_random_moments() {
                 "sleep".into(),
                 "30".into(),
             ],
+            3 => vec!["load".into(), "-i".into(), saved.display().to_string()],
             _ => match acknowledged_containers.pop() {
                 Some(c) => vec!["rm".into(), "-f".into(), c],
                 None => vec![
@@ -949,6 +963,7 @@ fn the_store_stays_consistent_when_the_daemon_is_killed_at_random_moments() {
         if acked {
             match args[0].as_str() {
                 "import" => acknowledged_images.push(name.clone()),
+                "load" => acknowledged_images.push("loadme".into()),
                 "create" | "run" => acknowledged_containers.push(name.clone()),
                 _ => {}
             }
@@ -970,4 +985,81 @@ fn the_store_stays_consistent_when_the_daemon_is_killed_at_random_moments() {
     }
     let out = d.berth(&["run", "--rm", "busybox", "echo", "still works"]);
     assert_eq!(text(&out.stdout), "still works\n", "{}", text(&out.stderr));
+}
+
+/// One raw HTTP/1.1 request on the daemon's socket; returns the status code and the body.
+fn raw_request(d: &Daemon, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn the_api_answers_bad_requests_with_docker_statuses_and_messages() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let (st, body) = raw_request(&d, "POST", "/v1.47/containers/create", "{not json");
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("\"message\""), "{body}");
+    for bad in ["UPPER", "a::b", "x@sha256:short"] {
+        let (st, body) = raw_request(
+            &d,
+            "POST",
+            "/v1.47/containers/create",
+            &format!("{{\"Image\": \"{bad}\"}}"),
+        );
+        assert_eq!(st, 400, "{bad}: {body}");
+        assert!(body.contains("invalid reference format"), "{bad}: {body}");
+    }
+    let (st, body) = raw_request(
+        &d,
+        "POST",
+        "/v1.47/containers/create",
+        r#"{"Image": "nosuch"}"#,
+    );
+    assert_eq!(st, 404, "{body}");
+    assert!(body.contains("No such image: nosuch"), "{body}");
+    let (st, body) = raw_request(&d, "GET", "/v1.47/containers/nosuch/json", "");
+    assert_eq!(st, 404);
+    assert!(body.contains("No such container: nosuch"), "{body}");
+    let (st, _) = raw_request(&d, "GET", "/v1.99/info", "");
+    assert_eq!(st, 400);
+    let (st, body) = raw_request(&d, "GET", "/v1.24/version", "");
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = raw_request(&d, "HEAD", "/_ping", "");
+    assert_eq!((st, body.as_str()), (200, ""));
+    let (st, body) = raw_request(
+        &d,
+        "POST",
+        "/containers/create?name=web",
+        r#"{"Image": "busybox", "Cmd": ["sleep", "30"]}"#,
+    );
+    assert_eq!(st, 201, "{body}");
+    let (st, body) = raw_request(
+        &d,
+        "POST",
+        "/containers/create?name=web",
+        r#"{"Image": "busybox"}"#,
+    );
+    assert_eq!(st, 409, "{body}");
+    let (st, _) = raw_request(&d, "POST", "/containers/web/start", "");
+    assert_eq!(st, 204);
+    let (st, _) = raw_request(&d, "POST", "/containers/web/start", "");
+    assert_eq!(st, 304);
+    let (st, body) = raw_request(&d, "DELETE", "/containers/web", "");
+    assert_eq!(st, 409, "{body}");
+    let (st, _) = raw_request(&d, "DELETE", "/containers/web?force=1", "");
+    assert_eq!(st, 204);
 }

@@ -157,8 +157,16 @@ impl Client {
     }
 
     /// Attach with `Upgrade: tcp`; the returned stream is the raw connection after `101`.
-    pub async fn hijack(&self, path: &str) -> Result<TokioIo<hyper::upgrade::Upgraded>> {
-        let mut req = self.build(Method::POST, path, full(Bytes::new()), "text/plain")?;
+    pub async fn hijack(
+        &self,
+        path: &str,
+        json: Option<&serde_json::Value>,
+    ) -> Result<TokioIo<hyper::upgrade::Upgraded>> {
+        let (body, ct) = match json {
+            Some(v) => (full(serde_json::to_vec(v)?), "application/json"),
+            None => (full(Bytes::new()), "text/plain"),
+        };
+        let mut req = self.build(Method::POST, path, body, ct)?;
         req.headers_mut().insert("Connection", "Upgrade".parse()?);
         req.headers_mut().insert("Upgrade", "tcp".parse()?);
         let resp = Self::check(self.send(req).await?).await?;

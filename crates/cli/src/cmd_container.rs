@@ -131,6 +131,9 @@ pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
     #[command(flatten)]
     pub create: CreateArgs,
 }
@@ -182,7 +185,7 @@ fn parse_restart(s: &str) -> Result<Value> {
 }
 
 /// Build the `/containers/create` body from the flags, as the docker CLI does.
-pub fn create_body(a: &CreateArgs) -> Result<Value> {
+pub fn create_body(a: &CreateArgs, attached: bool) -> Result<Value> {
     let mut env = Vec::new();
     for f in &a.env_file {
         env.extend(parse_env_file(f)?);
@@ -299,12 +302,17 @@ pub fn create_body(a: &CreateArgs) -> Result<Value> {
         "Labels": labels,
         "Tty": a.tty,
         "OpenStdin": a.interactive,
-        "StdinOnce": a.interactive,
+        "StdinOnce": a.interactive && attached,
         "AttachStdin": a.interactive,
         "AttachStdout": true,
         "AttachStderr": true,
         "HostConfig": host,
     });
+    if a.tty {
+        if let Some((h, w)) = crate::tty::size() {
+            body["HostConfig"]["ConsoleSize"] = json!([h, w]);
+        }
+    }
     let b = body
         .as_object_mut()
         .ok_or_else(|| anyhow!("internal: body"))?;
@@ -335,8 +343,8 @@ pub fn create_body(a: &CreateArgs) -> Result<Value> {
     Ok(body)
 }
 
-async fn create(c: &Client, a: &CreateArgs) -> Result<String> {
-    let body = create_body(a)?;
+async fn create(c: &Client, a: &CreateArgs, attached: bool) -> Result<String> {
+    let body = create_body(a, attached)?;
     let mut path = "/containers/create".to_string();
     if let Some(n) = &a.name {
         path.push_str(&format!("?name={}", enc(n)));
@@ -355,7 +363,7 @@ async fn create(c: &Client, a: &CreateArgs) -> Result<String> {
                         )
                         .await?;
                     let _ = b;
-                    return Box::pin(create(c, a)).await;
+                    return Box::pin(create(c, a, attached)).await;
                 }
             }
             return Err(e);
@@ -373,7 +381,7 @@ async fn create(c: &Client, a: &CreateArgs) -> Result<String> {
 }
 
 pub async fn create_cmd(c: &Client, a: CreateArgs) -> Result<i32> {
-    let id = create(c, &a).await?;
+    let id = create(c, &a, false).await?;
     println!("{id}");
     Ok(0)
 }
@@ -393,7 +401,7 @@ fn start_error(e: anyhow::Error) -> anyhow::Error {
 }
 
 pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
-    let id = create(c, &a.create).await?;
+    let id = create(c, &a.create, !a.detach).await?;
     if a.detach {
         c.call(Method::POST, &format!("/containers/{id}/start"), None)
             .await
@@ -402,11 +410,18 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
         return Ok(0);
     }
     let interactive = a.create.interactive;
+    let tty = a.create.tty;
+    let keys = detach_keys(a.detach_keys.as_deref())?;
     let mut q = "stream=1&stdout=1&stderr=1".to_string();
     if interactive {
         q.push_str("&stdin=1");
     }
-    let conn = c.hijack(&format!("/containers/{id}/attach?{q}")).await?;
+    if let Some(k) = &a.detach_keys {
+        q.push_str(&format!("&detachKeys={}", enc(k)));
+    }
+    let conn = c
+        .hijack(&format!("/containers/{id}/attach?{q}"), None)
+        .await?;
     let cond = if a.create.rm { "removed" } else { "next-exit" };
     let wc = c.clone();
     let wid = id.clone();
@@ -421,15 +436,82 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
         waiter.abort();
         return Err(start_error(e));
     }
+    let resize = tty.then(|| format!("/containers/{id}/resize"));
+    let detached = session(c, conn, interactive, tty, keys, resize).await;
+    if detached {
+        waiter.abort();
+        return Ok(0);
+    }
+    let w = waiter.await.map_err(|e| anyhow!("wait: {e}"))??;
+    if let Some(m) = w["Error"]["Message"].as_str().filter(|m| !m.is_empty()) {
+        eprintln!("{m}");
+    }
+    Ok(w["StatusCode"].as_i64().unwrap_or(125) as i32)
+}
+
+/// The detach keys: the flag, or docker's default ctrl-p ctrl-q.
+fn detach_keys(flag: Option<&str>) -> Result<Vec<u8>> {
+    match flag {
+        Some(k) => crate::tty::parse_detach_keys(k)
+            .ok_or_else(|| anyhow!("Invalid detach keys ({k}) provided")),
+        None => Ok(vec![16, 17]),
+    }
+}
+
+/// Run an attached session on a hijacked connection: the user's input to the process (when interactive),
+/// its output to ours (demultiplexed unless it has a terminal). With a terminal, ours is put in raw mode and
+/// its size follows ours (`resize` is the endpoint). Returns true when the user detached.
+pub async fn session(
+    c: &Client,
+    conn: hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>,
+    interactive: bool,
+    tty: bool,
+    keys: Vec<u8>,
+    resize: Option<String>,
+) -> bool {
+    let _raw = tty.then(crate::tty::RawMode::enable);
     let (mut rd, mut wr) = tokio::io::split(conn);
-    let stdin_task = if interactive {
-        Some(tokio::spawn(async move {
+    let detached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let resizer = resize.map(|path| {
+        let c = c.clone();
+        tokio::spawn(async move {
+            let mut last = None;
+            let mut winch =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok();
+            loop {
+                let now = crate::tty::size();
+                if now.is_some() && now != last {
+                    if let Some((h, w)) = now {
+                        let _ = c
+                            .call(Method::POST, &format!("{path}?h={h}&w={w}"), None)
+                            .await;
+                    }
+                    last = now;
+                }
+                match winch.as_mut() {
+                    Some(s) => {
+                        if s.recv().await.is_none() {
+                            return;
+                        }
+                    }
+                    None => return,
+                }
+            }
+        })
+    });
+    let stdin_task = interactive.then(|| {
+        let detached = detached.clone();
+        tokio::spawn(async move {
+            let mut watch = crate::tty::DetachWatch::new(keys);
             let mut stdin = tokio::io::stdin();
             let mut buf = vec![0u8; 32 * 1024];
             loop {
                 match stdin.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
+                        if watch.feed(&buf[..n]) {
+                            detached.store(true, std::sync::atomic::Ordering::SeqCst);
+                        }
                         if wr.write_all(&buf[..n]).await.is_err() {
                             break;
                         }
@@ -437,11 +519,8 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
                 }
             }
             let _ = wr.shutdown().await;
-        }))
-    } else {
-        None
-    };
-    let tty = a.create.tty;
+        })
+    });
     let mut demux = Demux::default();
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
@@ -463,11 +542,10 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
     if let Some(t) = stdin_task {
         t.abort();
     }
-    let w = waiter.await.map_err(|e| anyhow!("wait: {e}"))??;
-    if let Some(m) = w["Error"]["Message"].as_str().filter(|m| !m.is_empty()) {
-        eprintln!("{m}");
+    if let Some(t) = resizer {
+        t.abort();
     }
-    Ok(w["StatusCode"].as_i64().unwrap_or(125) as i32)
+    detached.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 #[derive(Args, Debug)]
@@ -475,6 +553,9 @@ pub struct StartArgs {
     /// Attach STDOUT/STDERR and forward signals
     #[arg(short = 'a', long)]
     pub attach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
     /// Attach container's STDIN
     #[arg(short = 'i', long)]
     pub interactive: bool,
@@ -485,11 +566,18 @@ pub struct StartArgs {
 pub async fn start(c: &Client, a: StartArgs) -> Result<i32> {
     if a.attach {
         let id = a.containers.first().cloned().unwrap_or_default();
+        let info = c
+            .get_json(&format!("/containers/{}/json", enc(&id)))
+            .await?;
+        let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
+        let interactive = a.interactive && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
+        let keys = detach_keys(a.detach_keys.as_deref())?;
+        let mut q = "stream=1&stdout=1&stderr=1".to_string();
+        if interactive {
+            q.push_str("&stdin=1");
+        }
         let conn = c
-            .hijack(&format!(
-                "/containers/{}/attach?stream=1&stdout=1&stderr=1",
-                enc(&id)
-            ))
+            .hijack(&format!("/containers/{}/attach?{q}", enc(&id)), None)
             .await?;
         let wc = c.clone();
         let wid = id.clone();
@@ -507,15 +595,9 @@ pub async fn start(c: &Client, a: StartArgs) -> Result<i32> {
         )
         .await
         .map_err(start_error)?;
-        let (mut rd, _wr) = tokio::io::split(conn);
-        let mut demux = Demux::default();
-        let mut buf = vec![0u8; 32 * 1024];
-        let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-        while let Ok(n) = rd.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            let _ = demux.feed(&buf[..n], &mut out, &mut err);
+        let resize = tty.then(|| format!("/containers/{}/resize", enc(&id)));
+        if session(c, conn, interactive, tty, keys, resize).await {
+            return Ok(0);
         }
         let w = waiter.await.map_err(|e| anyhow!("wait: {e}"))??;
         return Ok(w["StatusCode"].as_i64().unwrap_or(125) as i32);
@@ -1057,7 +1139,7 @@ mod tests {
             rm: true,
             ..Default::default()
         };
-        let b = create_body(&a).unwrap();
+        let b = create_body(&a, true).unwrap();
         assert_eq!(b["Cmd"], json!(["echo", "hi"]));
         assert_eq!(b["Env"], json!(["A=1"]));
         assert_eq!(b["HostConfig"]["Memory"], json!(64 * 1024 * 1024));
@@ -1093,4 +1175,165 @@ mod tests {
         assert!((now - ten_min_ago - 600.0).abs() < 5.0);
         assert!(parse_time_arg("10x").is_err());
     }
+}
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// Do not attach STDIN
+    #[arg(long = "no-stdin")]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process
+    #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
+    pub container: String,
+}
+
+pub async fn attach(c: &Client, a: AttachArgs) -> Result<i32> {
+    let info = c
+        .get_json(&format!("/containers/{}/json", enc(&a.container)))
+        .await?;
+    if !info["State"]["Running"].as_bool().unwrap_or(false) {
+        return Err(StatusError {
+            code: 1,
+            message: "You cannot attach to a stopped container, start it first".into(),
+        }
+        .into());
+    }
+    let id = info["Id"].as_str().unwrap_or_default().to_string();
+    let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
+    let interactive = !a.no_stdin && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
+    let keys = detach_keys(a.detach_keys.as_deref())?;
+    let mut q = "stream=1&stdout=1&stderr=1".to_string();
+    if interactive {
+        q.push_str("&stdin=1");
+    }
+    if let Some(k) = &a.detach_keys {
+        q.push_str(&format!("&detachKeys={}", enc(k)));
+    }
+    let conn = c
+        .hijack(&format!("/containers/{id}/attach?{q}"), None)
+        .await?;
+    let wc = c.clone();
+    let wid = id.clone();
+    let waiter =
+        tokio::spawn(async move { wc.post_json(&format!("/containers/{wid}/wait"), None).await });
+    let resize = tty.then(|| format!("/containers/{id}/resize"));
+    if session(c, conn, interactive, tty, keys, resize).await {
+        eprintln!("read escape sequence");
+        waiter.abort();
+        return Ok(0);
+    }
+    let w = waiter.await.map_err(|e| anyhow!("wait: {e}"))??;
+    Ok(w["StatusCode"].as_i64().unwrap_or(0) as i32)
+}
+
+#[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
+pub struct ExecArgs {
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Detached mode: run command in the background
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file")]
+    pub env_file: Vec<String>,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Give extended privileges to the command
+    #[arg(long)]
+    pub privileged: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Username or UID (format: "<name|uid>[:<group|gid>]")
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    pub container: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub command: Vec<String>,
+}
+
+pub async fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        env.extend(parse_env_file(f)?);
+    }
+    for e in &a.env {
+        if e.contains('=') {
+            env.push(e.clone());
+        } else if let Ok(v) = std::env::var(e) {
+            env.push(format!("{e}={v}"));
+        }
+    }
+    let keys = detach_keys(a.detach_keys.as_deref())?;
+    let body = json!({
+        "AttachStdin": a.interactive && !a.detach,
+        "AttachStdout": !a.detach,
+        "AttachStderr": !a.detach,
+        "Tty": a.tty,
+        "Cmd": a.command,
+        "Env": env,
+        "User": a.user.clone().unwrap_or_default(),
+        "WorkingDir": a.workdir.clone().unwrap_or_default(),
+        "Privileged": a.privileged,
+        "DetachKeys": a.detach_keys.clone().unwrap_or_default(),
+        "ConsoleSize": if a.tty { crate::tty::size().map(|(h, w)| json!([h, w])).unwrap_or(Value::Null) } else { Value::Null },
+    });
+    let v = c
+        .post_json(
+            &format!("/containers/{}/exec", enc(&a.container)),
+            Some(&body),
+        )
+        .await?;
+    let exec_id = v["Id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the daemon returned no exec id"))?
+        .to_string();
+    if a.detach {
+        c.call(
+            Method::POST,
+            &format!("/exec/{exec_id}/start"),
+            Some(&json!({"Detach": true, "Tty": a.tty})),
+        )
+        .await
+        .map_err(start_error)?;
+        return Ok(0);
+    }
+    let conn = c
+        .hijack(
+            &format!("/exec/{exec_id}/start"),
+            Some(&json!({"Detach": false, "Tty": a.tty})),
+        )
+        .await
+        .map_err(start_error)?;
+    let resize = a.tty.then(|| format!("/exec/{exec_id}/resize"));
+    if session(c, conn, a.interactive, a.tty, keys, resize).await {
+        return Ok(0);
+    }
+    // The stream ends when the process does; its code may land a moment later.
+    for _ in 0..200 {
+        let info = c.get_json(&format!("/exec/{exec_id}/json")).await?;
+        if let Some(code) = info["ExitCode"].as_i64() {
+            if !info["Running"].as_bool().unwrap_or(false) {
+                return Ok(code as i32);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    Ok(0)
 }

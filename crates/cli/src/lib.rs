@@ -11,6 +11,7 @@ mod cmd_image;
 mod cmd_system;
 pub mod format;
 mod output;
+mod tty;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -50,6 +51,10 @@ pub enum Cmd {
     Run(cmd_container::RunArgs),
     /// Create a new container
     Create(cmd_container::CreateArgs),
+    /// Execute a command in a running container
+    Exec(cmd_container::ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(cmd_container::AttachArgs),
     /// Start one or more stopped containers
     Start(cmd_container::StartArgs),
     /// Stop one or more running containers
@@ -111,6 +116,8 @@ pub enum Cmd {
 pub enum ContainerCmd {
     Run(cmd_container::RunArgs),
     Create(cmd_container::CreateArgs),
+    Exec(cmd_container::ExecArgs),
+    Attach(cmd_container::AttachArgs),
     Start(cmd_container::StartArgs),
     Stop(cmd_container::StopArgs),
     Restart(cmd_container::StopArgs),
@@ -259,6 +266,14 @@ async fn dispatch(c: &client::Client, cmd: Cmd) -> Result<i32> {
         | Cmd::Container {
             cmd: ContainerCmd::Create(a),
         } => cc::create_cmd(c, a).await,
+        Cmd::Exec(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Exec(a),
+        } => cc::exec(c, a).await,
+        Cmd::Attach(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Attach(a),
+        } => cc::attach(c, a).await,
         Cmd::Start(a)
         | Cmd::Container {
             cmd: ContainerCmd::Start(a),

@@ -19,6 +19,8 @@ pub enum EngineError {
     NoSuchContainer(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("No such exec instance: {0}")]
+    NoSuchExec(String),
     #[error("network {0} not found")]
     NoSuchNetwork(String),
     #[error("{0}")]
@@ -39,7 +41,9 @@ pub enum EngineError {
 impl EngineError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            EngineError::NoSuchContainer(_) | EngineError::NoSuchNetwork(_) => ErrorKind::NotFound,
+            EngineError::NoSuchContainer(_)
+            | EngineError::NoSuchNetwork(_)
+            | EngineError::NoSuchExec(_) => ErrorKind::NotFound,
             EngineError::Conflict(_) => ErrorKind::Conflict,
             EngineError::Invalid(_) => ErrorKind::InvalidArgument,
             EngineError::NotModified(_) => ErrorKind::NotModified,

@@ -13,6 +13,7 @@
 pub mod container;
 pub mod error;
 pub mod events;
+pub mod exec;
 pub mod hello;
 pub mod images;
 pub mod names;
@@ -67,6 +68,7 @@ pub(crate) struct Inner {
     pub store: store::ContainerStore,
     pub containers: RwLock<HashMap<String, Arc<container::Handle>>>,
     pub events: events::EventBus,
+    pub execs: exec::ExecStore,
     pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -112,6 +114,7 @@ impl Engine {
                 store,
                 containers: RwLock::new(HashMap::new()),
                 events: events::EventBus::new(),
+                execs: exec::ExecStore::default(),
                 started_at: chrono::Utc::now(),
             }),
         };

@@ -5,6 +5,8 @@
 //! ```text
 //! blobs/sha256/<hex>   verified blobs (configs, manifests, layers as received)
 //! ingest/<random>      blobs being written; whatever is left here at open is a crash leftover
+//! ingest/<hex>.partial a download of blob sha256:<hex> (see `ingest`): kept at open so a later
+//!                      pull resumes it with an HTTP Range request; dropped after a week
 //! ```
 //!
 //! A write goes to `ingest/<random>`, is fsynced, its digest (and size when known) verified, then
@@ -97,6 +99,29 @@ pub fn short_id(id: &str) -> String {
     hex.chars().take(12).collect()
 }
 
+/// How long a partial download is kept for a later pull to resume.
+const PARTIAL_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Whether an ingest entry is a resumable download young enough to keep.
+fn is_fresh_partial(entry: &fs::DirEntry) -> bool {
+    let name = entry.file_name();
+    let Some(hex) = name.to_str().and_then(|n| n.strip_suffix(".partial")) else {
+        return false;
+    };
+    if !crate::reference::is_full_hex_id(hex) {
+        return false;
+    }
+    let Ok(meta) = entry.metadata() else {
+        return false;
+    };
+    let age = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .unwrap_or_default();
+    meta.is_file() && age < PARTIAL_MAX_AGE
+}
+
 /// Fsyncs a directory so a rename inside it is durable.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -134,6 +159,9 @@ impl ContentStore {
         for entry in fs::read_dir(&ingest).map_err(io_err("reading directory", &ingest))? {
             let entry = entry.map_err(io_err("reading directory", &ingest))?;
             let path = entry.path();
+            if is_fresh_partial(&entry) {
+                continue;
+            }
             let removed = if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                 fs::remove_dir_all(&path)
             } else {
@@ -143,6 +171,25 @@ impl ContentStore {
             tracing::info!(path = %path.display(), "removed interrupted ingest");
         }
         Ok(ContentStore { blobs, ingest })
+    }
+
+    /// Where a resumable download of `digest` is kept.
+    pub(crate) fn partial_path(&self, digest: &str) -> Result<PathBuf, ContentError> {
+        Ok(self.ingest.join(format!("{}.partial", digest_hex(digest)?)))
+    }
+
+    /// Renames a verified, synced file into place as blob `digest` (a no-op success when the blob
+    /// exists; the file is then removed).
+    pub(crate) fn publish(&self, file: &Path, digest: &str) -> Result<(), ContentError> {
+        let dest = self.blob_path(digest)?;
+        if dest.is_file() {
+            if let Err(e) = fs::remove_file(file) {
+                tracing::warn!(path = %file.display(), error = %e, "removing duplicate ingest");
+            }
+            return Ok(());
+        }
+        fs::rename(file, &dest).map_err(io_err("renaming blob into", &dest))?;
+        sync_dir(&self.blobs).map_err(io_err("syncing directory", &self.blobs))
     }
 
     /// Where the blob with `digest` lives (whether or not it exists).

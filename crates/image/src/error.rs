@@ -107,6 +107,15 @@ pub enum ImageError {
     /// A stored record is inconsistent with the files on disk.
     #[error("image {image} is corrupt: {reason}")]
     Corrupt { image: String, reason: String },
+    /// Another download of the same blob is in progress.
+    #[error("blob {digest} is already being downloaded")]
+    IngestBusy { digest: String },
+    /// A layer expands far more than any real layer does.
+    #[error("layer {layer} expands more than {max_ratio} times its compressed size (decompression bomb)")]
+    DecompressionBomb { layer: String, max_ratio: u64 },
+    /// A pulled image's parts do not fit together.
+    #[error("invalid image {reference}: {reason}")]
+    InvalidImage { reference: String, reason: String },
     /// A filesystem operation outside the sub-stores failed.
     #[error("{op} {path}")]
     Io {
@@ -130,13 +139,16 @@ impl ImageError {
             ImageError::NotFound { .. } => ErrorKind::NotFound,
             ImageError::MultipleRepositories { .. }
             | ImageError::ImageInUse { .. }
-            | ImageError::HasChildren { .. } => ErrorKind::Conflict,
+            | ImageError::HasChildren { .. }
+            | ImageError::IngestBusy { .. } => ErrorKind::Conflict,
             ImageError::AmbiguousId { .. }
             | ImageError::DigestTag { .. }
             | ImageError::InvalidArchive { .. }
             | ImageError::ArchiveRead { .. }
             | ImageError::ArchiveJson { .. }
-            | ImageError::ImportRead { .. } => ErrorKind::InvalidArgument,
+            | ImageError::ImportRead { .. }
+            | ImageError::DecompressionBomb { .. }
+            | ImageError::InvalidImage { .. } => ErrorKind::InvalidArgument,
             ImageError::Decompress { .. }
             | ImageError::SaveWrite { .. }
             | ImageError::Corrupt { .. }

@@ -12,6 +12,10 @@
 //!   ...) built on those, with GC by references: nothing is deleted directly, GC removes what no
 //!   image references and no in-flight operation leases.
 //!
+//! - `pull`/`push`: the registry side (resumable ingest into `content/ingest/<hex>.partial`, layers
+//!   unpacked while they download, pulled images committed with their repo digest; the manifest
+//!   and blobs a push sends).
+//!
 //! The API is blocking; the engine calls it from `spawn_blocking`. Every error has a coarse
 //! [`ErrorKind`] that the API maps to an HTTP status in one place.
 
@@ -20,10 +24,13 @@ mod config;
 mod content;
 mod error;
 mod import;
+mod ingest;
 mod lease;
 mod load;
 pub mod media;
 mod meta;
+mod pull;
+mod push;
 pub mod reference;
 mod remove;
 mod save;
@@ -36,7 +43,12 @@ pub use config::{
 };
 pub use content::{short_id, ContentError};
 pub use error::{ErrorKind, ImageError};
+pub use ingest::BlobIngest;
 pub use meta::{MetaError, SCHEMA_VERSION};
+pub use pull::{
+    IngestSession, LayerTarget, PullCommit, PulledImage, PulledLayer, UnpackLimits, UnpackedLayer,
+};
+pub use push::{BlobRef, PushManifest};
 pub use reference::{Reference, ReferenceError};
 pub use snapshot::{chain_ids, SnapshotError};
 pub use store::{

@@ -65,6 +65,13 @@ pub enum SnapshotError {
         expected: String,
         actual: String,
     },
+    /// The layer blob itself was refused (digest or size) while it was unpacked.
+    #[error("verifying layer blob {layer}")]
+    Blob {
+        layer: String,
+        #[source]
+        source: crate::content::ContentError,
+    },
     /// A file read through the merged view is too large to hold in memory.
     #[error("file {path} is larger than {max} bytes")]
     FileTooLarge { path: String, max: u64 },
@@ -96,6 +103,7 @@ impl SnapshotError {
             | SnapshotError::Read { .. }
             | SnapshotError::DiffIdMismatch { .. }
             | SnapshotError::FileTooLarge { .. } => ErrorKind::InvalidArgument,
+            SnapshotError::Blob { source, .. } => source.kind(),
             SnapshotError::Info { .. } | SnapshotError::Io { .. } => ErrorKind::Internal,
         }
     }
@@ -139,6 +147,16 @@ pub struct SnapshotInfo {
     pub size: u64,
     /// Bytes of the uncompressed layer tar.
     pub diff_size: u64,
+}
+
+/// What [`SnapshotStore::unpack_plain`] makes: the snapshot's identity and the blob it came from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UnpackTarget<'a> {
+    pub(crate) chain_id: &'a str,
+    pub(crate) parent: Option<&'a str>,
+    pub(crate) diff_id: &'a str,
+    /// The blob's digest, named in errors.
+    pub(crate) layer: &'a str,
 }
 
 /// The snapshot directory tree.
@@ -246,6 +264,37 @@ impl SnapshotStore {
         layer: &str,
         blob: impl Read + Send,
     ) -> Result<SnapshotInfo, SnapshotError> {
+        let plain = berth_archive::decompress(BufReader::new(blob)).map_err(|source| {
+            SnapshotError::Decompress {
+                layer: layer.to_string(),
+                source,
+            }
+        })?;
+        let target = UnpackTarget {
+            chain_id,
+            parent,
+            diff_id,
+            layer,
+        };
+        self.unpack_plain(&target, plain, &berth_archive::Limits::default(), || Ok(()))
+    }
+
+    /// Unpacks an uncompressed layer stream; `before_publish` runs after the diff id was verified
+    /// and before the snapshot is renamed into place (the pull verifies the blob digest there), so
+    /// a failure in it leaves no snapshot.
+    pub(crate) fn unpack_plain(
+        &self,
+        target: &UnpackTarget<'_>,
+        plain: impl Read,
+        limits: &berth_archive::Limits,
+        before_publish: impl FnOnce() -> Result<(), SnapshotError>,
+    ) -> Result<SnapshotInfo, SnapshotError> {
+        let UnpackTarget {
+            chain_id,
+            parent,
+            diff_id,
+            layer,
+        } = *target;
         let hex = chain_hex(chain_id)?;
         let final_dir = self.root.join(hex);
         let tmp = TmpDir {
@@ -254,20 +303,13 @@ impl SnapshotStore {
         };
         let fs_dir = tmp.path.join("fs");
         fs::create_dir_all(&fs_dir).map_err(io_err("creating directory", &fs_dir))?;
-
-        let plain = berth_archive::decompress(BufReader::new(blob)).map_err(|source| {
-            SnapshotError::Decompress {
+        let mut reader = berth_archive::DigestReader::new(plain);
+        let stats = berth_archive::apply_layer(&mut reader, &fs_dir, limits).map_err(|source| {
+            SnapshotError::Apply {
                 layer: layer.to_string(),
                 source,
             }
         })?;
-        let mut reader = berth_archive::DigestReader::new(plain);
-        let stats =
-            berth_archive::apply_layer(&mut reader, &fs_dir, &berth_archive::Limits::default())
-                .map_err(|source| SnapshotError::Apply {
-                    layer: layer.to_string(),
-                    source,
-                })?;
         // The digest covers the whole stream, including padding after the end-of-archive marker.
         io::copy(&mut reader, &mut io::sink()).map_err(|source| SnapshotError::Read {
             layer: layer.to_string(),
@@ -282,6 +324,7 @@ impl SnapshotStore {
                 actual,
             });
         }
+        before_publish()?;
         let info = SnapshotInfo {
             chain_id: chain_id.to_string(),
             parent: parent.map(str::to_string),

@@ -117,6 +117,8 @@ pub(crate) struct Inner {
     pub(crate) meta: MetaStore,
     pub(crate) leases: Leases,
     configs: Mutex<HashMap<String, Arc<ImageConfig>>>,
+    /// Digests with a [`crate::BlobIngest`] open (one writer per partial file).
+    pub(crate) ingesting: Mutex<std::collections::HashSet<String>>,
 }
 
 /// Snapshot sizes and references read once for listing many images.
@@ -249,6 +251,7 @@ impl ImageStore {
                 meta,
                 leases: Leases::default(),
                 configs: Mutex::new(HashMap::new()),
+                ingesting: Mutex::new(std::collections::HashSet::new()),
             }),
         };
         store.gc()?;

@@ -105,6 +105,22 @@ pub enum Request {
     CloseStdin,
     /// The container's current state.
     State,
+    /// Set the terminal size of the container (`exec: None`) or of one of its execs.
+    Resize {
+        exec: Option<String>,
+        rows: u16,
+        cols: u16,
+    },
+    /// Run another process in the container (`docker exec`). `process` is an OCI `Process` JSON file. This
+    /// connection then carries that process's output (and takes its stdin), and ends with its `Exit` frame.
+    Exec {
+        exec: String,
+        process: std::path::PathBuf,
+        tty: bool,
+        stdin: bool,
+        #[serde(default)]
+        console_size: Option<(u16, u16)>,
+    },
 }
 
 /// The shim's answer to a [`Request`].
@@ -161,6 +177,12 @@ pub struct ShimConfig {
     pub exit_file: PathBuf,
     pub log: Option<LogConfig>,
     pub open_stdin: bool,
+    /// The container has a terminal: its stdio is a pty whose master the shim receives on a console socket.
+    #[serde(default)]
+    pub tty: bool,
+    /// The terminal size (rows, columns) to start with, so the first program sees the client's size.
+    #[serde(default)]
+    pub console_size: Option<(u16, u16)>,
     /// Files whose `oom_kill N` line tells whether the kernel OOM-killed a process of this container.
     #[serde(default)]
     pub oom_event_files: Vec<PathBuf>,

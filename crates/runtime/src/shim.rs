@@ -2,13 +2,15 @@
 //!
 //! The daemon writes `<state-dir>/shim.json` ([`ShimConfig`]) and the OCI bundle, then runs
 //! `berth shim <state-dir>` with its stdout on a pipe. The shim:
-//! 1. starts its own session and becomes a child subreaper (the container init is cloned as its child);
+//! 1. starts its own session and becomes a child subreaper (the container init and every exec are cloned as
+//!    its children);
 //! 2. mounts the container's overlay root (idempotent) and creates the container with `libcontainer`, its
-//!    stdout/stderr on pipes the shim reads, stdin on a pipe when the container keeps stdin open;
+//!    stdio on pipes the shim reads — or, with a terminal, on a pty whose master arrives on a console socket;
 //! 3. binds its control socket and answers one JSON line on stdout (`{"ok":true,"pid":N}` or the error), then
 //!    detaches its own stdio — from here on it needs nothing from the daemon;
-//! 4. loops on `poll`: output goes to the json-file log and to attached connections, requests (start, kill,
-//!    attach, stdin) are served, `SIGCHLD` (via signalfd) reaps the init;
+//! 4. loops on `poll`: the init's output goes to the json-file log and to attached connections; an exec's
+//!    output goes to the connection that asked for it; requests (start, kill, attach, resize, exec, stdin) are
+//!    served; `SIGCHLD` (via signalfd) reaps;
 //! 5. when the init has exited and its output is drained it records the status in `exit.json` (write, fsync,
 //!    rename), removes the container's cgroup and runtime state, unmounts the root, sends the `Exit` frame to
 //!    every connection and exits.
@@ -27,13 +29,14 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Why a shim could not set its container up.
+/// Why a shim could not set its container (or an exec) up.
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {
     #[error("read shim config {path}: {source}")]
@@ -57,6 +60,8 @@ pub enum ShimError {
     Os { what: String, source: nix::Error },
     #[error("create container: {0}")]
     Create(String),
+    #[error("exec: {0}")]
+    Exec(String),
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ShimError {
@@ -86,7 +91,11 @@ pub fn main(state_dir: &Path) -> i32 {
             1
         }
         Ok(mut shim) => {
-            let _ = writeln!(report, "{}", reply_json(true, None, Some(shim.pid)));
+            let _ = writeln!(
+                report,
+                "{}",
+                reply_json(true, None, Some(shim.procs[0].pid))
+            );
             let _ = report.flush();
             let _ = berth_sys::process::stdio_to_devnull();
             shim.run();
@@ -117,7 +126,9 @@ fn load_config(state_dir: &Path) -> Result<ShimConfig, ShimError> {
     })
 }
 
+/// A connection from the daemon.
 struct Client {
+    id: u64,
     stream: UnixStream,
     decoder: Decoder,
     stdout: bool,
@@ -125,18 +136,105 @@ struct Client {
     stdin: bool,
 }
 
+/// A process the shim supervises: the container's init (index 0) or an exec.
+struct Proc {
+    exec: Option<String>,
+    pid: i32,
+    /// stdout and stderr pipes; with a terminal, the pty master (as stdout) only.
+    out: [Option<File>; 2],
+    stdin: Option<File>,
+    /// The pty master, for resizing.
+    master: Option<File>,
+    exit: Option<i32>,
+    exited_at: Option<Instant>,
+    /// For an exec: the connection that gets its output and its exit.
+    owner: Option<u64>,
+}
+
+/// The stdio of a process about to be created.
+struct Stdio {
+    child: Option<[OwnedFd; 3]>,
+    ours_out: [Option<File>; 2],
+    ours_in: Option<File>,
+}
+
+/// Pipes for a process without a terminal.
+fn pipes(open_stdin: bool) -> Result<Stdio, ShimError> {
+    let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(os_err("pipe"))?;
+    let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(os_err("pipe"))?;
+    let (stdin_child, stdin_ours): (OwnedFd, Option<OwnedFd>) = if open_stdin {
+        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(os_err("pipe"))?;
+        (r, Some(w))
+    } else {
+        (
+            File::open("/dev/null")
+                .map_err(io_err("open /dev/null"))?
+                .into(),
+            None,
+        )
+    };
+    Ok(Stdio {
+        child: Some([stdin_child, out_w, err_w]),
+        ours_out: [Some(File::from(out_r)), Some(File::from(err_r))],
+        ours_in: stdin_ours.map(File::from),
+    })
+}
+
+/// A console socket: libcontainer connects to it and sends the pty master.
+struct Console {
+    path: PathBuf,
+    listener: UnixListener,
+}
+
+impl Console {
+    fn bind(path: PathBuf) -> Result<Console, ShimError> {
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path)
+            .map_err(io_err(format!("bind console socket {}", path.display())))?;
+        Ok(Console { path, listener })
+    }
+
+    /// Receive the pty master (after the container or exec was created).
+    fn receive(self) -> Result<File, ShimError> {
+        self.listener
+            .set_nonblocking(true)
+            .map_err(io_err("console socket"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let stream = loop {
+            match self.listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => {
+                    return Err(ShimError::Io {
+                        what: "accept console socket".into(),
+                        source: e,
+                    })
+                }
+            }
+        };
+        stream
+            .set_nonblocking(false)
+            .map_err(io_err("console socket"))?;
+        let _ = std::fs::remove_file(&self.path);
+        let fd = berth_sys::fd::recv_fd(&stream)?;
+        Ok(File::from(fd))
+    }
+}
+
 struct Shim {
     cfg: ShimConfig,
     container: Container,
-    pid: i32,
     started: bool,
     listener: UnixListener,
     sigfd: SignalFd,
-    out: [Option<std::fs::File>; 2],
-    stdin: Option<std::fs::File>,
+    procs: Vec<Proc>,
     log: Option<LogWriter>,
     clients: Vec<Client>,
-    exit: Option<i32>,
+    next_client: u64,
 }
 
 impl Shim {
@@ -163,23 +261,24 @@ impl Shim {
     }
 
     fn create(cfg: ShimConfig) -> Result<Shim, ShimError> {
-        let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(os_err("pipe"))?;
-        let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(os_err("pipe"))?;
-        let (stdin_child, stdin_ours): (OwnedFd, Option<OwnedFd>) = if cfg.open_stdin {
-            let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(os_err("pipe"))?;
-            (r, Some(w))
-        } else {
-            let null = std::fs::File::open("/dev/null").map_err(io_err("open /dev/null"))?;
-            (null.into(), None)
-        };
         std::fs::create_dir_all(&cfg.runtime_root)
             .map_err(io_err(format!("create {}", cfg.runtime_root.display())))?;
-        let container = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
+        let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
             .with_root_path(&cfg.runtime_root)
-            .map_err(|e| ShimError::Create(e.to_string()))?
-            .with_stdin(stdin_child)
-            .with_stdout(out_w)
-            .with_stderr(err_w)
+            .map_err(|e| ShimError::Create(e.to_string()))?;
+        let (console, mut stdio) = if cfg.tty {
+            let c = Console::bind(console_path(&cfg.socket, "init"))?;
+            builder = builder.with_console_socket(Some(&c.path));
+            (Some(c), None)
+        } else {
+            (None, Some(pipes(cfg.open_stdin)?))
+        };
+        if let Some(st) = stdio.as_mut() {
+            if let Some([i, o, e]) = st.child.take() {
+                builder = builder.with_stdin(i).with_stdout(o).with_stderr(e);
+            }
+        }
+        let container = builder
             .as_init(&cfg.bundle)
             .with_systemd(false)
             .with_detach(true)
@@ -189,6 +288,37 @@ impl Shim {
             .pid()
             .map(|p| p.as_raw())
             .ok_or_else(|| ShimError::Create("no init pid".into()))?;
+        let init = match (console, stdio) {
+            (Some(c), _) => {
+                let master = c.receive()?;
+                if let Some((rows, cols)) = cfg.console_size {
+                    let _ = berth_sys::fd::set_winsize(&master, rows, cols);
+                }
+                let reader = master.try_clone().map_err(io_err("dup pty master"))?;
+                let writer = master.try_clone().map_err(io_err("dup pty master"))?;
+                Proc {
+                    exec: None,
+                    pid,
+                    out: [Some(reader), None],
+                    stdin: Some(writer),
+                    master: Some(master),
+                    exit: None,
+                    exited_at: None,
+                    owner: None,
+                }
+            }
+            (None, Some(st)) => Proc {
+                exec: None,
+                pid,
+                out: st.ours_out,
+                stdin: st.ours_in,
+                master: None,
+                exit: None,
+                exited_at: None,
+                owner: None,
+            },
+            (None, None) => return Err(ShimError::Create("no stdio for the container".into())),
+        };
 
         let _ = std::fs::remove_file(&cfg.socket);
         let listener = UnixListener::bind(&cfg.socket)
@@ -216,73 +346,69 @@ impl Shim {
         Ok(Shim {
             cfg,
             container,
-            pid,
             started: false,
             listener,
             sigfd,
-            out: [
-                Some(std::fs::File::from(out_r)),
-                Some(std::fs::File::from(err_r)),
-            ],
-            stdin: stdin_ours.map(std::fs::File::from),
+            procs: vec![init],
             log,
             clients: Vec::new(),
-            exit: None,
+            next_client: 1,
         })
     }
 
     fn run(&mut self) {
-        let mut drain_deadline: Option<Instant> = None;
         loop {
             self.reap();
-            if self.exit.is_some() {
-                let deadline =
-                    *drain_deadline.get_or_insert_with(|| Instant::now() + Duration::from_secs(2));
-                if self.out.iter().all(Option::is_none) || Instant::now() >= deadline {
+            self.finish_execs();
+            let init = &self.procs[0];
+            if let Some(at) = init.exited_at {
+                if init.out.iter().all(Option::is_none) || at.elapsed() >= Duration::from_secs(2) {
                     break;
                 }
             }
-            let timeout = if self.exit.is_some() { 100u16 } else { 5000u16 };
-            let mut ready = vec![false; 4 + self.clients.len()];
+            let draining = self.procs.iter().any(|p| p.exit.is_some());
+            let timeout = if draining { 50u16 } else { 5000u16 };
+            // (what, proc or client index, stream)
+            let mut slots: Vec<(u8, usize, usize)> = vec![(0, 0, 0), (1, 0, 0)];
+            let ready: Vec<bool>;
             {
-                let mut fds: Vec<PollFd> = Vec::with_capacity(ready.len());
-                let mut index: Vec<usize> = Vec::with_capacity(ready.len());
-                fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
-                index.push(0);
-                fds.push(PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN));
-                index.push(1);
-                for (i, o) in self.out.iter().enumerate() {
-                    if let Some(f) = o {
-                        fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
-                        index.push(2 + i);
+                let mut fds: Vec<PollFd> = vec![
+                    PollFd::new(self.listener.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN),
+                ];
+                for (pi, p) in self.procs.iter().enumerate() {
+                    for (si, o) in p.out.iter().enumerate() {
+                        if let Some(f) = o {
+                            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+                            slots.push((2, pi, si));
+                        }
                     }
                 }
-                for (i, c) in self.clients.iter().enumerate() {
+                for (ci, c) in self.clients.iter().enumerate() {
                     fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
-                    index.push(4 + i);
+                    slots.push((3, ci, 0));
                 }
                 match poll(&mut fds, PollTimeout::from(timeout)) {
                     Ok(_) => {}
                     Err(nix::Error::EINTR) => continue,
                     Err(_) => std::thread::sleep(Duration::from_millis(50)),
                 }
-                for (fd, &i) in fds.iter().zip(&index) {
-                    if fd.revents().is_some_and(|r| !r.is_empty()) {
-                        ready[i] = true;
-                    }
-                }
+                ready = fds
+                    .iter()
+                    .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                    .collect();
             }
             if ready[1] {
                 while let Ok(Some(_)) = self.sigfd.read_signal() {}
             }
-            for (i, stream) in [(2usize, 1u8), (3, 2)] {
-                if ready[i] {
-                    self.pump(stream);
+            // Output first, then clients (highest index first, so removals keep indices valid), then accept.
+            for (k, &(what, pi, si)) in slots.iter().enumerate() {
+                if what == 2 && ready[k] {
+                    self.pump(pi, si);
                 }
             }
-            // Clients, highest index first so removal keeps indices valid.
-            for ci in (0..self.clients.len()).rev() {
-                if ready[4 + ci] {
+            for (k, &(what, ci, _)) in slots.iter().enumerate().rev() {
+                if what == 3 && ready[k] {
                     self.serve_client(ci);
                 }
             }
@@ -295,38 +421,88 @@ impl Shim {
 
     fn reap(&mut self) {
         loop {
-            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) if pid.as_raw() == self.pid => {
-                    self.exit = Some(code)
-                }
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid.as_raw() == self.pid => {
-                    self.exit = Some(128 + sig as i32)
-                }
+            let (pid, code) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid.as_raw(), code),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid.as_raw(), 128 + sig as i32),
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => {}
+                Ok(_) => continue,
+            };
+            if let Some(p) = self
+                .procs
+                .iter_mut()
+                .find(|p| p.pid == pid && p.exit.is_none())
+            {
+                p.exit = Some(code);
+                p.exited_at = Some(Instant::now());
             }
         }
     }
 
-    fn pump(&mut self, stream: u8) {
-        let idx = (stream - 1) as usize;
-        let Some(f) = self.out[idx].as_mut() else {
+    /// Execs whose process ended and whose output is drained (or that had 2 s to drain) report and go.
+    fn finish_execs(&mut self) {
+        let mut i = 1;
+        while i < self.procs.len() {
+            let p = &self.procs[i];
+            let done = p.exited_at.is_some_and(|at| {
+                p.out.iter().all(Option::is_none) || at.elapsed() >= Duration::from_secs(2)
+            });
+            if !done {
+                i += 1;
+                continue;
+            }
+            let p = self.procs.remove(i);
+            let status = ExitStatus {
+                exit_code: p.exit.unwrap_or(255),
+                oom_killed: false,
+                finished_at: now_rfc3339(),
+                error: None,
+            };
+            let frame = proto::encode(Kind::Exit, &serde_json::to_vec(&status).unwrap_or_default());
+            if let Some(ci) = self.clients.iter().position(|c| Some(c.id) == p.owner) {
+                let c = self.clients.remove(ci);
+                let mut s = c.stream;
+                let _ = s.write_all(&frame);
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    fn pump(&mut self, pi: usize, si: usize) {
+        let Some(p) = self.procs.get_mut(pi) else {
             return;
         };
+        let Some(f) = p.out[si].as_mut() else { return };
         let mut buf = [0u8; 32 * 1024];
-        match f.read(&mut buf) {
-            Ok(0) | Err(_) => self.out[idx] = None,
-            Ok(n) => {
-                let data = &buf[..n];
+        let n = match f.read(&mut buf) {
+            // EIO is how a pty master reports that the last slave closed.
+            Ok(0) | Err(_) => {
+                p.out[si] = None;
+                return;
+            }
+            Ok(n) => n,
+        };
+        let data = &buf[..n];
+        let stream = if si == 1 { 2u8 } else { 1u8 };
+        let frame = proto::encode(
+            if stream == 1 {
+                Kind::Stdout
+            } else {
+                Kind::Stderr
+            },
+            data,
+        );
+        match p.owner {
+            Some(owner) => {
+                if let Some(ci) = self.clients.iter().position(|c| c.id == owner) {
+                    if self.clients[ci].stream.write_all(&frame).is_err() {
+                        self.clients.remove(ci);
+                    }
+                }
+            }
+            None => {
                 if let Some(log) = self.log.as_mut() {
                     let _ = log.write(stream, data);
                 }
-                let kind = if stream == 1 {
-                    Kind::Stdout
-                } else {
-                    Kind::Stderr
-                };
-                let frame = proto::encode(kind, data);
                 self.clients.retain_mut(|c| {
                     let wants = if stream == 1 { c.stdout } else { c.stderr };
                     !wants || c.stream.write_all(&frame).is_ok()
@@ -339,7 +515,10 @@ impl Shim {
         while let Ok((stream, _)) = self.listener.accept() {
             let _ = stream.set_nonblocking(false);
             let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+            let id = self.next_client;
+            self.next_client += 1;
             self.clients.push(Client {
+                id,
                 stream,
                 decoder: Decoder::default(),
                 stdout: false,
@@ -353,7 +532,7 @@ impl Shim {
         let mut buf = [0u8; 32 * 1024];
         let n = match self.clients[ci].stream.read(&mut buf) {
             Ok(0) | Err(_) => {
-                self.clients.remove(ci);
+                self.drop_client(ci);
                 return;
             }
             Ok(n) => n,
@@ -364,7 +543,7 @@ impl Shim {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(_) => {
-                    self.clients.remove(ci);
+                    self.drop_client(ci);
                     return;
                 }
             };
@@ -384,14 +563,24 @@ impl Shim {
                         .write_all(&proto::encode(Kind::Control, &bytes))
                         .is_err()
                     {
-                        self.clients.remove(ci);
+                        self.drop_client(ci);
                         return;
                     }
                 }
-                (Kind::Stdin, data) if self.clients[ci].stdin => {
-                    if let Some(s) = self.stdin.as_mut() {
-                        if s.write_all(&data).is_err() {
-                            self.stdin = None;
+                (Kind::Stdin, data) => {
+                    let id = self.clients[ci].id;
+                    let target = self.procs.iter().position(|p| p.owner == Some(id)).or(
+                        if self.clients[ci].stdin {
+                            Some(0)
+                        } else {
+                            None
+                        },
+                    );
+                    if let Some(p) = target.and_then(|t| self.procs.get_mut(t)) {
+                        if let Some(s) = p.stdin.as_mut() {
+                            if s.write_all(&data).is_err() {
+                                p.stdin = None;
+                            }
                         }
                     }
                 }
@@ -400,46 +589,49 @@ impl Shim {
         }
     }
 
+    /// A connection went away; an exec it owned keeps running (docker exec -d semantics), unowned.
+    fn drop_client(&mut self, ci: usize) {
+        let c = self.clients.remove(ci);
+        for p in self.procs.iter_mut().filter(|p| p.owner == Some(c.id)) {
+            p.owner = None;
+            p.stdin = None;
+        }
+    }
+
     fn handle(&mut self, ci: usize, req: Request) -> Reply {
-        let ok = |s: &Shim| Reply {
+        let ok = |s: &Shim, pid: i32| Reply {
             ok: true,
             error: None,
-            pid: Some(s.pid),
+            pid: Some(pid),
             started: s.started,
         };
+        let fail = |e: String| Reply {
+            ok: false,
+            error: Some(e),
+            ..Reply::default()
+        };
+        let init_pid = self.procs[0].pid;
         match req {
-            Request::State => ok(self),
+            Request::State => ok(self, init_pid),
             Request::Start => {
                 if self.started {
-                    return ok(self);
+                    return ok(self, init_pid);
                 }
                 match self.container.start() {
                     Ok(()) => {
                         self.started = true;
-                        ok(self)
+                        ok(self, init_pid)
                     }
-                    Err(e) => Reply {
-                        ok: false,
-                        error: Some(error_chain(&e)),
-                        ..Reply::default()
-                    },
+                    Err(e) => fail(error_chain(&e)),
                 }
             }
             Request::Kill { signal } => {
-                if self.exit.is_some() {
-                    return Reply {
-                        ok: false,
-                        error: Some("container is not running".into()),
-                        ..Reply::default()
-                    };
+                if self.procs[0].exit.is_some() {
+                    return fail("container is not running".into());
                 }
-                match berth_sys::process::signal(self.pid, signal) {
-                    Ok(()) => ok(self),
-                    Err(e) => Reply {
-                        ok: false,
-                        error: Some(e.to_string()),
-                        ..Reply::default()
-                    },
+                match berth_sys::process::signal(init_pid, signal) {
+                    Ok(()) => ok(self, init_pid),
+                    Err(e) => fail(e.to_string()),
                 }
             }
             Request::Attach {
@@ -451,13 +643,113 @@ impl Shim {
                 c.stdout = stdout;
                 c.stderr = stderr;
                 c.stdin = stdin;
-                ok(self)
+                ok(self, init_pid)
             }
             Request::CloseStdin => {
-                self.stdin = None;
-                ok(self)
+                let id = self.clients[ci].id;
+                let target = self
+                    .procs
+                    .iter()
+                    .position(|p| p.owner == Some(id))
+                    .unwrap_or(0);
+                self.procs[target].stdin = None;
+                ok(self, init_pid)
+            }
+            Request::Resize { exec, rows, cols } => {
+                let p = self.procs.iter().find(|p| p.exec == exec);
+                match p.and_then(|p| p.master.as_ref()) {
+                    Some(m) => match berth_sys::fd::set_winsize(m, rows, cols) {
+                        Ok(()) => ok(self, init_pid),
+                        Err(e) => fail(e.to_string()),
+                    },
+                    None => fail("no terminal to resize".into()),
+                }
+            }
+            Request::Exec {
+                exec,
+                process,
+                tty,
+                stdin,
+                console_size,
+            } => {
+                if !self.started || self.procs[0].exit.is_some() {
+                    return fail("container is not running".into());
+                }
+                let owner = self.clients[ci].id;
+                match self.spawn_exec(&exec, &process, tty, stdin, console_size) {
+                    Ok(mut p) => {
+                        p.owner = Some(owner);
+                        let pid = p.pid;
+                        self.procs.push(p);
+                        ok(self, pid)
+                    }
+                    Err(e) => fail(e.to_string()),
+                }
             }
         }
+    }
+
+    fn spawn_exec(
+        &mut self,
+        exec: &str,
+        process: &Path,
+        tty: bool,
+        open_stdin: bool,
+        console_size: Option<(u16, u16)>,
+    ) -> Result<Proc, ShimError> {
+        let mut builder = ContainerBuilder::new(self.cfg.id.clone(), SyscallType::default())
+            .with_root_path(&self.cfg.runtime_root)
+            .map_err(|e| ShimError::Exec(e.to_string()))?;
+        let (console, mut stdio) = if tty {
+            let c = Console::bind(console_path(&self.cfg.socket, &exec[..exec.len().min(12)]))?;
+            builder = builder.with_console_socket(Some(&c.path));
+            (Some(c), None)
+        } else {
+            (None, Some(pipes(open_stdin)?))
+        };
+        if let Some(st) = stdio.as_mut() {
+            if let Some([i, o, e]) = st.child.take() {
+                builder = builder.with_stdin(i).with_stdout(o).with_stderr(e);
+            }
+        }
+        let pid = builder
+            .as_tenant()
+            .with_process(Some(process))
+            .with_detach(true)
+            .build()
+            .map_err(|e| ShimError::Exec(error_chain(&e)))?
+            .as_raw();
+        Ok(match (console, stdio) {
+            (Some(c), _) => {
+                let master = c.receive()?;
+                if let Some((rows, cols)) = console_size {
+                    let _ = berth_sys::fd::set_winsize(&master, rows, cols);
+                }
+                let reader = master.try_clone().map_err(io_err("dup pty master"))?;
+                let writer = master.try_clone().map_err(io_err("dup pty master"))?;
+                Proc {
+                    exec: Some(exec.to_string()),
+                    pid,
+                    out: [Some(reader), None],
+                    stdin: Some(writer),
+                    master: Some(master),
+                    exit: None,
+                    exited_at: None,
+                    owner: None,
+                }
+            }
+            (None, Some(st)) => Proc {
+                exec: Some(exec.to_string()),
+                pid,
+                out: st.ours_out,
+                stdin: st.ours_in,
+                master: None,
+                exit: None,
+                exited_at: None,
+                owner: None,
+            },
+            (None, None) => return Err(ShimError::Exec("no stdio for the process".into())),
+        })
     }
 
     fn finish(&mut self) {
@@ -472,7 +764,7 @@ impl Shim {
         let _ = self.container.delete(true);
         let _ = mount::unmount(&self.cfg.rootfs);
         let status = ExitStatus {
-            exit_code: self.exit.unwrap_or(255),
+            exit_code: self.procs[0].exit.unwrap_or(255),
             oom_killed,
             finished_at: now_rfc3339(),
             error: None,
@@ -486,6 +778,11 @@ impl Shim {
         }
         let _ = std::fs::remove_file(&self.cfg.socket);
     }
+}
+
+/// A console socket path next to the control socket (kept short: unix socket paths are limited).
+fn console_path(socket: &Path, tag: &str) -> PathBuf {
+    PathBuf::from(format!("{}.{tag}.con", socket.display()))
 }
 
 /// The `oom_kill` counter in a cgroup v1 `memory.oom_control` or v2 `memory.events` file (0 when absent).
@@ -505,7 +802,7 @@ pub fn oom_kill_count(path: &Path) -> u64 {
 pub fn write_exit(path: &Path, status: &ExitStatus) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = File::create(&tmp)?;
         f.write_all(&serde_json::to_vec(status).map_err(std::io::Error::other)?)?;
         f.sync_all()?;
     }
@@ -556,5 +853,13 @@ mod tests {
         let back: ExitStatus = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
         assert_eq!(back, st);
         assert!(!p.with_extension("tmp").exists());
+    }
+
+    #[test]
+    fn console_sockets_sit_next_to_the_control_socket() {
+        assert_eq!(
+            console_path(Path::new("/run/berth/s/abc"), "init"),
+            PathBuf::from("/run/berth/s/abc.init.con")
+        );
     }
 }

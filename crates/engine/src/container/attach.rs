@@ -45,14 +45,30 @@ impl AttachStream {
 
 impl Handle {
     /// Write to the container's stdin (`None` closes it). Without an open stdin the data is dropped.
+    /// Input that arrives before the container has started (a client attaches, then starts it) waits for
+    /// the start.
     pub async fn write_stdin(&self, data: Option<Bytes>) -> Result<()> {
-        let tx = self.stdin.lock().ok().and_then(|s| s.clone());
-        match tx {
-            Some(tx) => tx
-                .send(data)
+        let mut rx = self.wait.subscribe();
+        loop {
+            let tx = self.stdin.lock().ok().and_then(|s| s.clone());
+            if let Some(tx) = tx {
+                return tx
+                    .send(data)
+                    .await
+                    .map_err(|_| EngineError::Conflict("container is not running".into()));
+            }
+            if !matches!(
+                self.record().state.status,
+                Status::Created | Status::Restarting
+            ) {
+                return Ok(());
+            }
+            if tokio::time::timeout(std::time::Duration::from_secs(60), rx.changed())
                 .await
-                .map_err(|_| EngineError::Conflict("container is not running".into())),
-            None => Ok(()),
+                .is_err()
+            {
+                return Ok(());
+            }
         }
     }
 }

@@ -5,7 +5,6 @@ use super::{now_rfc3339, Handle, Record, State, ZERO_TIME};
 use crate::error::{EngineError, Result};
 use crate::Engine;
 use bollard_stubs::models::{ContainerConfig, HostConfig};
-use rand::Rng;
 use serde_json::Value;
 
 /// A create call: Docker's `Config` and `HostConfig`, and the optional name.
@@ -209,10 +208,8 @@ impl Engine {
             }
         };
         let id = loop {
-            let bytes: [u8; 32] = rand::thread_rng().gen();
-            let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            // Docker avoids ids that are all digits in their short form (they would parse as numbers).
-            if !id[..12].chars().all(|c| c.is_ascii_digit()) && !map.contains_key(&id) {
+            let id = super::new_id();
+            if !map.contains_key(&id) {
                 break id;
             }
         };

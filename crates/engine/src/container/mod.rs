@@ -14,8 +14,9 @@ pub use create::CreateRequest;
 pub use list::{ListOptions, Summary};
 pub use logs::{LogLine, LogsOptions};
 pub use remove::dir_size as remove_dir_size;
-pub use start::parse_bind;
+pub(crate) use start::bounding_caps;
 pub use start::parse_size;
+pub use start::{console_size, parse_bind};
 pub use stop::{parse_signal, WaitCondition};
 
 use crate::error::{EngineError, Result};
@@ -273,6 +274,18 @@ impl Engine {
                 let running = r.state.status == Status::Running;
                 (r.id, running)
             })
+    }
+}
+
+/// A new 64-hex id that does not read as a number in its short form (Docker's rule).
+pub(crate) fn new_id() -> String {
+    use rand::Rng;
+    loop {
+        let bytes: [u8; 32] = rand::thread_rng().gen();
+        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        if !id[..12].chars().all(|c| c.is_ascii_digit()) {
+            return id;
+        }
     }
 }
 

@@ -27,7 +27,7 @@ impl Engine {
                             .request(&Request::Attach {
                                 stdout: true,
                                 stderr: true,
-                                stdin: false,
+                                stdin: rec.config.open_stdin.unwrap_or(false),
                             })
                             .await
                             .ok()?;

@@ -138,6 +138,8 @@ impl Engine {
                 max_files: log_max_files,
             }),
             open_stdin: rec.config.open_stdin.unwrap_or(false),
+            tty: rec.config.tty.unwrap_or(false),
+            console_size: console_size(rec.host_config.console_size.as_deref()),
             oom_event_files,
         };
         write_json(&paths.state.join("shim.json"), &shim_cfg)?;
@@ -183,9 +185,10 @@ impl Engine {
             saved_ms = t0.elapsed().as_secs_f64() * 1e3,
             "container started"
         );
+        // The watcher first: it makes stdin writable, and waiters woken below may write at once.
+        self.watch(h.clone(), conn);
         h.publish_wait();
         self.container_event(h, "start", &[]);
-        self.watch(h.clone(), conn);
         Ok(())
     }
 
@@ -256,6 +259,7 @@ impl Engine {
             r.exits += 1;
         });
         let _ = self.save(h);
+        self.drop_execs(&h.id);
         if status.oom_killed {
             self.container_event(h, "oom", &[]);
         }
@@ -368,6 +372,17 @@ fn log_opt(rec: &super::Record, key: &str) -> Option<String> {
         .as_ref()?
         .get(key)
         .cloned()
+}
+
+/// Docker's `ConsoleSize` ([height, width]) as (rows, columns), when both are set.
+pub fn console_size(v: Option<&[usize]>) -> Option<(u16, u16)> {
+    match v {
+        Some([h, w]) if *h > 0 && *w > 0 => Some((
+            (*h).min(u16::MAX as usize) as u16,
+            (*w).min(u16::MAX as usize) as u16,
+        )),
+        _ => None,
+    }
 }
 
 /// `10m`, `512k`, `1g`, plain bytes (Docker's `max-size` units, 1000-based like go-units FromHumanSize).
@@ -634,7 +649,7 @@ fn effective_caps() -> Option<u64> {
 
 /// The capability bounding set of this process (`CapBnd`): a container can never get more, and hosts
 /// like this one lack some (CAP_SYS_RESOURCE), so privileged containers ask only for what exists.
-fn bounding_caps() -> Option<u64> {
+pub(crate) fn bounding_caps() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let hex = status
         .lines()
