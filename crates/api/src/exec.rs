@@ -83,28 +83,48 @@ pub async fn start(
     } else {
         parse_detach_keys(&exec.config.detach_keys)?
     };
-    let stream = st.engine.exec_start(&id).await?;
-    if b.detach {
-        // Nobody reads the output: drain it so the process is never blocked on a full pipe.
-        let mut out = stream.output;
-        tokio::spawn(async move { while out.recv().await.is_some() {} });
-        return Ok(StatusCode::OK.into_response());
-    }
     let (want_out, want_err) = (exec.config.attach_stdout, exec.config.attach_stderr);
-    match on_upgrade {
-        Some(on_upgrade) => {
+    match (b.detach, on_upgrade) {
+        (true, _) => {
+            let stream = st.engine.exec_start(&id).await?;
+            // Nobody reads the output: drain it so the process is never blocked on a full pipe.
+            let mut out = stream.output;
+            tokio::spawn(async move { while out.recv().await.is_some() {} });
+            Ok(StatusCode::OK.into_response())
+        }
+        (false, Some(on_upgrade)) => {
+            // Like dockerd: switch protocols first, then start; a start that fails is reported on the stream
+            // (and in the exec's exit code, 126 or 127), which is where the client reads.
+            let engine = st.engine.clone();
             tokio::spawn(async move {
-                if let Ok(upgraded) = on_upgrade.await {
-                    attach_io(
-                        hyper_util::rt::TokioIo::new(upgraded),
-                        stream.output,
-                        stream.stdin,
-                        tty,
-                        want_out,
-                        want_err,
-                        keys,
-                    )
-                    .await;
+                let Ok(upgraded) = on_upgrade.await else {
+                    return;
+                };
+                let mut io = hyper_util::rt::TokioIo::new(upgraded);
+                match engine.exec_start(&id).await {
+                    Ok(stream) => {
+                        attach_io(
+                            io,
+                            stream.output,
+                            stream.stdin,
+                            tty,
+                            want_out,
+                            want_err,
+                            keys,
+                        )
+                        .await
+                    }
+                    Err(e) => {
+                        use tokio::io::AsyncWriteExt;
+                        let msg = format!("{e}\r\n");
+                        let bytes = if tty {
+                            msg.into_bytes()
+                        } else {
+                            crate::streams::frame(2, msg.as_bytes())
+                        };
+                        let _ = io.write_all(&bytes).await;
+                        let _ = io.shutdown().await;
+                    }
                 }
             });
             let mut resp = Response::new(Body::empty());
@@ -118,7 +138,8 @@ pub async fn start(
             );
             Ok(resp)
         }
-        None => {
+        (false, None) => {
+            let stream = st.engine.exec_start(&id).await?;
             let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(64);
             let mut out = stream.output;
             tokio::spawn(async move {

@@ -189,6 +189,7 @@ pub async fn post_dispatch(
     State(st): State<AppState>,
     Path(rest): Path<String>,
     Q(q): Q<Query>,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult<Response> {
     if let Some(name) = rest.strip_suffix("/tag") {
         let repo = q.get("repo").cloned().unwrap_or_default();
@@ -205,11 +206,8 @@ pub async fn post_dispatch(
         st.engine.tag_image(name, &target).await?;
         return Ok(StatusCode::CREATED.into_response());
     }
-    if rest.ends_with("/push") {
-        return Err(ApiError {
-            status: StatusCode::NOT_IMPLEMENTED,
-            message: "push is not available in this berth yet".into(),
-        });
+    if let Some(name) = rest.strip_suffix("/push") {
+        return crate::registry::push(st, name.to_string(), q.get("tag").cloned(), &headers).await;
     }
     Err(ApiError::not_found(format!(
         "page not found: POST /images/{rest}"
@@ -256,29 +254,21 @@ fn progress_line(v: Value) -> Result<Vec<u8>, std::io::Error> {
     Ok(b)
 }
 
-pub async fn create(State(st): State<AppState>, Q(q): Q<Query>, body: Body) -> ApiResult<Response> {
+pub async fn create(
+    State(st): State<AppState>,
+    Q(q): Q<Query>,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     if let Some(image) = q.get("fromImage").filter(|s| !s.is_empty()) {
-        let tag = q.get("tag").filter(|t| !t.is_empty());
-        let name = match tag {
-            Some(t) if !image.contains('@') => format!("{image}:{t}"),
-            _ => image.clone(),
-        };
-        Reference::parse(&name).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        if berth_engine::hello::is_hello(&name) {
-            st.engine.resolve_image(&name).await?;
-            let lines = [
-                progress_line(json!({"status": "Using the hello-world image built into berth"})),
-                progress_line(json!({"status": format!("Status: Image is up to date for {name}")})),
-            ];
-            return Ok((
-                [(header::CONTENT_TYPE, "application/json")],
-                Body::from_stream(futures_util::stream::iter(lines)),
-            )
-                .into_response());
-        }
-        return Err(ApiError::not_found(format!(
-            "pull access denied for {image}: berth cannot pull from registries yet; import, load or build the image locally"
-        )));
+        return crate::registry::pull(
+            st,
+            image.clone(),
+            q.get("tag").cloned(),
+            q.get("platform").cloned(),
+            &headers,
+        )
+        .await;
     }
     let src = q.get("fromSrc").cloned().unwrap_or_default();
     if src != "-" {

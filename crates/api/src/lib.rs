@@ -12,6 +12,7 @@ pub mod error;
 mod exec;
 mod images;
 mod params;
+mod registry;
 pub mod streams;
 mod system;
 
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/version", get(system::version))
         .route("/info", get(system::info))
         .route("/events", get(system::events))
+        .route("/auth", post(registry::auth))
         .route("/system/df", get(system::df))
         .route("/containers/create", post(containers::create))
         .route("/containers/json", get(containers::list))

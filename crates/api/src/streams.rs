@@ -219,7 +219,9 @@ pub async fn attach(
     };
     // Docker closes the container's stdin when this client's input ends only for `StdinOnce` containers
     // (`run -i`); other clients just leave.
-    let stdin_once = rec.config.stdin_once.unwrap_or(false);
+    // With a terminal Docker never closes it this way: a client's input ending (or a detach the client
+    // handled itself) must not end the shell.
+    let stdin_once = rec.config.stdin_once.unwrap_or(false) && !tty;
     let stdin = match (&live, want_stdin) {
         (Some(att), true) => {
             let handle = att.handle.clone();

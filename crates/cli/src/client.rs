@@ -147,6 +147,20 @@ impl Client {
         .await
     }
 
+    /// A request whose answer is streamed, with an `X-Registry-Auth` header (pull, push).
+    pub async fn stream_with_auth(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Option<String>,
+    ) -> Result<Response<Incoming>> {
+        let mut req = self.build(method, path, full(Bytes::new()), "application/json")?;
+        if let Some(a) = auth {
+            req.headers_mut().insert("X-Registry-Auth", a.parse()?);
+        }
+        Self::check(self.send(req).await?).await
+    }
+
     /// A GET whose answer is streamed (logs, events, save).
     pub async fn stream(&self, method: Method, path: &str) -> Result<Response<Incoming>> {
         Self::check(

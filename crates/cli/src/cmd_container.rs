@@ -118,6 +118,9 @@ pub struct CreateArgs {
     /// Set platform if server is multi-platform capable
     #[arg(long)]
     pub platform: Option<String>,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long)]
+    pub pull: Option<String>,
     /// The image
     pub image: String,
     /// Command and arguments
@@ -349,24 +352,37 @@ async fn create(c: &Client, a: &CreateArgs, attached: bool) -> Result<String> {
     if let Some(n) = &a.name {
         path.push_str(&format!("?name={}", enc(n)));
     }
+    let policy = a.pull.as_deref().unwrap_or("missing");
+    if !matches!(policy, "always" | "missing" | "never") {
+        return Err(StatusError { code: 125, message: format!("invalid pull option: '{policy}': must be one of \"always\", \"missing\" or \"never\"") }.into());
+    }
+    if policy == "always" {
+        crate::cmd_registry::pull_image(
+            c,
+            &a.image,
+            a.platform.as_deref(),
+            crate::cmd_registry::ProgressView::on_stderr(false),
+        )
+        .await?;
+    }
     let v = match c.post_json(&path, Some(&body)).await {
         Ok(v) => v,
         Err(e) => {
-            if let Some(d) = e.downcast_ref::<DaemonError>() {
-                if d.status == 404 && d.message.starts_with("No such image") {
-                    eprintln!("Unable to find image '{}' locally", a.image);
-                    let (_, b) = c
-                        .call(
-                            Method::POST,
-                            &format!("/images/create?fromImage={}", enc(&a.image)),
-                            None,
-                        )
-                        .await?;
-                    let _ = b;
-                    return Box::pin(create(c, a, attached)).await;
-                }
+            let missing = e
+                .downcast_ref::<DaemonError>()
+                .is_some_and(|d| d.status == 404 && d.message.starts_with("No such image"));
+            if !missing || policy != "missing" {
+                return Err(e);
             }
-            return Err(e);
+            eprintln!("Unable to find image '{}' locally", a.image);
+            crate::cmd_registry::pull_image(
+                c,
+                &a.image,
+                a.platform.as_deref(),
+                crate::cmd_registry::ProgressView::on_stderr(false),
+            )
+            .await?;
+            c.post_json(&path, Some(&body)).await?
         }
     };
     for w in v["Warnings"].as_array().into_iter().flatten() {
@@ -1222,9 +1238,12 @@ pub async fn attach(c: &Client, a: AttachArgs) -> Result<i32> {
         tokio::spawn(async move { wc.post_json(&format!("/containers/{wid}/wait"), None).await });
     let resize = tty.then(|| format!("/containers/{id}/resize"));
     if session(c, conn, interactive, tty, keys, resize).await {
-        eprintln!("read escape sequence");
-        waiter.abort();
-        return Ok(0);
+        // Like the docker CLI: detaching from `attach` is reported as this error (exit status 1).
+        return Err(StatusError {
+            code: 1,
+            message: "read escape sequence".into(),
+        }
+        .into());
     }
     let w = waiter.await.map_err(|e| anyhow!("wait: {e}"))??;
     Ok(w["StatusCode"].as_i64().unwrap_or(0) as i32)

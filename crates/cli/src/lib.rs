@@ -8,6 +8,7 @@
 pub mod client;
 mod cmd_container;
 mod cmd_image;
+mod cmd_registry;
 mod cmd_system;
 pub mod format;
 mod output;
@@ -99,6 +100,14 @@ pub enum Cmd {
     Load(cmd_image::LoadArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(cmd_image::SaveArgs),
+    /// Download an image from a registry
+    Pull(cmd_registry::PullArgs),
+    /// Upload an image to a registry
+    Push(cmd_registry::PushArgs),
+    /// Authenticate to a registry
+    Login(cmd_registry::LoginArgs),
+    /// Log out from a registry
+    Logout(cmd_registry::LogoutArgs),
     /// Show the berth version information
     Version(cmd_system::VersionArgs),
     /// Display system-wide information
@@ -147,6 +156,8 @@ pub enum ImageCmd {
     Save(cmd_image::SaveArgs),
     /// Remove unused images
     Prune(cmd_image::ImagePruneArgs),
+    Pull(cmd_registry::PullArgs),
+    Push(cmd_registry::PushArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -351,6 +362,16 @@ async fn dispatch(c: &client::Client, cmd: Cmd) -> Result<i32> {
         Cmd::Image {
             cmd: ImageCmd::Prune(a),
         } => ci::prune(c, a).await,
+        Cmd::Pull(a)
+        | Cmd::Image {
+            cmd: ImageCmd::Pull(a),
+        } => cmd_registry::pull(c, a).await,
+        Cmd::Push(a)
+        | Cmd::Image {
+            cmd: ImageCmd::Push(a),
+        } => cmd_registry::push(c, a).await,
+        Cmd::Login(a) => cmd_registry::login(c, a).await,
+        Cmd::Logout(a) => cmd_registry::logout(a).await,
         Cmd::Version(a) => cs::version(c, a).await,
         Cmd::Info(a)
         | Cmd::System {

@@ -21,6 +21,10 @@ pub struct DaemonConfig {
     pub cgroup_root: PathBuf,
     pub log_max_size: u64,
     pub log_max_files: u32,
+    pub insecure_registries: Vec<String>,
+    pub registry_mirrors: Vec<String>,
+    pub max_concurrent_downloads: usize,
+    pub max_concurrent_uploads: usize,
 }
 
 /// The `daemon.json` keys berth understands (Docker's names); unknown keys are refused like dockerd does.
@@ -40,6 +44,7 @@ pub struct DaemonJson {
     pub insecure_registries: Option<Vec<String>>,
     pub registry_mirrors: Option<Vec<String>>,
     pub max_concurrent_downloads: Option<u32>,
+    pub max_concurrent_uploads: Option<u32>,
     pub bip: Option<String>,
     pub default_address_pools: Option<serde_json::Value>,
     pub mtu: Option<u32>,
@@ -145,6 +150,10 @@ pub fn resolve(flags: &Flags, json: DaemonJson) -> anyhow::Result<DaemonConfig> 
         cgroup_root: Path::new("/sys/fs/cgroup").to_path_buf(),
         log_max_size,
         log_max_files,
+        insecure_registries: json.insecure_registries.clone().unwrap_or_default(),
+        registry_mirrors: json.registry_mirrors.clone().unwrap_or_default(),
+        max_concurrent_downloads: json.max_concurrent_downloads.unwrap_or(3) as usize,
+        max_concurrent_uploads: json.max_concurrent_uploads.unwrap_or(5) as usize,
     })
 }
 

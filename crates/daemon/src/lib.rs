@@ -41,6 +41,12 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         resolv_conf: "/etc/resolv.conf".into(),
         init_binary: Some(init_binary),
         daemon_id,
+        registry: berth_engine::registry::RegistryConfig {
+            insecure_registries: cfg.insecure_registries.clone(),
+            registry_mirrors: cfg.registry_mirrors.clone(),
+            max_concurrent_downloads: cfg.max_concurrent_downloads,
+            max_concurrent_uploads: cfg.max_concurrent_uploads,
+        },
     })
     .await
     .context("open the engine")?;

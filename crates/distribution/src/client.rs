@@ -185,6 +185,24 @@ impl RegistryClient {
         })
     }
 
+    /// A client for one request that carries its own credentials (a daemon gets them per request, in
+    /// `X-Registry-Auth`): it shares the connection pools but has its own token cache, so one caller's
+    /// credentials and tokens never serve another. `registry` is a reference domain or a login server.
+    pub fn with_credential(&self, registry: &str, cred: Option<Credential>) -> RegistryClient {
+        let mut state = State::default();
+        if let Some(c) = cred {
+            let (_, key) = registry_key(registry);
+            state.creds.insert(key, Some(c));
+        }
+        // Without credentials of its own it must not fall back to the daemon's config.json either.
+        RegistryClient {
+            secure: self.secure.clone(),
+            insecure: self.insecure.clone(),
+            opts: self.opts.clone(),
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -458,6 +476,27 @@ impl RegistryClient {
         username: &str,
         password: &str,
     ) -> Result<LoginOutcome, DistError> {
+        self.login_inner(registry, username, password, true).await
+    }
+
+    /// Verify credentials against the registry's `/v2/` without storing them anywhere (a daemon's
+    /// `/auth`: the client keeps the credentials).
+    pub async fn check_login(
+        &self,
+        registry: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<LoginOutcome, DistError> {
+        self.login_inner(registry, username, password, false).await
+    }
+
+    async fn login_inner(
+        &self,
+        registry: &str,
+        username: &str,
+        password: &str,
+        store: bool,
+    ) -> Result<LoginOutcome, DistError> {
         let (name, key) = registry_key(registry);
         let ep = self.endpoints(&name, false).await?.pop().ok_or_else(|| {
             DistError::InvalidRegistry {
@@ -524,7 +563,9 @@ impl RegistryClient {
         } else if !resp.status().is_success() {
             return Err(status_error(&ep, resp, "login", "login", &name).await);
         }
-        self.opts.docker_config.store(&key, &cred).await?;
+        if store {
+            self.opts.docker_config.store(&key, &cred).await?;
+        }
         {
             let mut st = self.state();
             st.creds.insert(key.clone(), Some(cred));

@@ -362,13 +362,21 @@ impl Ctx<'_> {
             }
         }
         let results: Vec<Result<(), DistError>> =
-            futures_util::stream::iter(todo.into_iter().map(|t| async move {
-                let r = self.fetch_layer(t).await;
-                if r.is_err() {
-                    self.cancelled.store(true, Ordering::Relaxed);
-                }
-                r
-            }))
+            // Boxed and collected first: a stream type that still holds the closure would make callers
+            // unable to prove the pull `Send` when they spawn it (a higher-ranked lifetime limitation).
+            futures_util::stream::iter(
+                todo.into_iter()
+                    .map(|t| -> futures_util::future::BoxFuture<'_, Result<(), DistError>> {
+                        Box::pin(async move {
+                            let r = self.fetch_layer(t).await;
+                            if r.is_err() {
+                                self.cancelled.store(true, Ordering::Relaxed);
+                            }
+                            r
+                        })
+                    })
+                    .collect::<Vec<_>>(),
+            )
             .buffer_unordered(self.opts.max_concurrent_downloads.max(1))
             .collect()
             .await;

@@ -137,11 +137,19 @@ pub async fn push(
     for l in &pm.layers {
         progress(Progress::layer(&l.digest, Event::Preparing));
     }
-    let results: Vec<Sent> =
-        futures_util::stream::iter(pm.layers.iter().map(|l| ctx.send_blob(l, true)))
-            .buffer_unordered(opts.max_concurrent_uploads.max(1))
-            .try_collect()
-            .await?;
+    let results: Vec<Sent> = futures_util::stream::iter(
+        pm.layers
+            .iter()
+            .map(
+                |l| -> futures_util::future::BoxFuture<'_, Result<Sent, DistError>> {
+                    Box::pin(ctx.send_blob(l, true))
+                },
+            )
+            .collect::<Vec<_>>(),
+    )
+    .buffer_unordered(opts.max_concurrent_uploads.max(1))
+    .try_collect()
+    .await?;
     let config = ctx.send_blob(&pm.config, false).await?;
     let count = |k: Sent| results.iter().chain([&config]).filter(|s| **s == k).count();
 

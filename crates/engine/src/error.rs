@@ -29,6 +29,8 @@ pub enum EngineError {
     NotModified(&'static str),
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    Distribution(#[from] berth_distribution::DistError),
     #[error("{0}")]
     Internal(String),
     #[error("{what}: {source}")]
@@ -48,6 +50,12 @@ impl EngineError {
             EngineError::Invalid(_) => ErrorKind::InvalidArgument,
             EngineError::NotModified(_) => ErrorKind::NotModified,
             EngineError::Image(e) => match e.kind() {
+                berth_image::ErrorKind::NotFound => ErrorKind::NotFound,
+                berth_image::ErrorKind::Conflict => ErrorKind::Conflict,
+                berth_image::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
+                berth_image::ErrorKind::Internal => ErrorKind::Internal,
+            },
+            EngineError::Distribution(e) => match e.kind() {
                 berth_image::ErrorKind::NotFound => ErrorKind::NotFound,
                 berth_image::ErrorKind::Conflict => ErrorKind::Conflict,
                 berth_image::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,

@@ -160,8 +160,14 @@ impl Engine {
         let _ = std::fs::remove_file(&process_path);
         if !reply.ok {
             let msg = reply.error.unwrap_or_default();
-            exec.state.send_modify(|s| s.exit_code = Some(126));
-            return Err(exec_error(&msg, &exec.config.cmd[0]));
+            let err = exec_error(&msg, &exec.config.cmd[0]);
+            let code = if err.to_string().contains("not found") {
+                127
+            } else {
+                126
+            };
+            exec.state.send_modify(|s| s.exit_code = Some(code));
+            return Err(err);
         }
         let pid = reply.pid.unwrap_or(0);
         exec.state.send_modify(|s| {

@@ -17,6 +17,7 @@ pub mod exec;
 pub mod hello;
 pub mod images;
 pub mod names;
+pub mod registry;
 pub mod shim_client;
 pub mod store;
 pub mod system;
@@ -51,6 +52,7 @@ pub struct Config {
     /// The binary bind-mounted as `/sbin/docker-init` for `--init`, if any.
     pub init_binary: Option<PathBuf>,
     pub daemon_id: String,
+    pub registry: registry::RegistryConfig,
 }
 
 /// The longest `--exec-root` that keeps every socket below it within the kernel's 108-byte limit.
@@ -69,6 +71,7 @@ pub(crate) struct Inner {
     pub containers: RwLock<HashMap<String, Arc<container::Handle>>>,
     pub events: events::EventBus,
     pub execs: exec::ExecStore,
+    pub registry: berth_distribution::RegistryClient,
     pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -107,6 +110,7 @@ impl Engine {
             .await
             .map_err(EngineError::join)??;
         let store = store::ContainerStore::open(db)?;
+        let registry = registry::client(&cfg.registry, &cfg.data_root)?;
         let engine = Engine {
             inner: Arc::new(Inner {
                 cfg,
@@ -115,6 +119,7 @@ impl Engine {
                 containers: RwLock::new(HashMap::new()),
                 events: events::EventBus::new(),
                 execs: exec::ExecStore::default(),
+                registry,
                 started_at: chrono::Utc::now(),
             }),
         };

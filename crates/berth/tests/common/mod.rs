@@ -1,0 +1,325 @@
+//! Shared harness of the end-to-end tests: a real daemon in a temp root, the berth and docker CLIs pointed at
+//! it, and a busybox image made from Debian's busybox-static. Cleans up its containers, mounts and daemon
+//! (by pid) even when a test fails.
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        assert!(
+            nix_is_root(),
+            "the end-to-end tests need root: run them as root (CI does)"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("be-")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        let mut d = Daemon { dir, child: None };
+        d.spawn();
+        d
+    }
+
+    pub fn spawn(&mut self) {
+        let cfg = self.dir.path().join("no-daemon.json");
+        if !cfg.exists() {
+            std::fs::write(&cfg, "{}").unwrap();
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .unwrap();
+        let child = Command::new(BERTH)
+            .args([
+                "daemon",
+                "-H",
+                &format!("unix://{}", self.socket().display()),
+            ])
+            .arg("--data-root")
+            .arg(self.dir.path().join("data"))
+            .arg("--exec-root")
+            .arg(self.dir.path().join("x"))
+            .arg("--config-file")
+            .arg(self.dir.path().join("no-daemon.json"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start berth daemon");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not come up: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("berth.sock")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn berth(&self, args: &[&str]) -> Output {
+        Command::new(BERTH)
+            .args(args)
+            .env("BERTH_HOST", format!("unix://{}", self.socket().display()))
+            .env_remove("DOCKER_HOST")
+            .output()
+            .expect("run berth")
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .output()
+            .expect("run the docker CLI (docker v28 must be on PATH)")
+    }
+
+    /// SIGKILL the daemon (containers must survive).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// A busybox image built from Debian's busybox-static.
+    pub fn import_busybox(&self) {
+        let root = self.dir.path().join("bbroot");
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        let bb = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("busybox-static is installed");
+        std::fs::copy(bb, root.join("bin/busybox")).unwrap();
+        for c in ["sh", "echo", "cat", "sleep", "id", "true", "ls", "hostname"] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(c)).unwrap();
+        }
+        std::fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+        let tar = self.dir.path().join("bb.tar");
+        let st = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let out = self.berth(&[
+            "import",
+            "-c",
+            "CMD [\"sh\"]",
+            tar.to_str().unwrap(),
+            "busybox:latest",
+        ]);
+        assert!(out.status.success(), "import failed: {}", text(&out.stderr));
+        assert!(text(&out.stdout).starts_with("sha256:"));
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let ids = self.berth(&["ps", "-aq", "--no-trunc"]);
+            for id in text(&ids.stdout).lines() {
+                let _ = self.berth(&["rm", "-f", id]);
+            }
+        }
+        if let Some(mut c) = self.child.take() {
+            // SIGTERM by pid: the daemon we started, nothing else.
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Anything still mounted under our temp dir (a failed test) must not outlive it.
+        if let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") {
+            let prefix = self.dir.path().display().to_string();
+            for l in info.lines() {
+                if let Some(mp) = l.split(' ').nth(4) {
+                    if mp.starts_with(&prefix) {
+                        let _ = Command::new("umount").arg("-l").arg(mp).status();
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl Daemon {
+    /// Run `cmdline` (a shell command line) under a pseudo-terminal of `rows`x`cols` with `script`, typing
+    /// `input` (each chunk after a pause). Returns the terminal output and the exit code.
+    pub fn in_pty(
+        &self,
+        cmdline: &str,
+        rows: u16,
+        cols: u16,
+        input: &[&str],
+    ) -> (String, Option<i32>) {
+        let mut feeder = String::from("sleep 1.5;");
+        for chunk in input {
+            feeder.push_str(&format!(
+                "printf '{}'; sleep 0.7;",
+                chunk.replace('\'', "'\\''")
+            ));
+        }
+        feeder.push_str("sleep 1");
+        let inner = format!("stty rows {rows} cols {cols}; {cmdline}; echo \"[rc=$?]\"");
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "({feeder}) | timeout 60 script -qec '{}' /dev/null",
+                inner.replace('\'', "'\\''")
+            ))
+            .env("BERTH_HOST", format!("unix://{}", self.socket().display()))
+            .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    Path::new(BERTH).parent().unwrap().display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .output()
+            .expect("run script(1) from util-linux");
+        let s = text(&out.stdout).replace('\r', "");
+        let rc = s
+            .rsplit("[rc=")
+            .next()
+            .and_then(|t| t.split(']').next())
+            .and_then(|c| c.parse().ok());
+        (s, rc)
+    }
+}
+
+/// Run a program we started and stop it by pid when dropped (registries in tests).
+pub struct Server {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_http(addr: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "registry at {addr} exited early"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "registry at {addr} did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `berth registry serve` on a free loopback port.
+pub fn berth_registry() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(BERTH)
+        .args(["registry", "serve", "--addr", &addr, "--root"])
+        .arg(dir.path().join("root"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_http(&addr, &mut child);
+    Server { child, dir, addr }
+}
+
+/// Debian's `docker-registry` (the reference implementation) on a free loopback port.
+pub fn reference_registry() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let cfg = dir.path().join("config.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let bin = ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("Debian's docker-registry is installed (scripts/test.sh installs it)");
+    let mut child = Command::new(bin)
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_http(&addr, &mut child);
+    Server { child, dir, addr }
+}

@@ -1,0 +1,101 @@
+//! Pull and push through berth's daemon, with berth's CLI and the real docker CLI, against `berth registry`
+//! and Debian's `docker-registry` (the reference implementation) on loopback.
+
+mod common;
+
+use common::{text, Daemon};
+
+#[test]
+fn push_and_pull_through_berths_own_registry() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let reg = common::berth_registry();
+    let name = format!("{}/lib/busybox:1", reg.addr);
+    assert!(d.berth(&["tag", "busybox", &name]).status.success());
+    let out = d.berth(&["push", &name]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pushed = text(&out.stdout);
+    assert!(
+        pushed.contains("Pushed") && pushed.contains("1: digest: sha256:"),
+        "{pushed}"
+    );
+    let id = text(&d.berth(&["images", "-q", "--no-trunc", &name]).stdout)
+        .trim()
+        .to_string();
+    assert!(d.berth(&["rmi", &name]).status.success());
+    assert!(d.berth(&["rmi", "busybox"]).status.success());
+    assert!(text(&d.berth(&["images", "-q"]).stdout).trim().is_empty());
+    let out = d.berth(&["pull", &name]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pulled = text(&out.stdout);
+    assert!(
+        pulled.contains("Pull complete") && pulled.contains("Status: Downloaded newer image"),
+        "{pulled}"
+    );
+    assert_eq!(
+        text(&d.berth(&["images", "-q", "--no-trunc", &name]).stdout).trim(),
+        id
+    );
+    let out = d.berth(&["pull", &name]);
+    assert!(
+        text(&out.stdout).contains("Image is up to date"),
+        "{}",
+        text(&out.stdout)
+    );
+    // The docker CLI through berth: push under another name (a cross-repository mount), pull, run.
+    let other = format!("{}/lib/other:latest", reg.addr);
+    assert!(d.docker(&["tag", &name, &other]).status.success());
+    let out = d.docker(&["push", &other]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("latest: digest: sha256:"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(d.docker(&["rmi", &other]).status.success());
+    let out = d.docker(&["run", "--rm", &other, "echo", "ran"]);
+    assert_eq!(text(&out.stdout), "ran\n", "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Unable to find image"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn pull_from_the_reference_registry_and_bad_names() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let reg = common::reference_registry();
+    let name = format!("{}/team/app:v1", reg.addr);
+    assert!(d.berth(&["tag", "busybox", &name]).status.success());
+    let out = d.docker(&["push", &name]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(d.berth(&["rmi", &name]).status.success());
+    let out = d.docker(&["pull", &name]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = d.berth(&["run", "--rm", "--pull", "always", &name, "echo", "fresh"]);
+    assert_eq!(text(&out.stdout), "fresh\n", "{}", text(&out.stderr));
+    let out = d.berth(&["pull", &format!("{}/team/missing:v1", reg.addr)]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).to_lowercase().contains("not found")
+            || text(&out.stderr).contains("unknown"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = d.berth(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        &format!("{}/team/missing:v1", reg.addr),
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("No such image"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1,0 +1,118 @@
+//! Pull, push and login: the engine's side of [`berth_distribution`]. Credentials come with each call (the
+//! API takes them from `X-Registry-Auth`), never from a file of the daemon's.
+
+use crate::error::{EngineError, Result};
+use crate::Engine;
+use berth_distribution::{
+    Credential, Progress, PullOptions, PullOutcome, PushOptions, PushOutcome, RegistryClient,
+};
+use berth_image::{Platform, Reference};
+use std::collections::BTreeMap;
+use tokio::sync::mpsc;
+
+/// Registry settings from daemon.json.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryConfig {
+    pub insecure_registries: Vec<String>,
+    pub registry_mirrors: Vec<String>,
+    pub max_concurrent_downloads: usize,
+    pub max_concurrent_uploads: usize,
+}
+
+/// Build the daemon's registry client.
+pub fn client(cfg: &RegistryConfig, data_root: &std::path::Path) -> Result<RegistryClient> {
+    let opts = berth_distribution::ClientOptions {
+        insecure_registries: cfg.insecure_registries.clone(),
+        registry_mirrors: cfg.registry_mirrors.clone(),
+        // The daemon has no credentials of its own: they come with each request.
+        docker_config: berth_distribution::DockerConfig::new(data_root.join("no-credentials.json")),
+        user_agent: format!("berth/{}", env!("CARGO_PKG_VERSION")),
+        ..Default::default()
+    };
+    RegistryClient::new(opts).map_err(|e| EngineError::Internal(e.to_string()))
+}
+
+impl Engine {
+    fn registry_for(&self, reference: &Reference, cred: Option<Credential>) -> RegistryClient {
+        let domain = reference
+            .full()
+            .split('/')
+            .next()
+            .unwrap_or("docker.io")
+            .to_string();
+        self.inner.registry.with_credential(&domain, cred)
+    }
+
+    /// Pull `reference` (a tag, or a digest) for `platform` (default: the host's).
+    pub async fn pull(
+        &self,
+        reference: &str,
+        platform: Option<&str>,
+        cred: Option<Credential>,
+        progress: mpsc::UnboundedSender<Progress>,
+    ) -> Result<PullOutcome> {
+        let r = Reference::parse(reference).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let platform = match platform.filter(|p| !p.is_empty()) {
+            Some(p) => Platform::parse(p).map_err(|e| EngineError::Invalid(e.to_string()))?,
+            None => Platform::host(),
+        };
+        let client = self.registry_for(&r, cred);
+        let mut opts = PullOptions::default();
+        if self.inner.cfg.registry.max_concurrent_downloads > 0 {
+            opts.max_concurrent_downloads = self.inner.cfg.registry.max_concurrent_downloads;
+        }
+        let outcome = berth_distribution::pull(
+            &self.inner.images,
+            &client,
+            &r,
+            &platform,
+            &opts,
+            move |p| {
+                let _ = progress.send(p);
+            },
+        )
+        .await?;
+        let mut attrs = BTreeMap::new();
+        attrs.insert("name".to_string(), r.familiar());
+        self.inner
+            .events
+            .publish("image", "pull", &r.familiar(), attrs);
+        Ok(outcome)
+    }
+
+    /// Push `name` (one tag) to its registry.
+    pub async fn push(
+        &self,
+        name: &str,
+        cred: Option<Credential>,
+        progress: mpsc::UnboundedSender<Progress>,
+    ) -> Result<PushOutcome> {
+        let r = Reference::parse(name).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        self.resolve_image(&r.full()).await?;
+        let client = self.registry_for(&r, cred);
+        let mut opts = PushOptions::default();
+        if self.inner.cfg.registry.max_concurrent_uploads > 0 {
+            opts.max_concurrent_uploads = self.inner.cfg.registry.max_concurrent_uploads;
+        }
+        let outcome = berth_distribution::push(&self.inner.images, &client, &r, &opts, move |p| {
+            let _ = progress.send(p);
+        })
+        .await?;
+        let mut attrs = BTreeMap::new();
+        attrs.insert("name".to_string(), r.familiar());
+        self.inner
+            .events
+            .publish("image", "push", &r.familiar(), attrs);
+        Ok(outcome)
+    }
+
+    /// Check credentials against a registry (`docker login`); nothing is stored by the daemon.
+    pub async fn login(&self, server: &str, username: &str, password: &str) -> Result<String> {
+        let (registry, _) = berth_distribution::registry_key(server);
+        let client = self.inner.registry.with_credential(&registry, None);
+        Ok(client
+            .check_login(&registry, username, password)
+            .await?
+            .status)
+    }
+}
