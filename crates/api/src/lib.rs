@@ -11,6 +11,7 @@ mod containers;
 pub mod error;
 mod exec;
 mod images;
+mod observe;
 mod params;
 mod registry;
 pub mod streams;
@@ -58,6 +59,10 @@ pub fn router(state: AppState) -> Router {
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/containers/{id}/logs", get(streams::logs))
+        .route("/containers/{id}/pause", post(observe::pause))
+        .route("/containers/{id}/unpause", post(observe::unpause))
+        .route("/containers/{id}/top", get(observe::top))
+        .route("/containers/{id}/stats", get(observe::stats))
         .route("/containers/{id}/attach", post(streams::attach))
         .route(
             "/containers/{id}",

@@ -8,6 +8,7 @@
 pub mod client;
 mod cmd_container;
 mod cmd_image;
+mod cmd_observe;
 mod cmd_registry;
 mod cmd_system;
 pub mod format;
@@ -100,6 +101,14 @@ pub enum Cmd {
     Load(cmd_image::LoadArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(cmd_image::SaveArgs),
+    /// Pause all processes within one or more containers
+    Pause(cmd_observe::IdsArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(cmd_observe::IdsArgs),
+    /// Display the running processes of a container
+    Top(cmd_observe::TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(cmd_observe::StatsArgs),
     /// Download an image from a registry
     Pull(cmd_registry::PullArgs),
     /// Upload an image to a registry
@@ -372,6 +381,10 @@ async fn dispatch(c: &client::Client, cmd: Cmd) -> Result<i32> {
         } => cmd_registry::push(c, a).await,
         Cmd::Login(a) => cmd_registry::login(c, a).await,
         Cmd::Logout(a) => cmd_registry::logout(a).await,
+        Cmd::Pause(a) => cmd_observe::pause(c, a).await,
+        Cmd::Unpause(a) => cmd_observe::unpause(c, a).await,
+        Cmd::Top(a) => cmd_observe::top(c, a).await,
+        Cmd::Stats(a) => cmd_observe::stats(c, a).await,
         Cmd::Version(a) => cs::version(c, a).await,
         Cmd::Info(a)
         | Cmd::System {

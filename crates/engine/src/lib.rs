@@ -19,6 +19,7 @@ pub mod images;
 pub mod names;
 pub mod registry;
 pub mod shim_client;
+pub mod stats;
 pub mod store;
 pub mod system;
 pub mod user;

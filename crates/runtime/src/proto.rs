@@ -94,7 +94,9 @@ pub enum Request {
     /// Let the created container run its entrypoint.
     Start,
     /// Send a signal to the container's init process.
-    Kill { signal: i32 },
+    Kill {
+        signal: i32,
+    },
     /// Stream output (and accept stdin frames) on this connection.
     Attach {
         stdout: bool,
@@ -105,6 +107,9 @@ pub enum Request {
     CloseStdin,
     /// The container's current state.
     State,
+    /// Freeze every process of the container (cgroup freezer), or thaw them.
+    Pause,
+    Resume,
     /// Set the terminal size of the container (`exec: None`) or of one of its execs.
     Resize {
         exec: Option<String>,

@@ -655,6 +655,14 @@ impl Shim {
                 self.procs[target].stdin = None;
                 ok(self, init_pid)
             }
+            Request::Pause => match self.container.pause() {
+                Ok(()) => ok(self, init_pid),
+                Err(e) => fail(error_chain(&e)),
+            },
+            Request::Resume => match self.container.resume() {
+                Ok(()) => ok(self, init_pid),
+                Err(e) => fail(error_chain(&e)),
+            },
             Request::Resize { exec, rows, cols } => {
                 let p = self.procs.iter().find(|p| p.exec == exec);
                 match p.and_then(|p| p.master.as_ref()) {

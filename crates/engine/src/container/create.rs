@@ -256,6 +256,7 @@ impl Engine {
             hosts_path: paths.dir.join("hosts").display().to_string(),
             resolv_conf_path: paths.dir.join("resolv.conf").display().to_string(),
             exits: 0,
+            manually_stopped: false,
         };
         if let Err(e) = self.inner.store.put(&rec) {
             let _ = std::fs::remove_dir_all(&paths.dir);

@@ -6,6 +6,7 @@ pub mod list;
 mod logs;
 mod recover;
 mod remove;
+pub mod restart;
 mod start;
 mod stop;
 
@@ -109,6 +110,9 @@ pub struct Record {
     /// How many times it has exited (`next-exit` waiters count these).
     #[serde(default)]
     pub exits: u64,
+    /// Stopped or killed by a user: restart policies leave it alone (Docker's HasBeenManuallyStopped).
+    #[serde(default)]
+    pub manually_stopped: bool,
 }
 
 impl Record {
@@ -147,13 +151,18 @@ pub struct Handle {
     pub(crate) op: tokio::sync::Mutex<()>,
     /// Stdin frames for the running container's shim (when it keeps stdin open).
     pub(crate) stdin: Mutex<Option<tokio::sync::mpsc::Sender<Option<bytes::Bytes>>>>,
+    /// The restart policy's current back-off.
+    pub(crate) restart_delay: Mutex<std::time::Duration>,
 }
 
 impl Handle {
     pub(crate) fn new(rec: Record) -> Arc<Handle> {
         let (output, _) = broadcast::channel(4096);
         let ws = WaitState {
-            running: rec.state.status == Status::Running,
+            running: matches!(
+                rec.state.status,
+                Status::Running | Status::Restarting | Status::Paused
+            ),
             exit_code: rec.state.exit_code,
             exits: rec.exits,
             removed: false,
@@ -167,6 +176,7 @@ impl Handle {
             wait,
             op: tokio::sync::Mutex::new(()),
             stdin: Mutex::new(None),
+            restart_delay: Mutex::new(std::time::Duration::ZERO),
         })
     }
 
@@ -185,7 +195,10 @@ impl Handle {
     pub(crate) fn publish_wait(&self) {
         let r = self.record();
         self.wait.send_modify(|w| {
-            w.running = r.state.status == Status::Running;
+            w.running = matches!(
+                r.state.status,
+                Status::Running | Status::Restarting | Status::Paused
+            );
             w.exit_code = r.state.exit_code;
             w.exits = r.exits;
             w.error = r.state.error.clone();

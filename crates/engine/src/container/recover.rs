@@ -51,6 +51,7 @@ impl Engine {
                 _ => {}
             }
         }
+        self.restart_on_boot().await;
         Ok(())
     }
 }

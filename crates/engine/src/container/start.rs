@@ -166,6 +166,7 @@ impl Engine {
         expect_ok(conn.request(&Request::Start).await?)?;
         let t_started = t0.elapsed();
         h.update(|r| {
+            r.manually_stopped = false;
             r.state.status = Status::Running;
             r.state.pid = pid;
             r.state.started_at = now_rfc3339();
@@ -266,6 +267,9 @@ impl Engine {
         self.container_event(h, "die", &[("exitCode", status.exit_code.to_string())]);
         let _ = h.output.send(Output::Exit(status.exit_code));
         h.publish_wait();
+        if self.maybe_restart(h, status.exit_code) {
+            return;
+        }
         if h.record().host_config.auto_remove == Some(true) {
             let _ = self.remove(&h.id, true, true).await;
         }

@@ -67,6 +67,9 @@ impl Engine {
             )));
         }
         let sig = parse_signal(signal)?;
+        // Like dockerd: a container the user killed is not brought back by its restart policy.
+        h.update(|r| r.manually_stopped = true);
+        let _ = self.save(&h);
         self.signal(&h, sig).await?;
         self.container_event(&h, "kill", &[("signal", sig.to_string())]);
         Ok(())
@@ -90,6 +93,14 @@ impl Engine {
         timeout: Option<i64>,
         signal: Option<String>,
     ) -> Result<()> {
+        h.update(|r| r.manually_stopped = true);
+        if h.record().state.status == Status::Restarting {
+            // A pending restart is cancelled: the container stays down.
+            h.update(|r| r.state.status = Status::Exited);
+            let _ = self.save(h);
+            h.publish_wait();
+            return Ok(());
+        }
         let rec = h.record();
         if rec.state.status != Status::Running {
             return Err(EngineError::NotModified("stopped"));
@@ -181,5 +192,180 @@ mod tests {
             "Invalid signal: BOGUS"
         );
         assert!(parse_signal("99").is_err());
+    }
+}
+
+impl Engine {
+    /// Freeze a running container (`docker pause`).
+    pub async fn pause(&self, name_or_id: &str) -> Result<()> {
+        self.freeze(name_or_id, true).await
+    }
+
+    /// Thaw a paused container (`docker unpause`).
+    pub async fn unpause(&self, name_or_id: &str) -> Result<()> {
+        self.freeze(name_or_id, false).await
+    }
+
+    async fn freeze(&self, name_or_id: &str, pause: bool) -> Result<()> {
+        let h = self.lookup(name_or_id).await?;
+        let _op = h.op.lock().await;
+        let status = h.record().state.status;
+        match (pause, status) {
+            (true, Status::Running) | (false, Status::Paused) => {}
+            (true, Status::Paused) => {
+                return Err(EngineError::Conflict(format!(
+                    "Container {} is already paused",
+                    h.id
+                )))
+            }
+            (false, _) => {
+                return Err(EngineError::Conflict(format!(
+                    "Container {} is not paused",
+                    h.id
+                )))
+            }
+            (true, _) => {
+                return Err(EngineError::Conflict(format!(
+                    "Container {} is not running",
+                    h.id
+                )))
+            }
+        }
+        let mut conn = ShimConn::connect(&self.paths(&h.id).socket).await?;
+        let reply = conn
+            .request(if pause {
+                &Request::Pause
+            } else {
+                &Request::Resume
+            })
+            .await?;
+        if !reply.ok {
+            return Err(EngineError::Internal(reply.error.unwrap_or_default()));
+        }
+        h.update(|r| {
+            r.state.status = if pause {
+                Status::Paused
+            } else {
+                Status::Running
+            }
+        });
+        self.save(&h)?;
+        h.publish_wait();
+        self.container_event(&h, if pause { "pause" } else { "unpause" }, &[]);
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// The container's cgroup.
+    pub fn cgroup_of(&self, id: &str) -> crate::stats::CgroupLocation {
+        crate::stats::CgroupLocation::new(
+            &self.inner.cfg.cgroup_root,
+            &self.inner.cfg.cgroup_parent,
+            id,
+        )
+    }
+
+    /// One resource sample of a running container (`docker stats`).
+    pub async fn stats(&self, name_or_id: &str) -> Result<(super::Record, crate::stats::Sample)> {
+        let h = self.lookup(name_or_id).await?;
+        let rec = h.record();
+        let loc = self.cgroup_of(&rec.id);
+        let sample = if matches!(rec.state.status, Status::Running | Status::Paused) {
+            tokio::task::spawn_blocking(move || loc.sample(std::path::Path::new("/proc")))
+                .await
+                .map_err(EngineError::join)?
+        } else {
+            crate::stats::Sample::default()
+        };
+        Ok((rec, sample))
+    }
+
+    /// `docker top`: `ps` with the caller's options, limited to the container's processes.
+    pub async fn top(
+        &self,
+        name_or_id: &str,
+        ps_args: &str,
+    ) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+        let h = self.lookup(name_or_id).await?;
+        if !matches!(h.record().state.status, Status::Running | Status::Paused) {
+            return Err(EngineError::Conflict(format!(
+                "container {} is not running",
+                h.id
+            )));
+        }
+        let pids = self.cgroup_of(&h.id).pids();
+        let args: Vec<String> = if ps_args.trim().is_empty() {
+            vec!["-ef".into()]
+        } else {
+            ps_args.split_whitespace().map(str::to_string).collect()
+        };
+        let out = tokio::process::Command::new("ps")
+            .args(&args)
+            .output()
+            .await
+            .map_err(|e| EngineError::io("run ps", e))?;
+        if !out.status.success() {
+            return Err(EngineError::Invalid(format!(
+                "ps: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
+    }
+}
+
+/// Keep the `ps` lines whose PID column is one of `pids`; the last column takes the rest of the line.
+pub fn parse_ps(output: &str, pids: &[i32]) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+    let mut lines = output.lines();
+    let header = lines.next().unwrap_or_default();
+    let titles: Vec<String> = header.split_whitespace().map(str::to_string).collect();
+    let pid_col = titles
+        .iter()
+        .position(|t| t == "PID")
+        .ok_or_else(|| EngineError::Invalid("Couldn't find PID field in ps output".into()))?;
+    let mut rows = Vec::new();
+    for line in lines {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < titles.len() {
+            continue;
+        }
+        let Ok(pid) = fields[pid_col].parse::<i32>() else {
+            continue;
+        };
+        if !pids.contains(&pid) {
+            continue;
+        }
+        let mut row: Vec<String> = fields[..titles.len() - 1]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        row.push(fields[titles.len() - 1..].join(" "));
+        rows.push(row);
+    }
+    Ok((titles, rows))
+}
+
+#[cfg(test)]
+mod top_tests {
+    #[test]
+    fn ps_output_is_filtered_by_pid() {
+        let out = "UID PID PPID C STIME TTY TIME CMD\nroot 1 0 0 10:00 ? 00:00:01 /sbin/init\nroot 42 1 0 10:01 ? 00:00:00 sleep 100 --long\n";
+        let (t, rows) = super::parse_ps(out, &[42]).unwrap();
+        assert_eq!(t.len(), 8);
+        assert_eq!(
+            rows,
+            vec![vec![
+                "root",
+                "42",
+                "1",
+                "0",
+                "10:01",
+                "?",
+                "00:00:00",
+                "sleep 100 --long"
+            ]]
+        );
+        assert!(super::parse_ps("USER COMMAND\nx y\n", &[1]).is_err());
     }
 }

@@ -1,0 +1,209 @@
+//! Restart policies, pause and unpause, top and stats, through berth's CLI and the real docker CLI.
+
+mod common;
+
+use common::{text, Daemon};
+use std::time::{Duration, Instant};
+
+fn inspect(d: &Daemon, name: &str, format: &str) -> String {
+    text(&d.berth(&["inspect", "--format", format, name]).stdout)
+        .trim()
+        .to_string()
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn restart_policies_follow_docker() {
+    let mut d = Daemon::start();
+    d.import_busybox();
+    // on-failure:2 restarts a failing container twice, then leaves it exited.
+    assert!(d
+        .berth(&[
+            "run",
+            "-d",
+            "--name",
+            "flaky",
+            "--restart",
+            "on-failure:2",
+            "busybox",
+            "sh",
+            "-c",
+            "exit 1"
+        ])
+        .status
+        .success());
+    wait_for("two restarts", 20, || {
+        inspect(&d, "flaky", "{{.RestartCount}} {{.State.Status}}") == "2 exited"
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        inspect(
+            &d,
+            "flaky",
+            "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}"
+        ),
+        "2 exited 1"
+    );
+    // on-failure does not restart a success.
+    assert!(d
+        .berth(&[
+            "run",
+            "-d",
+            "--name",
+            "fine",
+            "--restart",
+            "on-failure",
+            "busybox",
+            "true"
+        ])
+        .status
+        .success());
+    wait_for("exit", 10, || {
+        inspect(&d, "fine", "{{.State.Status}}") == "exited"
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(inspect(&d, "fine", "{{.RestartCount}}"), "0");
+    // always brings it back; stop keeps it down.
+    assert!(d
+        .docker(&[
+            "run",
+            "-d",
+            "--name",
+            "loop",
+            "--restart",
+            "always",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 0.3"
+        ])
+        .status
+        .success());
+    wait_for("restarts", 20, || {
+        inspect(&d, "loop", "{{.RestartCount}}")
+            .parse::<i64>()
+            .unwrap_or(0)
+            >= 2
+    });
+    assert!(d.docker(&["stop", "-t", "1", "loop"]).status.success());
+    wait_for("stopped", 10, || {
+        inspect(&d, "loop", "{{.State.Status}}") == "exited"
+    });
+    let count = inspect(&d, "loop", "{{.RestartCount}}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        inspect(&d, "loop", "{{.State.Status}} {{.RestartCount}}"),
+        format!("exited {count}")
+    );
+    // With the daemon: `always` starts again even after a stop, `unless-stopped` stays down.
+    assert!(d
+        .berth(&[
+            "run",
+            "-d",
+            "--name",
+            "keeper",
+            "--restart",
+            "always",
+            "busybox",
+            "sleep",
+            "300"
+        ])
+        .status
+        .success());
+    assert!(d
+        .berth(&[
+            "run",
+            "-d",
+            "--name",
+            "polite",
+            "--restart",
+            "unless-stopped",
+            "busybox",
+            "sleep",
+            "300"
+        ])
+        .status
+        .success());
+    assert!(d
+        .berth(&["stop", "-t", "0", "keeper", "polite"])
+        .status
+        .success());
+    d.kill9();
+    d.spawn();
+    wait_for("keeper back", 10, || {
+        inspect(&d, "keeper", "{{.State.Status}}") == "running"
+    });
+    assert_eq!(inspect(&d, "polite", "{{.State.Status}}"), "exited");
+    let out = d.berth(&["run", "--rm", "--restart", "always", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("AutoRemove"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn pause_top_and_stats() {
+    let d = Daemon::start();
+    d.import_busybox();
+    assert!(d
+        .berth(&["run", "-d", "--name", "busy", "--memory", "64m", "busybox", "sleep", "300"])
+        .status
+        .success());
+    for cli in ["berth", "docker"] {
+        let run = |args: &[&str]| {
+            if cli == "docker" {
+                d.docker(args)
+            } else {
+                d.berth(args)
+            }
+        };
+        assert!(run(&["pause", "busy"]).status.success(), "{cli}");
+        assert_eq!(
+            inspect(&d, "busy", "{{.State.Status}} {{.State.Paused}}"),
+            "paused true",
+            "{cli}"
+        );
+        let out = run(&["pause", "busy"]);
+        assert_ne!(out.status.code(), Some(0), "{cli}: pausing twice");
+        assert!(run(&["unpause", "busy"]).status.success(), "{cli}");
+        assert_eq!(inspect(&d, "busy", "{{.State.Status}}"), "running", "{cli}");
+        let out = run(&["top", "busy"]);
+        let o = text(&out.stdout);
+        assert!(
+            o.contains("PID") && o.contains("sleep 300"),
+            "{cli}: {o} {}",
+            text(&out.stderr)
+        );
+        let out = run(&[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.PIDs}} {{.MemUsage}}",
+            "busy",
+        ]);
+        let o = text(&out.stdout);
+        assert!(
+            o.starts_with("busy 1 ") && o.contains("/ 64MiB"),
+            "{cli}: {o} {}",
+            text(&out.stderr)
+        );
+    }
+    let out = d.docker(&["stats", "--no-stream"]);
+    assert!(
+        text(&out.stdout).contains("CONTAINER ID") && text(&out.stdout).contains("busy"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(d.berth(&["stop", "-t", "0", "busy"]).status.success());
+    let out = d.berth(&["top", "busy"]);
+    assert_ne!(out.status.code(), Some(0));
+}
