@@ -98,6 +98,7 @@ pub fn main(state_dir: &Path) -> i32 {
             );
             let _ = report.flush();
             let _ = berth_sys::process::stdio_to_devnull();
+            berth_sys::process::release_free_memory();
             shim.run();
             0
         }
@@ -620,6 +621,7 @@ impl Shim {
                 match self.container.start() {
                     Ok(()) => {
                         self.started = true;
+                        berth_sys::process::release_free_memory();
                         ok(self, init_pid)
                     }
                     Err(e) => fail(error_chain(&e)),

@@ -1,0 +1,18 @@
+//! `berth-shim`: the per-container supervisor as a program of its own (see `berth_runtime::shim`).
+//!
+//! `berth shim` runs the same code, but a shim lives as long as its container, one per container: built apart
+//! from the daemon, the API and the registry it maps a fraction of the pages (and of the relocated data every
+//! process of a big binary pays for privately), which is most of what a running container costs.
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = match args.as_slice() {
+        [_, verb, dir] if verb == "shim" => dir.clone(),
+        [_, dir] => dir.clone(),
+        _ => {
+            eprintln!("usage: berth-shim <state-dir>");
+            std::process::exit(2);
+        }
+    };
+    std::process::exit(berth_runtime::shim::main(std::path::Path::new(&dir)));
+}
