@@ -53,7 +53,9 @@ def pss_kb(pid):
         pass
     return 0
 
-def children_named(names):
+def children_named(names, under):
+    """Processes named in `names` (or berth's shim) whose command line mentions `under` (this run's temp
+    root): only what this benchmark started is counted."""
     pids = []
     for p in os.listdir("/proc"):
         if p.isdigit():
@@ -62,7 +64,10 @@ def children_named(names):
                 cmd = open(f"/proc/{p}/cmdline").read().split("\0")
             except OSError:
                 continue
-            if comm in names or (len(cmd) > 1 and cmd[1] == "shim" and os.path.basename(cmd[0]) == "berth" and "berth" in names):
+            if under not in " ".join(cmd):
+                continue
+            shim = comm == "berth-shim" or (len(cmd) > 1 and cmd[1] == "shim" and os.path.basename(cmd[0]) == "berth")
+            if comm in names or (shim and "berth" in names):
                 pids.append(int(p))
     return pids
 
@@ -133,7 +138,7 @@ def main():
                 dcmd = ["docker", "run", "--rm", "--network", "none", "busybox", "true"]
                 timed(dcmd, 2, d.env)
                 results["docker"] = timed(dcmd, a.runs, d.env)
-                idle = rss_kb(d.procs[0].pid) + sum(rss_kb(p) for p in children_named({"containerd"}))
+                idle = rss_kb(d.procs[0].pid) + sum(rss_kb(p) for p in children_named({"containerd"}, tmp))
                 memory["docker"] = {"daemon_rss_mb": idle / 1024}
             except Exception as e:
                 notes.append(f"docker: {e}")
@@ -186,7 +191,7 @@ def main():
         if bad:
             notes.append(f"berth: {len(bad)}/{n} concurrent starts failed: {bad[0].decode()[-200:]}")
         time.sleep(2)
-        shims = children_named({"berth"})
+        shims = children_named({"berth"}, tmp)
         shims = [x for x in shims if x != b.procs[0].pid]
         memory["berth"]["per_container_pss_mb"] = sum(pss_kb(x) for x in shims) / max(1, len(shims)) / 1024
         memory["berth"]["daemon_rss_with_100_mb"] = rss_kb(b.procs[0].pid) / 1024
@@ -203,7 +208,7 @@ def main():
             if bad:
                 notes.append(f"{peer.name}: {len(bad)}/{n} concurrent starts failed: {bad[0].decode()[-200:]}")
             time.sleep(2)
-            sp = children_named(shim)
+            sp = children_named(shim, tmp)
             memory.setdefault(peer.name, {})["per_container_pss_mb"] = sum(pss_kb(x) for x in sp) / max(1, len(sp)) / 1024
             subprocess.run(base + ["rm", "-f"] + [f"{peer.name}-c{i}" for i in range(n)], env=peer.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finally:

@@ -801,6 +801,13 @@ fn the_store_stays_consistent_when_the_daemon_is_killed_at_random_moments() {
             );
         }
     }
+    // No shim outlives the daemon's knowledge of it: one per running container, none for the rest.
+    let running = text(&d.berth(&["ps", "-q"]).stdout).lines().count();
+    assert_eq!(
+        common::shims_under(d.dir.path()),
+        running,
+        "stray shims after the crash loop"
+    );
     let out = d.berth(&["run", "--rm", "busybox", "echo", "still works"]);
     assert_eq!(text(&out.stdout), "still works\n", "{}", text(&out.stderr));
 }

@@ -29,7 +29,9 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     }
     // The small `berth-shim` next to `berth` when it is installed, else `berth shim`.
     let exe = std::env::current_exe().context("find the berth executable for shims")?;
-    let shim_program = Some(exe.with_file_name("berth-shim")).filter(|p| p.is_file()).unwrap_or(exe);
+    let shim_program = Some(exe.with_file_name("berth-shim"))
+        .filter(|p| p.is_file())
+        .unwrap_or(exe);
     let daemon_id = daemon_id(&cfg.data_root)?;
     let init_binary = install_init(&cfg.exec_root)?;
     let engine = Engine::open(berth_engine::Config {

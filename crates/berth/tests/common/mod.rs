@@ -323,3 +323,25 @@ pub fn reference_registry() -> Server {
     wait_http(&addr, &mut child);
     Server { child, dir, addr }
 }
+
+/// How many shim processes serve containers under `dir` (a test's temp root).
+pub fn shims_under(dir: &Path) -> usize {
+    let want = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .chars()
+                        .all(|c| c.is_ascii_digit())
+                })
+                .filter(|e| {
+                    let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+                    let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                    (cmd.contains("berth-shim") || cmd.contains(" shim ")) && cmd.contains(&want)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}

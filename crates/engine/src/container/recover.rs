@@ -48,10 +48,60 @@ impl Engine {
                 Status::Removing => {
                     let _ = self.remove(&rec.id, true, false).await;
                 }
-                _ => {}
+                Status::Created | Status::Exited | Status::Dead => {
+                    // A daemon killed in the middle of a start leaves a shim the record does not know about.
+                    self.adopt_or_end_stray_shim(&h).await;
+                }
             }
         }
         self.restart_on_boot().await;
         Ok(())
+    }
+
+    /// If a shim still answers for a container recorded as not running: when its process was started, the
+    /// start happened and only its record was lost, so the container is running and is reattached; otherwise
+    /// the half-made container is ended (its shim then cleans up and exits).
+    async fn adopt_or_end_stray_shim(&self, h: &std::sync::Arc<Handle>) {
+        let socket = self.paths(&h.id).socket;
+        let Ok(mut conn) = ShimConn::connect(&socket).await else {
+            return;
+        };
+        let Ok(state) = conn.request(&Request::State).await else {
+            return;
+        };
+        if state.started {
+            let stdin = h.record().config.open_stdin.unwrap_or(false);
+            if let Ok(reply) = conn
+                .request(&Request::Attach {
+                    stdout: true,
+                    stderr: true,
+                    stdin,
+                })
+                .await
+            {
+                if reply.ok {
+                    tracing::info!(id = %h.id, "adopted a container started just before the daemon stopped");
+                    h.update(|r| {
+                        r.state.status = Status::Running;
+                        r.state.pid = state.pid.unwrap_or(0);
+                        r.state.started_at = super::now_rfc3339();
+                        r.state.exit_code = 0;
+                        r.state.error.clear();
+                    });
+                    let _ = self.save(h);
+                    self.watch(h.clone(), conn);
+                    h.publish_wait();
+                    return;
+                }
+            }
+        }
+        tracing::info!(id = %h.id, "ending a container whose start was interrupted");
+        let _ = conn.request(&Request::Kill { signal: 9 }).await;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while let Ok(Ok(Some((kind, _)))) = tokio::time::timeout_at(deadline, conn.next()).await {
+            if kind == berth_runtime::proto::Kind::Exit {
+                break;
+            }
+        }
     }
 }
