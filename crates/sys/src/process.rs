@@ -43,6 +43,17 @@ pub fn stdio_to_devnull() -> Result<()> {
     Ok(())
 }
 
+/// Give memory that the allocator holds but no longer uses back to the kernel. A shim calls this once its
+/// container is set up (parsing the OCI spec and the seccomp profile leaves a large, now-free heap): memory per
+/// container is what a host with many containers pays.
+pub fn release_free_memory() {
+    // SAFETY: `malloc_trim` only walks glibc's own allocator state; it takes no pointers from us and is safe
+    // to call at any time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,16 +63,5 @@ mod tests {
         assert!(alive(std::process::id() as i32));
         assert!(!alive(0));
         assert!(!alive(i32::MAX));
-    }
-}
-
-/// Give memory that the allocator holds but no longer uses back to the kernel. A shim calls this once its
-/// container is set up (parsing the OCI spec and the seccomp profile leaves a large, now-free heap): memory per
-/// container is what a host with many containers pays.
-pub fn release_free_memory() {
-    // SAFETY: `malloc_trim` only walks glibc's own allocator state; it takes no pointers from us and is safe
-    // to call at any time from any thread.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
