@@ -157,7 +157,9 @@ pub struct Handle {
 
 impl Handle {
     pub(crate) fn new(rec: Record) -> Arc<Handle> {
-        let (output, _) = broadcast::channel(4096);
+        // tokio allocates every slot up front: 512 chunks (up to 16 MiB of output) per container is plenty of
+        // slack for attached clients and keeps an idle container cheap in the daemon.
+        let (output, _) = broadcast::channel(512);
         let ws = WaitState {
             running: matches!(
                 rec.state.status,
