@@ -63,6 +63,8 @@ pub fn router(state: AppState) -> Router {
         .route("/containers/{id}/unpause", post(observe::unpause))
         .route("/containers/{id}/top", get(observe::top))
         .route("/containers/{id}/stats", get(observe::stats))
+        .route("/containers/{id}/changes", get(observe::changes))
+        .route("/containers/{id}/export", get(observe::export))
         .route("/containers/{id}/attach", post(streams::attach))
         .route(
             "/containers/{id}",

@@ -207,3 +207,71 @@ fn pause_top_and_stats() {
     let out = d.berth(&["top", "busy"]);
     assert_ne!(out.status.code(), Some(0));
 }
+
+#[test]
+fn diff_and_export_show_what_the_container_changed() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let out = d.berth(&[
+        "run",
+        "--name",
+        "changer",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /newfile; rm /bin/true; echo x >> /etc/passwd",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for cli in ["berth", "docker"] {
+        let out = if cli == "docker" {
+            d.docker(&["diff", "changer"])
+        } else {
+            d.berth(&["diff", "changer"])
+        };
+        let lines: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+        for want in ["A /newfile", "D /bin/true", "C /etc", "C /etc/passwd"] {
+            assert!(
+                lines.iter().any(|l| l == want),
+                "{cli}: {want} missing in {lines:?}"
+            );
+        }
+        // Stopped container: its root is mounted just for the export.
+        let file = d.dir.path().join(format!("export-{cli}.tar"));
+        let out = if cli == "docker" {
+            d.docker(&["export", "-o", file.to_str().unwrap(), "changer"])
+        } else {
+            d.berth(&["export", "-o", file.to_str().unwrap(), "changer"])
+        };
+        assert!(out.status.success(), "{cli}: {}", text(&out.stderr));
+        let list = std::process::Command::new("tar")
+            .arg("-tf")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let names = text(&list.stdout);
+        assert!(
+            names
+                .lines()
+                .any(|l| l.trim_start_matches("./") == "newfile"),
+            "{cli}: {names}"
+        );
+        assert!(
+            names
+                .lines()
+                .any(|l| l.trim_start_matches("./") == "bin/busybox"),
+            "{cli}: {names}"
+        );
+        assert!(
+            !names
+                .lines()
+                .any(|l| l.trim_start_matches("./") == "bin/true"),
+            "{cli}: {names}"
+        );
+    }
+    let root = d.dir.path().join("data/containers");
+    let mounted = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounted.contains(&root.display().to_string()),
+        "export left a mount behind"
+    );
+}

@@ -225,3 +225,59 @@ mod tests {
         assert_eq!(r["ID"], "0123456789ab");
     }
 }
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    pub container: String,
+}
+
+pub async fn diff(c: &Client, a: DiffArgs) -> Result<i32> {
+    let v = c
+        .get_json(&format!("/containers/{}/changes", enc(&a.container)))
+        .await?;
+    for ch in v.as_array().into_iter().flatten() {
+        let kind = match ch["Kind"].as_u64() {
+            Some(1) => "A",
+            Some(2) => "D",
+            _ => "C",
+        };
+        println!("{kind} {}", ch["Path"].as_str().unwrap_or(""));
+    }
+    Ok(0)
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
+    pub container: String,
+}
+
+pub async fn export(c: &Client, a: ExportArgs) -> Result<i32> {
+    use std::io::IsTerminal;
+    use tokio::io::AsyncWriteExt;
+    if a.output.is_none() && std::io::stdout().is_terminal() {
+        return Err(StatusError {
+            code: 1,
+            message: "cowardly refusing to save to a terminal. Use the -o flag or redirect".into(),
+        }
+        .into());
+    }
+    let resp = c
+        .stream(
+            Method::GET,
+            &format!("/containers/{}/export", enc(&a.container)),
+        )
+        .await?;
+    let mut body = resp.into_body();
+    let mut out: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = match &a.output {
+        Some(p) => Box::new(tokio::fs::File::create(p).await?),
+        None => Box::new(tokio::io::stdout()),
+    };
+    while let Some(chunk) = crate::client::next_chunk(&mut body).await? {
+        out.write_all(&chunk).await?;
+    }
+    out.flush().await?;
+    Ok(0)
+}

@@ -109,6 +109,10 @@ pub enum Cmd {
     Top(cmd_observe::TopArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(cmd_observe::StatsArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(cmd_observe::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(cmd_observe::ExportArgs),
     /// Download an image from a registry
     Pull(cmd_registry::PullArgs),
     /// Upload an image to a registry
@@ -385,6 +389,8 @@ async fn dispatch(c: &client::Client, cmd: Cmd) -> Result<i32> {
         Cmd::Unpause(a) => cmd_observe::unpause(c, a).await,
         Cmd::Top(a) => cmd_observe::top(c, a).await,
         Cmd::Stats(a) => cmd_observe::stats(c, a).await,
+        Cmd::Diff(a) => cmd_observe::diff(c, a).await,
+        Cmd::Export(a) => cmd_observe::export(c, a).await,
         Cmd::Version(a) => cs::version(c, a).await,
         Cmd::Info(a)
         | Cmd::System {

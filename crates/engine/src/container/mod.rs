@@ -1,6 +1,7 @@
 //! Containers: the record we persist, the in-memory handle, and one module per verb.
 
 mod attach;
+pub mod changes;
 mod create;
 pub mod list;
 mod logs;
