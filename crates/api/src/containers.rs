@@ -68,7 +68,14 @@ fn since(t: &str) -> i64 {
 /// Docker's `Status` column text.
 pub fn status_text(r: &Record) -> String {
     match r.state.status {
-        Status::Running => format!("Up {}", human_duration(since(&r.state.started_at))),
+        Status::Running => {
+            let health = match r.state.health.as_ref().map(|h| h.status.as_str()) {
+                Some("starting") => " (health: starting)".to_string(),
+                Some(s) if !s.is_empty() => format!(" ({s})"),
+                _ => String::new(),
+            };
+            format!("Up {}{health}", human_duration(since(&r.state.started_at)))
+        }
         Status::Paused => format!("Up {} (Paused)", human_duration(since(&r.state.started_at))),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
@@ -195,6 +202,11 @@ pub fn inspect_json(r: &Record) -> Value {
             "Error": s.error,
             "StartedAt": s.started_at,
             "FinishedAt": s.finished_at,
+            "Health": s.health.as_ref().map(|h| json!({
+                "Status": h.status,
+                "FailingStreak": h.failing_streak,
+                "Log": h.log.iter().map(|p| json!({"Start": p.start, "End": p.end, "ExitCode": p.exit_code, "Output": p.output})).collect::<Vec<_>>(),
+            })),
         },
         "Image": r.image_id,
         "ResolvConfPath": r.resolv_conf_path,

@@ -275,3 +275,99 @@ fn diff_and_export_show_what_the_container_changed() {
         "export left a mount behind"
     );
 }
+
+#[test]
+fn health_checks_report_starting_healthy_and_unhealthy() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let out = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "probed",
+        "--health-cmd",
+        "test -f /ok",
+        "--health-interval",
+        "300ms",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        inspect(&d, "probed", "{{.State.Health.Status}}"),
+        "starting"
+    );
+    wait_for("unhealthy", 15, || {
+        inspect(&d, "probed", "{{.State.Health.Status}}") == "unhealthy"
+    });
+    let out = d.docker(&["ps", "--format", "{{.Status}}"]);
+    assert!(
+        text(&out.stdout).contains("(unhealthy)"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(d
+        .berth(&["exec", "probed", "sh", "-c", ": > /ok"])
+        .status
+        .success());
+    wait_for("healthy", 15, || {
+        inspect(&d, "probed", "{{.State.Health.Status}}") == "healthy"
+    });
+    assert_eq!(
+        inspect(&d, "probed", "{{.State.Health.FailingStreak}}"),
+        "0"
+    );
+    let out = d.berth(&[
+        "inspect",
+        "--format",
+        "{{(index .State.Health.Log 0).ExitCode}}",
+        "probed",
+    ]);
+    assert!(
+        matches!(text(&out.stdout).trim(), "0" | "1"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = d.berth(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &format!(
+            "{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                + 1
+        ),
+        "--filter",
+        "container=probed",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions = text(&out.stdout);
+    assert!(
+        actions.contains("health_status: unhealthy") && actions.contains("health_status: healthy"),
+        "{actions}"
+    );
+    // --no-healthcheck turns a check off.
+    assert!(d
+        .berth(&[
+            "run",
+            "-d",
+            "--name",
+            "plain",
+            "--no-healthcheck",
+            "busybox",
+            "sleep",
+            "300"
+        ])
+        .status
+        .success());
+    let out = d.docker(&["inspect", "--format", "{{.State.Health}}", "plain"]);
+    assert_eq!(text(&out.stdout).trim(), "<nil>");
+}

@@ -121,6 +121,24 @@ pub struct CreateArgs {
     /// Pull image before running ("always", "missing", "never")
     #[arg(long)]
     pub pull: Option<String>,
+    /// Command to run to check health
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h)
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h)
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long = "health-retries")]
+    pub health_retries: Option<i64>,
+    /// Start period for the container to initialize before counting retries (ms|s|m|h)
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// The image
     pub image: String,
     /// Command and arguments
@@ -311,6 +329,30 @@ pub fn create_body(a: &CreateArgs, attached: bool) -> Result<Value> {
         "AttachStderr": true,
         "HostConfig": host,
     });
+    if a.no_healthcheck {
+        body["Healthcheck"] = json!({"Test": ["NONE"]});
+    } else if a.health_cmd.is_some() || a.health_interval.is_some() || a.health_retries.is_some() {
+        let ns = |v: &Option<String>, flag: &str| -> Result<i64> {
+            match v {
+                Some(s) => go_duration_ns(s).ok_or_else(|| {
+                    anyhow!(
+                        "invalid argument \"{s}\" for \"--{flag}\" flag: time: invalid duration"
+                    )
+                }),
+                None => Ok(0),
+            }
+        };
+        let mut hc = json!({
+            "Interval": ns(&a.health_interval, "health-interval")?,
+            "Timeout": ns(&a.health_timeout, "health-timeout")?,
+            "StartPeriod": ns(&a.health_start_period, "health-start-period")?,
+            "Retries": a.health_retries.unwrap_or(0),
+        });
+        if let Some(cmd) = &a.health_cmd {
+            hc["Test"] = json!(["CMD-SHELL", cmd]);
+        }
+        body["Healthcheck"] = hc;
+    }
     if a.tty {
         if let Some((h, w)) = crate::tty::size() {
             body["HostConfig"]["ConsoleSize"] = json!([h, w]);
@@ -979,6 +1021,41 @@ pub struct LogsArgs {
     #[arg(long)]
     pub until: Option<String>,
     pub container: String,
+}
+
+/// A Go duration (`200ms`, `1m30s`) in nanoseconds.
+pub fn go_duration_ns(s: &str) -> Option<i64> {
+    let mut total = 0f64;
+    let mut num = String::new();
+    let mut rest = s;
+    if s.is_empty() {
+        return None;
+    }
+    while let Some(c) = rest.chars().next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            rest = &rest[1..];
+            continue;
+        }
+        let (unit, len) = if rest.starts_with("ms") {
+            (1e6, 2)
+        } else if rest.starts_with("us") {
+            (1e3, 2)
+        } else if rest.starts_with("ns") {
+            (1.0, 2)
+        } else {
+            match c {
+                'h' => (3.6e12, 1),
+                'm' => (6e10, 1),
+                's' => (1e9, 1),
+                _ => return None,
+            }
+        };
+        total += num.parse::<f64>().ok()? * unit;
+        num.clear();
+        rest = &rest[len..];
+    }
+    num.is_empty().then_some(total as i64)
 }
 
 /// docker's time arguments: RFC 3339, unix seconds, or a Go duration before now (`10m`, `1h30m`, `2s`).

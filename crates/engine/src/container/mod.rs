@@ -3,6 +3,7 @@
 mod attach;
 pub mod changes;
 mod create;
+pub mod health;
 pub mod list;
 mod logs;
 mod recover;
@@ -70,6 +71,8 @@ pub struct State {
     pub started_at: String,
     pub finished_at: String,
     pub oom_killed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<health::Health>,
 }
 
 impl Default for State {
@@ -82,6 +85,7 @@ impl Default for State {
             started_at: ZERO_TIME.into(),
             finished_at: ZERO_TIME.into(),
             oom_killed: false,
+            health: None,
         }
     }
 }

@@ -188,6 +188,7 @@ impl Engine {
         );
         // The watcher first: it makes stdin writable, and waiters woken below may write at once.
         self.watch(h.clone(), conn);
+        self.start_health(h);
         h.publish_wait();
         self.container_event(h, "start", &[]);
         Ok(())
