@@ -18,21 +18,6 @@ fn body_reader(body: Body) -> impl std::io::Read + Send + 'static {
     tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream))
 }
 
-/// A blocking `Write` whose bytes become the response body.
-struct ChannelWriter(tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>);
-
-impl std::io::Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .blocking_send(Ok(buf.to_vec()))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn created_unix(i: &Image) -> i64 {
     i.created.map(|c| c.timestamp()).unwrap_or(0)
 }
@@ -237,7 +222,10 @@ async fn save(st: AppState, names: Vec<String>) -> ApiResult<Response> {
     let engine = st.engine.clone();
     let err_tx = tx.clone();
     tokio::spawn(async move {
-        if let Err(e) = engine.save_images(names, ChannelWriter(tx)).await {
+        if let Err(e) = engine
+            .save_images(names, crate::system::ChannelWriter(tx))
+            .await
+        {
             let _ = err_tx.send(Err(std::io::Error::other(e.to_string()))).await;
         }
     });

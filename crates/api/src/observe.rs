@@ -157,28 +157,13 @@ pub async fn changes(State(st): State<AppState>, Path(id): Path<String>) -> ApiR
     )))
 }
 
-/// A blocking `Write` whose bytes become the response body.
-struct ChannelWriter(tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>);
-
-impl std::io::Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .blocking_send(Ok(buf.to_vec()))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 pub async fn export(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     st.engine.lookup(&id).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(16);
     let engine = st.engine.clone();
     let err_tx = tx.clone();
     tokio::spawn(async move {
-        if let Err(e) = engine.export(&id, ChannelWriter(tx)).await {
+        if let Err(e) = engine.export(&id, crate::system::ChannelWriter(tx)).await {
             let _ = err_tx.send(Err(std::io::Error::other(e.to_string()))).await;
         }
     });

@@ -205,6 +205,21 @@ pub async fn events(State(st): State<AppState>, Q(q): Q<Query>) -> ApiResult<Res
         .into_response())
 }
 
+/// A blocking `Write` whose bytes become a streamed response body (save, export).
+pub struct ChannelWriter(pub tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(buf.to_vec()))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A body stream from a channel of chunks.
 pub fn tokio_stream_from(
     mut rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,

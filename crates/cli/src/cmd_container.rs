@@ -176,6 +176,22 @@ fn parse_env_file(path: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// `--env-file` files, then `-e` values (a bare `KEY` takes the caller's value), as docker merges them.
+fn collect_env(env_files: &[String], env: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for f in env_files {
+        out.extend(parse_env_file(f)?);
+    }
+    for e in env {
+        if e.contains('=') {
+            out.push(e.clone());
+        } else if let Ok(v) = std::env::var(e) {
+            out.push(format!("{e}={v}"));
+        }
+    }
+    Ok(out)
+}
+
 fn parse_ulimit(s: &str) -> Result<Value> {
     let (name, vals) = s
         .split_once('=')
@@ -207,17 +223,7 @@ fn parse_restart(s: &str) -> Result<Value> {
 
 /// Build the `/containers/create` body from the flags, as the docker CLI does.
 pub fn create_body(a: &CreateArgs, attached: bool) -> Result<Value> {
-    let mut env = Vec::new();
-    for f in &a.env_file {
-        env.extend(parse_env_file(f)?);
-    }
-    for e in &a.env {
-        if e.contains('=') {
-            env.push(e.clone());
-        } else if let Ok(v) = std::env::var(e) {
-            env.push(format!("{e}={v}"));
-        }
-    }
+    let env = collect_env(&a.env_file, &a.env)?;
     let mut labels = Map::new();
     for l in &a.label {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
@@ -1365,17 +1371,7 @@ pub struct ExecArgs {
 }
 
 pub async fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
-    let mut env = Vec::new();
-    for f in &a.env_file {
-        env.extend(parse_env_file(f)?);
-    }
-    for e in &a.env {
-        if e.contains('=') {
-            env.push(e.clone());
-        } else if let Ok(v) = std::env::var(e) {
-            env.push(format!("{e}={v}"));
-        }
-    }
+    let env = collect_env(&a.env_file, &a.env)?;
     let keys = detach_keys(a.detach_keys.as_deref())?;
     let body = json!({
         "AttachStdin": a.interactive && !a.detach,
