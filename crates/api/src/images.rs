@@ -4,7 +4,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::params::{self, Query};
 use crate::AppState;
 use axum::body::Body;
-use axum::extract::{Path, Query as Q, RawQuery, State};
+use axum::extract::{Path, Query as Q, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -144,7 +144,6 @@ fn inspect_json(i: &Image) -> Value {
 pub async fn get_dispatch(
     State(st): State<AppState>,
     Path(rest): Path<String>,
-    RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     if let Some(name) = rest.strip_suffix("/json") {
         let i = st.engine.resolve_image(name).await?;
@@ -162,7 +161,6 @@ pub async fn get_dispatch(
         return Ok(Json(Value::Array(v)).into_response());
     }
     if let Some(name) = rest.strip_suffix("/get") {
-        let _ = raw;
         return save(st, vec![name.to_string()]).await;
     }
     Err(ApiError::not_found(format!(
@@ -296,8 +294,7 @@ pub async fn create(
         .into_response())
 }
 
-pub async fn load(State(st): State<AppState>, Q(q): Q<Query>, body: Body) -> ApiResult<Response> {
-    let quiet = params::flag(&q, "quiet");
+pub async fn load(State(st): State<AppState>, body: Body) -> ApiResult<Response> {
     let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let reader = body_reader(body);
     let res = st.engine.load_images(reader, ptx).await;
@@ -312,7 +309,6 @@ pub async fn load(State(st): State<AppState>, Q(q): Q<Query>, body: Body) -> Api
             json!({"errorDetail": {"message": e.to_string()}, "error": e.to_string()}),
         )),
     }
-    let _ = quiet;
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         Body::from_stream(futures_util::stream::iter(lines)),

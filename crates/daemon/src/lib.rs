@@ -43,6 +43,8 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         log_max_size: cfg.log_max_size,
         log_max_files: cfg.log_max_files,
         resolv_conf: "/etc/resolv.conf".into(),
+        hosts_file: "/etc/hosts".into(),
+        proc_root: "/proc".into(),
         init_binary: Some(init_binary),
         daemon_id,
         registry: berth_engine::registry::RegistryConfig {

@@ -50,6 +50,10 @@ pub struct Config {
     pub log_max_files: u32,
     /// Host resolv.conf copied into containers.
     pub resolv_conf: PathBuf,
+    /// Host hosts file, used as is by `--network host` containers.
+    pub hosts_file: PathBuf,
+    /// procfs (for machine-wide CPU time and memory in stats).
+    pub proc_root: PathBuf,
     /// The binary bind-mounted as `/sbin/docker-init` for `--init`, if any.
     pub init_binary: Option<PathBuf>,
     pub daemon_id: String,

@@ -1,7 +1,7 @@
 //! `create`: validate the request, merge the image's config into the container's, allocate id and name,
 //! prepare the container directory. Nothing runs yet.
 
-use super::{now_rfc3339, Handle, Record, State, ZERO_TIME};
+use super::{now_rfc3339, Handle, Record, State};
 use crate::error::{EngineError, Result};
 use crate::Engine;
 use bollard_stubs::models::{ContainerConfig, HostConfig};
@@ -228,10 +228,18 @@ impl Engine {
         let dir = paths.dir.clone();
         let hostname = config.hostname.clone().unwrap_or_default();
         let resolv_src = self.inner.cfg.resolv_conf.clone();
+        let hosts_src = self.inner.cfg.hosts_file.clone();
         let host_net = hc.network_mode.as_deref() == Some("host");
         let extra_hosts = hc.extra_hosts.clone().unwrap_or_default();
         tokio::task::spawn_blocking(move || {
-            prepare_dir(&dir, &hostname, &resolv_src, host_net, &extra_hosts)
+            prepare_dir(
+                &dir,
+                &hostname,
+                &resolv_src,
+                &hosts_src,
+                host_net,
+                &extra_hosts,
+            )
         })
         .await
         .map_err(EngineError::join)??;
@@ -266,7 +274,6 @@ impl Engine {
         map.insert(id.clone(), h.clone());
         drop(map);
         self.container_event(&h, "create", &[]);
-        let _ = ZERO_TIME;
         Ok(rec)
     }
 }
@@ -277,6 +284,7 @@ fn prepare_dir(
     dir: &std::path::Path,
     hostname: &str,
     resolv_src: &std::path::Path,
+    hosts_src: &std::path::Path,
     host_net: bool,
     extra_hosts: &[String],
 ) -> Result<()> {
@@ -300,7 +308,7 @@ fn prepare_dir(
         }
     }
     if host_net {
-        hosts = std::fs::read_to_string("/etc/hosts").unwrap_or(hosts);
+        hosts = std::fs::read_to_string(hosts_src).unwrap_or(hosts);
     }
     write("hosts", hosts)?;
     write(

@@ -1,7 +1,7 @@
 //! `logs`: read the json-file log (rotated files oldest first), filter by time and tail, and follow.
 
 use super::Status;
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::Engine;
 use berth_runtime::logfile::{rotated, Entry};
 use std::collections::VecDeque;
@@ -46,8 +46,6 @@ impl Engine {
     ) -> Result<mpsc::Receiver<LogLine>> {
         let h = self.lookup(name_or_id).await?;
         let rec = h.record();
-        let tty = rec.config.tty.unwrap_or(false);
-        let _ = tty;
         let path = PathBuf::from(&rec.log_path);
         let (tx, rx) = mpsc::channel(256);
         let wait = h.wait.subscribe();
@@ -168,7 +166,6 @@ impl Engine {
                 }
             }
         });
-        let _ = EngineError::NotModified("");
         Ok(rx)
     }
 }

@@ -271,8 +271,9 @@ impl Engine {
         let h = self.lookup(name_or_id).await?;
         let rec = h.record();
         let loc = self.cgroup_of(&rec.id);
+        let proc_root = self.inner.cfg.proc_root.clone();
         let sample = if matches!(rec.state.status, Status::Running | Status::Paused) {
-            tokio::task::spawn_blocking(move || loc.sample(std::path::Path::new("/proc")))
+            tokio::task::spawn_blocking(move || loc.sample(&proc_root))
                 .await
                 .map_err(EngineError::join)?
         } else {
