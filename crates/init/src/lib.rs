@@ -12,6 +12,20 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::process::Command;
 
+    /// Spawn, retrying on ETXTBSY: a parallel test's fork can briefly hold our just-written executable open
+    /// for writing (the classic write-then-exec race in threaded programs).
+    fn retry<T>(mut f: impl FnMut() -> std::io::Result<T>) -> T {
+        for _ in 0..50 {
+            match f() {
+                Err(e) if e.raw_os_error() == Some(26) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                r => return r.unwrap(),
+            }
+        }
+        f().unwrap()
+    }
+
     fn install() -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("docker-init");
@@ -23,35 +37,24 @@ mod tests {
     #[test]
     fn passes_exit_codes_and_signals_through() {
         let (_d, p) = install();
-        let st = Command::new(&p)
-            .args(["--", "sh", "-c", "exit 7"])
-            .status()
-            .unwrap();
+        let st = retry(|| Command::new(&p).args(["--", "sh", "-c", "exit 7"]).status());
         assert_eq!(st.code(), Some(7));
-        let st = Command::new(&p)
-            .args(["sh", "-c", "kill -TERM $$"])
-            .status()
-            .unwrap();
+        let st = retry(|| {
+            Command::new(&p)
+                .args(["sh", "-c", "kill -TERM $$"])
+                .status()
+        });
         assert_eq!(st.code(), Some(128 + 15));
-        let st = Command::new(&p)
-            .args(["--", "/no/such/program"])
-            .status()
-            .unwrap();
+        let st = retry(|| Command::new(&p).args(["--", "/no/such/program"]).status());
         assert_eq!(st.code(), Some(127));
-        let out = Command::new(&p)
-            .args(["--", "echo", "hi"])
-            .output()
-            .unwrap();
+        let out = retry(|| Command::new(&p).args(["--", "echo", "hi"]).output());
         assert_eq!(out.stdout, b"hi\n");
     }
 
     #[test]
     fn forwards_a_signal_to_the_child() {
         let (_d, p) = install();
-        let mut child = Command::new(&p)
-            .args(["--", "sleep", "30"])
-            .spawn()
-            .unwrap();
+        let mut child = retry(|| Command::new(&p).args(["--", "sleep", "30"]).spawn());
         std::thread::sleep(std::time::Duration::from_millis(300));
         Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
