@@ -8,6 +8,7 @@
 pub mod fd;
 pub mod lock;
 pub mod mount;
+pub mod netns;
 pub mod process;
 
 /// An OS-level failure with the operation and the path or object it concerned.

@@ -1,0 +1,124 @@
+//! Network namespaces that outlive their creator: created in a short-lived thread and kept alive by a bind
+//! mount on a file (like `ip netns add`), entered by other short-lived threads to create sockets or netlink
+//! connections inside them. A socket keeps the namespace it was created in, so the caller can use it from any
+//! thread afterwards.
+
+use crate::{Result, SysError};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+use std::path::{Path, PathBuf};
+
+/// Create a new network namespace and bind it at `path` (a file; its parent must exist). An existing bound
+/// namespace at `path` is an error (`EEXIST`), so two creators cannot share one by accident.
+pub fn create(path: &Path) -> Result<()> {
+    if crate::mount::is_mounted(path) {
+        return Err(SysError::os(
+            "create network namespace at",
+            path.display(),
+            nix::Error::EEXIST,
+        ));
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| SysError::io("create netns file", path.display(), e))?;
+    let target: PathBuf = path.to_path_buf();
+    let res = std::thread::spawn(move || -> Result<()> {
+        unshare(CloneFlags::CLONE_NEWNET)
+            .map_err(|e| SysError::os("unshare network namespace for", target.display(), e))?;
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| SysError::os("bind network namespace at", target.display(), e))
+    })
+    .join()
+    .unwrap_or_else(|_| {
+        Err(SysError::os(
+            "create network namespace at",
+            path.display(),
+            nix::Error::EIO,
+        ))
+    });
+    if res.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    res
+}
+
+/// Unbind and delete a namespace made by [`create`]. Missing is not an error, so teardown can be repeated.
+/// The kernel frees the namespace once no process or socket holds it any more.
+pub fn remove(path: &Path) -> Result<()> {
+    match umount2(path, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
+        Err(e) => return Err(SysError::os("unbind network namespace", path.display(), e)),
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(SysError::io("remove netns file", path.display(), e)),
+    }
+}
+
+/// Run `f` on a fresh thread that has joined the network namespace at `ns` (a bound namespace file or
+/// `/proc/<pid>/ns/net`). Sockets `f` creates belong to that namespace for their whole life.
+pub fn run_in<T, F>(ns: &Path, f: F) -> Result<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let file = std::fs::File::open(ns)
+        .map_err(|e| SysError::io("open network namespace", ns.display(), e))?;
+    let shown = ns.display().to_string();
+    std::thread::spawn(move || -> Result<T> {
+        setns(&file, CloneFlags::CLONE_NEWNET)
+            .map_err(|e| SysError::os("enter network namespace", &shown, e))?;
+        Ok(f())
+    })
+    .join()
+    .unwrap_or_else(|_| {
+        Err(SysError::os(
+            "run in network namespace",
+            ns.display(),
+            nix::Error::EIO,
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+
+    #[test]
+    fn create_enter_remove() {
+        if !root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ns = dir.path().join("ns");
+        create(&ns).unwrap();
+        assert!(crate::mount::is_mounted(&ns));
+        // A second create on the same path is refused.
+        assert!(create(&ns).is_err());
+        let mine = std::fs::read_link("/proc/self/ns/net").unwrap();
+        let inside = run_in(&ns, || {
+            std::fs::read_link("/proc/thread-self/ns/net").unwrap()
+        })
+        .unwrap();
+        assert_ne!(mine, inside, "the thread ran in another namespace");
+        remove(&ns).unwrap();
+        assert!(!ns.exists());
+        remove(&ns).unwrap();
+        assert!(run_in(&ns, || ()).is_err());
+    }
+}
