@@ -132,15 +132,23 @@ pub fn summary_json(r: &Record, size_rw: Option<u64>, size_root_fs: Option<u64>)
 }
 
 fn mounts_json(r: &Record) -> Vec<Value> {
-    r.host_config
-        .binds
-        .clone()
-        .unwrap_or_default()
+    use berth_engine::container::MountType;
+    r.mounts
         .iter()
-        .filter_map(|b| berth_engine::container::parse_bind(b).ok())
         .map(|m| {
-            json!({"Type": "bind", "Source": m.source, "Destination": m.destination, "Mode": if m.readonly {"ro"} else {""},
-                   "RW": !m.readonly, "Propagation": m.propagation.map(|p| p.as_str()).unwrap_or("rprivate")})
+            let mut v = json!({"Type": m.kind.as_str()});
+            if m.kind == MountType::Volume {
+                v["Name"] = json!(m.name);
+            }
+            v["Source"] = json!(m.source);
+            v["Destination"] = json!(m.destination);
+            if m.kind == MountType::Volume {
+                v["Driver"] = json!(m.driver);
+            }
+            v["Mode"] = json!(m.mode);
+            v["RW"] = json!(m.rw);
+            v["Propagation"] = json!(m.propagation);
+            v
         })
         .collect()
 }

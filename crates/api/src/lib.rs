@@ -16,6 +16,7 @@ mod params;
 mod registry;
 pub mod streams;
 mod system;
+mod volumes;
 
 use axum::extract::Request;
 use axum::routing::{get, post};
@@ -69,6 +70,13 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),
+        )
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
         )
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))

@@ -251,11 +251,22 @@ pub async fn df(State(st): State<AppState>) -> ApiResult<Json<Value>> {
         .iter()
         .map(|(r, size)| crate::containers::summary_json(r, Some(*size), None))
         .collect();
+    let volumes: Vec<Value> = st
+        .engine
+        .volume_usage()
+        .await?
+        .iter()
+        .map(|(v, size, refs)| {
+            let mut j = crate::volumes::volume_json(&st, v);
+            j["UsageData"] = json!({"Size": size, "RefCount": refs});
+            j
+        })
+        .collect();
     Ok(Json(json!({
         "LayersSize": du.layers_size,
         "Images": images,
         "Containers": containers,
-        "Volumes": [],
+        "Volumes": volumes,
         "BuildCache": [],
     })))
 }

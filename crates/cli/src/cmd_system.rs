@@ -197,6 +197,16 @@ pub async fn df(c: &Client, a: DfArgs) -> Result<i32> {
         .filter(|c| c["State"] != "running")
         .filter_map(|c| c["SizeRw"].as_f64())
         .sum();
+    let volumes: Vec<Value> = d["Volumes"].as_array().cloned().unwrap_or_default();
+    let vol_refs = |v: &Value| v["UsageData"]["RefCount"].as_i64().unwrap_or(0);
+    let vol_bytes = |v: &Value| v["UsageData"]["Size"].as_f64().unwrap_or(0.0);
+    let vol_size: f64 = volumes.iter().map(vol_bytes).sum();
+    let vol_active = volumes.iter().filter(|v| vol_refs(v) > 0).count();
+    let vol_reclaim: f64 = volumes
+        .iter()
+        .filter(|v| vol_refs(v) == 0)
+        .map(vol_bytes)
+        .sum();
     let pct = |part: f64, whole: f64| {
         if whole > 0.0 {
             format!(" ({:.0}%)", part * 100.0 / whole)
@@ -207,7 +217,7 @@ pub async fn df(c: &Client, a: DfArgs) -> Result<i32> {
     let rows = vec![
         json!({"Type": "Images", "TotalCount": images.len(), "Active": img_active, "Size": human::human_size(img_size), "Reclaimable": format!("{}{}", human::human_size(unused), pct(unused, img_size))}),
         json!({"Type": "Containers", "TotalCount": containers.len(), "Active": ctr_active, "Size": human::human_size(ctr_size), "Reclaimable": format!("{}{}", human::human_size(ctr_reclaim), pct(ctr_reclaim, ctr_size))}),
-        json!({"Type": "Local Volumes", "TotalCount": 0, "Active": 0, "Size": "0B", "Reclaimable": "0B"}),
+        json!({"Type": "Local Volumes", "TotalCount": volumes.len(), "Active": vol_active, "Size": human::human_size(vol_size), "Reclaimable": format!("{}{}", human::human_size(vol_reclaim), pct(vol_reclaim, vol_size))}),
         json!({"Type": "Build Cache", "TotalCount": 0, "Active": 0, "Size": "0B", "Reclaimable": "0B"}),
     ];
     let headers = [

@@ -11,8 +11,10 @@ mod cmd_image;
 mod cmd_observe;
 mod cmd_registry;
 mod cmd_system;
+mod cmd_volume;
 pub mod format;
 mod output;
+mod run_flags;
 mod tty;
 
 use anyhow::Result;
@@ -127,6 +129,11 @@ pub enum Cmd {
     Info(cmd_system::FormatArgs),
     /// Get real time events from the server
     Events(cmd_system::EventsArgs),
+    /// Manage volumes
+    Volume {
+        #[command(subcommand)]
+        cmd: cmd_volume::VolumeCmd,
+    },
     /// Manage berth
     System {
         #[command(subcommand)]
@@ -392,6 +399,7 @@ async fn dispatch(c: &client::Client, cmd: Cmd) -> Result<i32> {
         Cmd::Diff(a) => cmd_observe::diff(c, a).await,
         Cmd::Export(a) => cmd_observe::export(c, a).await,
         Cmd::Version(a) => cs::version(c, a).await,
+        Cmd::Volume { cmd } => cmd_volume::run(c, cmd).await,
         Cmd::Info(a)
         | Cmd::System {
             cmd: SystemCmd::Info(a),

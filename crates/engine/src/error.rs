@@ -23,6 +23,11 @@ pub enum EngineError {
     NoSuchExec(String),
     #[error("network {0} not found")]
     NoSuchNetwork(String),
+    #[error("get {0}: no such volume")]
+    NoSuchVolume(String),
+    /// Something else that does not exist, worded by the caller.
+    #[error("{0}")]
+    NotFoundMsg(String),
     #[error("{0}")]
     Invalid(String),
     #[error("container already {0}")]
@@ -45,6 +50,8 @@ impl EngineError {
         match self {
             EngineError::NoSuchContainer(_)
             | EngineError::NoSuchNetwork(_)
+            | EngineError::NoSuchVolume(_)
+            | EngineError::NotFoundMsg(_)
             | EngineError::NoSuchExec(_) => ErrorKind::NotFound,
             EngineError::Conflict(_) => ErrorKind::Conflict,
             EngineError::Invalid(_) => ErrorKind::InvalidArgument,

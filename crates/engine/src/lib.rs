@@ -23,6 +23,7 @@ pub mod stats;
 pub mod store;
 pub mod system;
 pub mod user;
+pub mod volumes;
 
 pub use error::{EngineError, ErrorKind, Result};
 
@@ -76,6 +77,9 @@ pub(crate) struct Inner {
     pub containers: RwLock<HashMap<String, Arc<container::Handle>>>,
     pub events: events::EventBus,
     pub execs: exec::ExecStore,
+    pub volumes: volumes::VolumeStore,
+    /// Serialises volume create and remove (name checks against the store).
+    pub volume_lock: tokio::sync::Mutex<()>,
     pub registry: berth_distribution::RegistryClient,
     pub started_at: chrono::DateTime<chrono::Utc>,
 }
@@ -114,7 +118,8 @@ impl Engine {
         let images = tokio::task::spawn_blocking(move || ImageStore::open(&root, db2))
             .await
             .map_err(EngineError::join)??;
-        let store = store::ContainerStore::open(db)?;
+        let store = store::ContainerStore::open(db.clone())?;
+        let volumes = volumes::VolumeStore::open(db, cfg.data_root.join("volumes"))?;
         let registry = registry::client(&cfg.registry, &cfg.data_root)?;
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -124,6 +129,8 @@ impl Engine {
                 containers: RwLock::new(HashMap::new()),
                 events: events::EventBus::new(),
                 execs: exec::ExecStore::default(),
+                volumes,
+                volume_lock: tokio::sync::Mutex::new(()),
                 registry,
                 started_at: chrono::Utc::now(),
             }),

@@ -46,6 +46,63 @@ pub fn unmount(target: &Path) -> Result<()> {
     }
 }
 
+/// Mount a filesystem the way `mount -t FSTYPE -o OPTIONS DEVICE TARGET` does: the flag words of `options`
+/// (`ro`, `nosuid`, `nodev`, `noexec`, `bind`, `rbind`, `sync`, `noatime`...) become mount flags, the rest is
+/// passed to the filesystem as its data string (`size=64m,uid=1000`). Used for volumes with driver options.
+pub fn mount_fs(device: &str, target: &Path, fstype: &str, options: &str) -> Result<()> {
+    let (flags, data) = split_mount_options(options);
+    let fstype = if flags.contains(MsFlags::MS_BIND) {
+        None
+    } else {
+        Some(fstype)
+    };
+    let data = (!data.is_empty()).then_some(data.as_str());
+    mount(Some(device), target, fstype, flags, data)
+        .map_err(|e| SysError::os("mount volume on", target.display(), e))?;
+    // A read-only bind needs a remount to take effect.
+    if flags.contains(MsFlags::MS_BIND) && flags.contains(MsFlags::MS_RDONLY) {
+        mount(
+            None::<&str>,
+            target,
+            None::<&str>,
+            flags | MsFlags::MS_REMOUNT,
+            None::<&str>,
+        )
+        .map_err(|e| SysError::os("remount read-only", target.display(), e))?;
+    }
+    Ok(())
+}
+
+/// Split `mount -o` options into flags and the filesystem's data string.
+pub fn split_mount_options(options: &str) -> (MsFlags, String) {
+    let mut flags = MsFlags::empty();
+    let mut data = Vec::new();
+    for o in options.split(',').filter(|o| !o.is_empty()) {
+        let f = match o {
+            "ro" => MsFlags::MS_RDONLY,
+            "rw" | "defaults" => MsFlags::empty(),
+            "nosuid" => MsFlags::MS_NOSUID,
+            "nodev" => MsFlags::MS_NODEV,
+            "noexec" => MsFlags::MS_NOEXEC,
+            "sync" => MsFlags::MS_SYNCHRONOUS,
+            "dirsync" => MsFlags::MS_DIRSYNC,
+            "noatime" => MsFlags::MS_NOATIME,
+            "nodiratime" => MsFlags::MS_NODIRATIME,
+            "relatime" => MsFlags::MS_RELATIME,
+            "strictatime" => MsFlags::MS_STRICTATIME,
+            "bind" => MsFlags::MS_BIND,
+            "rbind" => MsFlags::MS_BIND | MsFlags::MS_REC,
+            "suid" | "dev" | "exec" | "async" | "atime" | "diratime" => MsFlags::empty(),
+            other => {
+                data.push(other);
+                continue;
+            }
+        };
+        flags |= f;
+    }
+    (flags, data.join(","))
+}
+
 /// Whether `path` is a mount point, read from `/proc/self/mountinfo`.
 pub fn is_mounted(path: &Path) -> bool {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
@@ -59,6 +116,18 @@ pub fn is_mounted(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_options_split_into_flags_and_data() {
+        let (f, d) = split_mount_options("ro,nosuid,size=64m,uid=1000,rbind");
+        assert!(f.contains(
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_BIND | MsFlags::MS_REC
+        ));
+        assert_eq!(d, "size=64m,uid=1000");
+        let (f, d) = split_mount_options("");
+        assert!(f.is_empty());
+        assert_eq!(d, "");
+    }
 
     #[test]
     fn overlay_options_keep_lower_order() {

@@ -103,6 +103,29 @@ impl Daemon {
 
     /// A busybox image built from Debian's busybox-static.
     pub fn import_busybox(&self) {
+        self.import_busybox_with(&["sh", "echo", "cat", "sleep", "id", "true", "ls", "hostname"]);
+    }
+
+    /// busybox with every applet linked (wget, httpd, nc, nslookup, ip, mount...), for network and volume tests.
+    pub fn import_busybox_full(&self) {
+        let bb = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("busybox-static is installed");
+        let list = Command::new(bb)
+            .arg("--list")
+            .output()
+            .expect("busybox --list");
+        let applets: Vec<String> = text(&list.stdout)
+            .lines()
+            .map(str::to_string)
+            .filter(|a| a != "busybox")
+            .collect();
+        let refs: Vec<&str> = applets.iter().map(String::as_str).collect();
+        self.import_busybox_with(&refs);
+    }
+
+    fn import_busybox_with(&self, applets: &[&str]) {
         let root = self.dir.path().join("bbroot");
         std::fs::create_dir_all(root.join("bin")).unwrap();
         std::fs::create_dir_all(root.join("etc")).unwrap();
@@ -111,7 +134,7 @@ impl Daemon {
             .find(|p| Path::new(p).exists())
             .expect("busybox-static is installed");
         std::fs::copy(bb, root.join("bin/busybox")).unwrap();
-        for c in ["sh", "echo", "cat", "sleep", "id", "true", "ls", "hostname"] {
+        for c in applets {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(c)).unwrap();
         }
         std::fs::write(

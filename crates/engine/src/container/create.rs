@@ -186,6 +186,32 @@ impl Engine {
             return Err(EngineError::Invalid("no command specified".into()));
         }
 
+        let (mounts, new_volumes) = super::mounts::resolve(self, &config, &hc).await?;
+        match self
+            .create_record(name, config, hc, image, image_name, args, mounts)
+            .await
+        {
+            Ok(rec) => Ok(rec),
+            Err(e) => {
+                for v in &new_volumes {
+                    let _ = self.volume_remove(v, true).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)] // the pieces `create` resolved, handed over once
+    async fn create_record(
+        &self,
+        name: Option<String>,
+        mut config: ContainerConfig,
+        hc: HostConfig,
+        image: berth_image::Image,
+        image_name: String,
+        args: Vec<String>,
+        mounts: Vec<super::MountPoint>,
+    ) -> Result<Record> {
         let mut map = self.inner.containers.write().await;
         let name = match name {
             Some(n) => {
@@ -265,6 +291,7 @@ impl Engine {
             resolv_conf_path: paths.dir.join("resolv.conf").display().to_string(),
             exits: 0,
             manually_stopped: false,
+            mounts,
         };
         if let Err(e) = self.inner.store.put(&rec) {
             let _ = std::fs::remove_dir_all(&paths.dir);

@@ -6,6 +6,7 @@ mod create;
 pub mod health;
 pub mod list;
 mod logs;
+pub mod mounts;
 mod recover;
 mod remove;
 pub mod restart;
@@ -16,10 +17,11 @@ pub use attach::{AttachStream, Output};
 pub use create::CreateRequest;
 pub use list::{ListOptions, Summary};
 pub use logs::{LogLine, LogsOptions};
+pub use mounts::{parse_bind, MountPoint, MountType};
 pub use remove::dir_size as remove_dir_size;
 pub(crate) use start::bounding_caps;
+pub use start::console_size;
 pub use start::parse_size;
-pub use start::{console_size, parse_bind};
 pub use stop::{parse_signal, WaitCondition};
 
 use crate::error::{EngineError, Result};
@@ -118,6 +120,9 @@ pub struct Record {
     /// Stopped or killed by a user: restart policies leave it alone (Docker's HasBeenManuallyStopped).
     #[serde(default)]
     pub manually_stopped: bool,
+    /// Binds, volumes and `--mount`s, resolved at create (Docker's `Mounts`).
+    #[serde(default)]
+    pub mounts: Vec<MountPoint>,
 }
 
 impl Record {

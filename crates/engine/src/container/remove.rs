@@ -5,8 +5,9 @@ use crate::error::{EngineError, Result};
 use crate::Engine;
 
 impl Engine {
-    /// Remove a container; a running one only with `force` (it is killed first).
-    pub async fn remove(&self, name_or_id: &str, force: bool, _volumes: bool) -> Result<()> {
+    /// Remove a container; a running one only with `force` (it is killed first). With `volumes`, its
+    /// anonymous volumes go too (unless another container uses them).
+    pub async fn remove(&self, name_or_id: &str, force: bool, volumes: bool) -> Result<()> {
         let h = self.lookup(name_or_id).await?;
         let _op = h.op.lock().await;
         let rec = h.record();
@@ -56,6 +57,21 @@ impl Engine {
         self.inner.containers.write().await.remove(&h.id);
         self.container_event(&h, "destroy", &[]);
         h.wait.send_modify(|w| w.removed = true);
+        if volumes {
+            let names: Vec<String> = rec
+                .mounts
+                .iter()
+                .filter(|m| m.kind == super::MountType::Volume)
+                .map(|m| m.name.clone())
+                .collect();
+            let errors = self.remove_anonymous_volumes(&names).await;
+            if !errors.is_empty() {
+                return Err(EngineError::Internal(format!(
+                    "container removed, but not all of its volumes: {}",
+                    errors.join("; ")
+                )));
+            }
+        }
         Ok(())
     }
 

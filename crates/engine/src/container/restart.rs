@@ -180,6 +180,7 @@ mod tests {
             resolv_conf_path: String::new(),
             exits: 0,
             manually_stopped: stopped,
+            mounts: vec![],
         }
     }
 

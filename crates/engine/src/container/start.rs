@@ -143,6 +143,7 @@ impl Engine {
             oom_event_files,
         };
         write_json(&paths.state.join("shim.json"), &shim_cfg)?;
+        self.copy_up_volumes(&rec, &shim_cfg).await?;
         let t_spec = t0.elapsed();
         let pid = spawn_shim(&self.inner.cfg.shim_program, &paths.state)
             .await
@@ -190,8 +191,39 @@ impl Engine {
         self.watch(h.clone(), conn);
         self.start_health(h);
         h.publish_wait();
+        self.volume_mount_events(&rec, "mount");
         self.container_event(h, "start", &[]);
         Ok(())
+    }
+
+    /// Docker's copy-up for empty volumes: mount the container's root here (the shim finds it mounted) and
+    /// copy the image's content at each volume's path. Nothing to do, and no mount, in the common case.
+    async fn copy_up_volumes(&self, rec: &super::Record, shim_cfg: &ShimConfig) -> Result<()> {
+        let todo: Vec<(String, PathBuf)> = super::mounts::copy_up_candidates(&rec.mounts)
+            .into_iter()
+            .map(|m| (m.destination.clone(), PathBuf::from(&m.source)))
+            .collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let ov = berth_sys::mount::Overlay {
+            lower: shim_cfg.lower.clone(),
+            upper: shim_cfg.upper.clone(),
+            work: shim_cfg.work.clone(),
+        };
+        let rootfs = shim_cfg.rootfs.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            if !berth_sys::mount::is_mounted(&rootfs) {
+                berth_sys::mount::mount_overlay(&ov, &rootfs)
+                    .map_err(|e| EngineError::Internal(e.to_string()))?;
+            }
+            for (dest, dir) in todo {
+                super::mounts::copy_up(&rootfs, &dest, &dir)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(EngineError::join)?
     }
 
     /// Follow a running container's shim connection: fan output out to attached clients, record the exit.
@@ -266,6 +298,7 @@ impl Engine {
             self.container_event(h, "oom", &[]);
         }
         self.container_event(h, "die", &[("exitCode", status.exit_code.to_string())]);
+        self.volume_mount_events(&h.record(), "unmount");
         let _ = h.output.send(Output::Exit(status.exit_code));
         h.publish_wait();
         if self.maybe_restart(h, status.exit_code) {
@@ -466,10 +499,7 @@ fn spec_input(
     let cfg = &rec.config;
     let mut args = vec![rec.path.clone()];
     args.extend(rec.args.iter().cloned());
-    let mut mounts = Vec::new();
-    for b in hc.binds.clone().unwrap_or_default() {
-        mounts.push(parse_bind(&b)?);
-    }
+    let mut mounts = engine.spec_mounts(&rec.mounts)?;
     for (dest, opts) in hc.tmpfs.clone().unwrap_or_default() {
         mounts.push(spec::MountSpec {
             destination: dest,
@@ -664,56 +694,6 @@ pub(crate) fn bounding_caps() -> Option<u64> {
 }
 
 /// `-v /host:/ctr[:ro|rw][,propagation]` → a bind mount.
-pub fn parse_bind(b: &str) -> Result<spec::MountSpec> {
-    let parts: Vec<&str> = b.split(':').collect();
-    let (src, dst, mode) = match parts.as_slice() {
-        [s, d] => (*s, *d, ""),
-        [s, d, m] => (*s, *d, *m),
-        _ => {
-            return Err(EngineError::Invalid(format!(
-                "invalid volume specification: '{b}'"
-            )))
-        }
-    };
-    if !src.starts_with('/') {
-        return Err(EngineError::Invalid(format!(
-            "invalid volume specification: '{b}': named volumes are not supported yet, use an absolute host path"
-        )));
-    }
-    if !dst.starts_with('/') || dst == "/" {
-        return Err(EngineError::Invalid(format!("invalid volume specification: '{b}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute")));
-    }
-    if !Path::new(src).exists() {
-        return Err(EngineError::Invalid(format!(
-            "invalid mount config for type \"bind\": bind source path does not exist: {src}"
-        )));
-    }
-    let mut readonly = false;
-    let mut propagation = None;
-    for m in mode.split(',').filter(|m| !m.is_empty()) {
-        match m {
-            "ro" => readonly = true,
-            "rw" => readonly = false,
-            "z" | "Z" | "nocopy" => {}
-            "private" => propagation = Some(spec::Propagation::Private),
-            "rprivate" => propagation = Some(spec::Propagation::Rprivate),
-            "shared" => propagation = Some(spec::Propagation::Shared),
-            "rshared" => propagation = Some(spec::Propagation::Rshared),
-            "slave" => propagation = Some(spec::Propagation::Slave),
-            "rslave" => propagation = Some(spec::Propagation::Rslave),
-            _ => return Err(EngineError::Invalid(format!("invalid mode: {m}"))),
-        }
-    }
-    Ok(spec::MountSpec {
-        destination: dst.to_string(),
-        source: src.into(),
-        kind: spec::MountKind::Bind,
-        readonly,
-        options: vec![],
-        propagation,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -724,21 +704,6 @@ mod tests {
         assert_eq!(parse_size("1k").unwrap(), 1000);
         assert_eq!(parse_size("2048").unwrap(), 2048);
         assert!(parse_size("ten").is_err());
-    }
-
-    #[test]
-    fn binds_are_checked() {
-        let d = tempfile::tempdir().unwrap();
-        let src = d.path().display().to_string();
-        let m = parse_bind(&format!("{src}:/data:ro")).unwrap();
-        assert!(m.readonly);
-        assert_eq!(m.destination, "/data");
-        assert!(parse_bind("relative:/data").is_err());
-        assert!(parse_bind(&format!("{src}:data")).is_err());
-        assert!(parse_bind("/does/not/exist/x:/data")
-            .unwrap_err()
-            .to_string()
-            .contains("does not exist"));
     }
 
     #[test]
