@@ -24,8 +24,13 @@ pub async fn create(
             .map_err(|e| ApiError::bad_request(format!("invalid HostConfig: {e}")))?,
         None => HostConfig::default(),
     };
-    if let Some(o) = v.as_object_mut() {
-        o.remove("NetworkingConfig");
+    let mut endpoints = std::collections::BTreeMap::new();
+    if let Some(nc) = v.as_object_mut().and_then(|o| o.remove("NetworkingConfig")) {
+        if let Some(eps) = nc["EndpointsConfig"].as_object() {
+            for (name, ep) in eps {
+                endpoints.insert(name.clone(), endpoint_request(ep));
+            }
+        }
     }
     let config: ContainerConfig =
         serde_json::from_value(v).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -33,6 +38,7 @@ pub async fn create(
         name: q.get("name").cloned(),
         config,
         host_config,
+        endpoints,
     };
     let rec = st.engine.create(req).await?;
     Ok((
@@ -40,6 +46,106 @@ pub async fn create(
         Json(json!({"Id": rec.id, "Warnings": []})),
     )
         .into_response())
+}
+
+/// An `EndpointSettings` object (create's `NetworkingConfig`, `network connect`) as the engine's request.
+pub fn endpoint_request(ep: &Value) -> berth_engine::network::endpoint::EndpointRequest {
+    let s = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    berth_engine::network::endpoint::EndpointRequest {
+        aliases: ep["Aliases"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        ipv4: s(&ep["IPAMConfig"]["IPv4Address"]),
+        mac: s(&ep["MacAddress"]),
+    }
+}
+
+/// `NetworkSettings` of inspect: the endpoints by network, published ports, and the deprecated top-level
+/// fields that mirror the default bridge's endpoint.
+fn network_settings(r: &Record, nets: &[berth_engine::network::Network]) -> Value {
+    let mut networks = serde_json::Map::new();
+    let mut top = json!({"EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": ""});
+    for (name, ep) in &r.endpoints {
+        let net = nets.iter().find(|n| n.id == ep.network_id);
+        let dns_names: Value = match net {
+            Some(n) if n.user_defined() => {
+                json!(berth_engine::network::resolver::dns_names(r, &ep.aliases))
+            }
+            _ => Value::Null,
+        };
+        let running = ep.ip.is_some();
+        let v = json!({
+            "IPAMConfig": ep.requested_ip.map(|ip| json!({"IPv4Address": ip.to_string()})),
+            "Links": null,
+            "Aliases": if ep.aliases.is_empty() { Value::Null } else { json!(ep.aliases) },
+            "MacAddress": ep.mac,
+            "DriverOpts": null,
+            "GwPriority": 0,
+            "NetworkID": ep.network_id,
+            "EndpointID": if running { ep.endpoint_id.clone() } else { String::new() },
+            "Gateway": ep.gateway.map(|g| g.to_string()).unwrap_or_default(),
+            "IPAddress": ep.ip.map(|g| g.to_string()).unwrap_or_default(),
+            "IPPrefixLen": ep.prefix_len,
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "DNSNames": dns_names,
+        });
+        if name == "bridge" {
+            for k in [
+                "EndpointID",
+                "Gateway",
+                "IPAddress",
+                "IPPrefixLen",
+                "MacAddress",
+            ] {
+                top[k] = v[k].clone();
+            }
+        }
+        networks.insert(name.clone(), v);
+    }
+    let mut ports = serde_json::Map::new();
+    for k in r.config.exposed_ports.clone().unwrap_or_default() {
+        ports.insert(k, Value::Null);
+    }
+    for (k, binds) in &r.ports {
+        ports.insert(k.clone(), json!(binds));
+    }
+    json!({
+        "Bridge": "", "SandboxID": if r.sandbox_key.is_empty() { String::new() } else { r.id.clone() },
+        "SandboxKey": r.sandbox_key, "Ports": ports, "HairpinMode": false,
+        "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
+        "EndpointID": top["EndpointID"], "Gateway": top["Gateway"], "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPAddress": top["IPAddress"], "IPPrefixLen": top["IPPrefixLen"], "IPv6Gateway": "", "MacAddress": top["MacAddress"],
+        "Networks": networks,
+    })
+}
+
+/// The `Ports` of a container summary: published bindings, and exposed ports without a binding.
+fn summary_ports(r: &Record) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (k, binds) in &r.ports {
+        let (port, proto) = k.split_once('/').unwrap_or((k.as_str(), "tcp"));
+        let private: u64 = port.parse().unwrap_or(0);
+        for b in binds {
+            out.push(json!({"IP": b.host_ip, "PrivatePort": private, "PublicPort": b.host_port.parse::<u64>().unwrap_or(0), "Type": proto}));
+        }
+        seen.insert(k.clone());
+    }
+    for k in r.config.exposed_ports.clone().unwrap_or_default() {
+        if seen.contains(&k) {
+            continue;
+        }
+        let (port, proto) = k.split_once('/').unwrap_or((k.as_str(), "tcp"));
+        out.push(json!({"PrivatePort": port.parse::<u64>().unwrap_or(0), "Type": proto}));
+    }
+    out
 }
 
 fn human_duration(secs: i64) -> String {
@@ -106,7 +212,12 @@ fn command(r: &Record) -> String {
     parts.join(" ")
 }
 
-pub fn summary_json(r: &Record, size_rw: Option<u64>, size_root_fs: Option<u64>) -> Value {
+pub fn summary_json(
+    r: &Record,
+    nets: &[berth_engine::network::Network],
+    size_rw: Option<u64>,
+    size_root_fs: Option<u64>,
+) -> Value {
     let mut v = json!({
         "Id": r.id,
         "Names": [r.name],
@@ -114,12 +225,12 @@ pub fn summary_json(r: &Record, size_rw: Option<u64>, size_root_fs: Option<u64>)
         "ImageID": r.image_id,
         "Command": command(r),
         "Created": created_unix(r),
-        "Ports": [],
+        "Ports": summary_ports(r),
         "Labels": r.labels(),
         "State": r.state.status.as_str(),
         "Status": status_text(r),
         "HostConfig": {"NetworkMode": r.host_config.network_mode.clone().unwrap_or_default()},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": network_settings(r, nets)["Networks"]},
         "Mounts": mounts_json(r),
     });
     if let Some(s) = size_rw {
@@ -169,14 +280,15 @@ pub async fn list(State(st): State<AppState>, Q(q): Q<Query>) -> ApiResult<Json<
         filters: params::filters(&q)?,
     };
     let list = st.engine.list(&opts).await?;
+    let nets = st.engine.networks_all()?;
     Ok(Json(
         list.iter()
-            .map(|s| summary_json(&s.record, s.size_rw, s.size_root_fs))
+            .map(|s| summary_json(&s.record, &nets, s.size_rw, s.size_root_fs))
             .collect(),
     ))
 }
 
-pub fn inspect_json(r: &Record) -> Value {
+pub fn inspect_json(r: &Record, nets: &[berth_engine::network::Network]) -> Value {
     let s = &r.state;
     let mut host_config = serde_json::to_value(&r.host_config).unwrap_or(json!({}));
     if let Some(o) = host_config.as_object_mut() {
@@ -233,13 +345,7 @@ pub fn inspect_json(r: &Record) -> Value {
         "GraphDriver": {"Name": "overlay2", "Data": null},
         "Mounts": mounts_json(r),
         "Config": serde_json::to_value(&r.config).unwrap_or(json!({})),
-        "NetworkSettings": {
-            "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": false,
-            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
-            "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0,
-            "IPv6Gateway": "", "MacAddress": "",
-            "Networks": {},
-        },
+        "NetworkSettings": network_settings(r, nets),
     })
 }
 
@@ -249,7 +355,8 @@ pub async fn inspect(
     Q(q): Q<Query>,
 ) -> ApiResult<Json<Value>> {
     let r = st.engine.inspect(&id).await?;
-    let mut v = inspect_json(&r);
+    let nets = st.engine.networks_all()?;
+    let mut v = inspect_json(&r, &nets);
     if params::flag(&q, "size") {
         let rw = berth_engine::container::remove_dir_size(
             &std::path::PathBuf::from(&r.log_path).with_file_name("upper"),

@@ -7,10 +7,13 @@
 
 #![recursion_limit = "256"]
 
+mod archive;
+mod commit;
 mod containers;
 pub mod error;
 mod exec;
 mod images;
+mod networks;
 mod observe;
 mod params;
 mod registry;
@@ -66,11 +69,25 @@ pub fn router(state: AppState) -> Router {
         .route("/containers/{id}/stats", get(observe::stats))
         .route("/containers/{id}/changes", get(observe::changes))
         .route("/containers/{id}/export", get(observe::export))
+        .route(
+            "/containers/{id}/archive",
+            get(archive::get).head(archive::head).put(archive::put),
+        )
+        .route("/commit", post(commit::commit))
         .route("/containers/{id}/attach", post(streams::attach))
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),
         )
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/volumes", get(volumes::list))
         .route("/volumes/create", post(volumes::create))
         .route("/volumes/prune", post(volumes::prune))

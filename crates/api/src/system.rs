@@ -229,6 +229,7 @@ pub fn tokio_stream_from(
 
 pub async fn df(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     let du = st.engine.disk_usage().await?;
+    let nets = st.engine.networks_all()?;
     let containers_per_image = |id: &str| {
         du.containers
             .iter()
@@ -249,7 +250,7 @@ pub async fn df(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     let containers: Vec<Value> = du
         .containers
         .iter()
-        .map(|(r, size)| crate::containers::summary_json(r, Some(*size), None))
+        .map(|(r, size)| crate::containers::summary_json(r, &nets, Some(*size), None))
         .collect();
     let volumes: Vec<Value> = st
         .engine

@@ -48,7 +48,12 @@ pub fn apply_layer(
     dest: &Path,
     limits: &Limits,
 ) -> Result<ApplyStats, ArchiveError> {
-    extract(reader, dest, limits, Flavor::Layer)
+    extract(
+        reader,
+        Tree::open(dest)?,
+        &Rules::new(limits, Flavor::Layer),
+    )
+    .map(|(s, _)| s)
 }
 
 /// Extracts a plain rootfs tar into `dest` with the same safety rules as [`apply_layer`] but without
@@ -58,27 +63,85 @@ pub fn extract_plain(
     dest: &Path,
     limits: &Limits,
 ) -> Result<ApplyStats, ArchiveError> {
-    extract(reader, dest, limits, Flavor::Plain)
+    extract(
+        reader,
+        Tree::open(dest)?,
+        &Rules::new(limits, Flavor::Plain),
+    )
+    .map(|(s, _)| s)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flavor {
+pub(crate) enum Flavor {
     Layer,
     Plain,
+    /// The archive endpoints' uploads (`docker cp`): a plain tree, with the extra rules of [`Rules`].
+    Copy,
 }
 
-fn extract<R: Read>(
+/// Who owns what an extraction creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ownership {
+    /// The uid and gid each entry carries.
+    #[default]
+    FromArchive,
+    /// Whoever runs the extraction (no chown; what `docker cp` does on the client side).
+    Caller,
+    /// One owner for everything (Docker's `copyUIDGID` with the container's user).
+    Fixed { uid: u32, gid: u32 },
+}
+
+/// How one extraction behaves beyond the safety rules every flavor keeps.
+#[derive(Debug, Clone)]
+pub(crate) struct Rules<'l> {
+    pub(crate) limits: &'l Limits,
+    pub(crate) flavor: Flavor,
+    pub(crate) ownership: Ownership,
+    /// Refuse names that start with `/` instead of taking them relative to the destination.
+    pub(crate) refuse_absolute: bool,
+    /// Rename the first component of every name (and hard link target): `(old, new)`, where an empty
+    /// `old` prefixes `new` (Docker's `RebaseArchiveEntries`).
+    pub(crate) rebase: Option<(Vec<u8>, Vec<u8>)>,
+    /// Skip character and block devices instead of refusing them.
+    pub(crate) skip_devices: bool,
+}
+
+impl<'l> Rules<'l> {
+    pub(crate) fn new(limits: &'l Limits, flavor: Flavor) -> Self {
+        Rules {
+            limits,
+            flavor,
+            ownership: Ownership::FromArchive,
+            refuse_absolute: false,
+            rebase: None,
+            skip_devices: false,
+        }
+    }
+}
+
+/// Docker's rebase of an entry name: the leading `old` becomes `new`.
+pub(crate) fn rebase_name(raw: &[u8], rebase: &Option<(Vec<u8>, Vec<u8>)>) -> Vec<u8> {
+    match rebase {
+        Some((old, new)) if old.is_empty() => [new.as_slice(), raw].concat(),
+        Some((old, new)) if raw.starts_with(old) => [new.as_slice(), &raw[old.len()..]].concat(),
+        _ => raw.to_vec(),
+    }
+}
+
+/// Extracts into `tree`; returns the stats and the directories the archive described (cleaned
+/// relative paths, empty for the root).
+pub(crate) fn extract<R: Read>(
     reader: R,
-    dest: &Path,
-    limits: &Limits,
-    flavor: Flavor,
-) -> Result<ApplyStats, ArchiveError> {
+    tree: Tree,
+    rules: &Rules<'_>,
+) -> Result<(ApplyStats, Vec<Vec<u8>>), ArchiveError> {
     let state = Rc::new(GuardState::default());
     let mut archive = tar::Archive::new(Guarded::new(reader, Rc::clone(&state)));
     let mut ex = Extractor {
-        tree: Tree::open(dest)?,
-        limits,
-        flavor,
+        tree,
+        limits: rules.limits,
+        flavor: rules.flavor,
+        rules,
         state: Rc::clone(&state),
         stats: ApplyStats::default(),
         used: 0,
@@ -109,14 +172,16 @@ fn extract<R: Read>(
     }
     let mut rest = archive.into_inner();
     ex.drain_trailing(&mut rest)?;
+    let dirs = ex.dir_times.iter().map(|(rel, _)| rel.clone()).collect();
     ex.finish_dirs()?;
-    Ok(ex.stats)
+    Ok((ex.stats, dirs))
 }
 
 struct Extractor<'l> {
     tree: Tree,
     limits: &'l Limits,
     flavor: Flavor,
+    rules: &'l Rules<'l>,
     state: Rc<GuardState>,
     stats: ApplyStats,
     /// Entry data consumed so far, against `limits.max_total_bytes`.
@@ -142,6 +207,21 @@ impl Extractor<'_> {
         }
     }
 
+    /// The metadata of an entry, with the ownership rule applied.
+    fn meta<E: Read>(
+        &self,
+        entry: &mut tar::Entry<'_, E>,
+        raw: &[u8],
+    ) -> Result<Meta, ArchiveError> {
+        let mut meta = Meta::read(entry, raw, self.state.pos())?;
+        match self.rules.ownership {
+            Ownership::FromArchive => {}
+            Ownership::Caller => meta.chown = false,
+            Ownership::Fixed { uid, gid } => (meta.uid, meta.gid) = (uid, gid),
+        }
+        Ok(meta)
+    }
+
     fn corrupt(&self, message: &'static str) -> ArchiveError {
         ArchiveError::Corrupt {
             offset: self.state.pos(),
@@ -164,7 +244,7 @@ impl Extractor<'_> {
                 max: self.limits.max_total_bytes,
             });
         }
-        let raw = entry.path_bytes().into_owned();
+        let raw = rebase_name(&entry.path_bytes(), &self.rules.rebase);
         self.dispatch(&mut entry, &raw, size)?;
         // Whatever data the handler did not consume is read here, so that the parser only ever reads
         // headers under the metadata budget.
@@ -182,6 +262,9 @@ impl Extractor<'_> {
         if kind == EntryType::XGlobalHeader {
             tracing::debug!(entry = %show(raw), "skipping pax global header");
             return Ok(());
+        }
+        if self.rules.refuse_absolute && raw.starts_with(b"/") {
+            return Err(ArchiveError::AbsolutePath { path: show(raw) });
         }
         let rel = clean(raw).map_err(|r| refused(r, raw))?;
         let (parent, name) = split_last(&rel);
@@ -215,6 +298,10 @@ impl Extractor<'_> {
             EntryType::Symlink => self.symlink(entry, &rel, raw),
             EntryType::Link => self.hardlink(entry, &rel, raw),
             EntryType::Fifo => self.fifo(entry, &rel, raw),
+            EntryType::Char | EntryType::Block if self.rules.skip_devices => {
+                tracing::debug!(entry = %show(raw), "skipping device node");
+                Ok(())
+            }
             EntryType::Char | EntryType::Block => Err(ArchiveError::DeviceNode { path: show(raw) }),
             other => Err(ArchiveError::UnsupportedEntry {
                 path: show(raw),
@@ -265,7 +352,7 @@ impl Extractor<'_> {
         rel: &[u8],
         raw: &[u8],
     ) -> Result<(), ArchiveError> {
-        let meta = Meta::read(entry, raw, self.state.pos())?;
+        let meta = self.meta(entry, raw)?;
         if !rel.is_empty() {
             let (parent, name) = split_last(rel);
             let pfd = self.parent(parent, raw)?;
@@ -291,7 +378,7 @@ impl Extractor<'_> {
         raw: &[u8],
         size: u64,
     ) -> Result<(), ArchiveError> {
-        let meta = Meta::read(entry, raw, self.state.pos())?;
+        let meta = self.meta(entry, raw)?;
         let (parent, name) = split_last(rel);
         let pfd = self.parent(parent, raw)?;
         let name = OsStr::from_bytes(name);
@@ -331,7 +418,7 @@ impl Extractor<'_> {
                 })
             }
         };
-        let meta = Meta::read(entry, raw, self.state.pos())?;
+        let meta = self.meta(entry, raw)?;
         let (parent, name) = split_last(rel);
         let pfd = self.parent(parent, raw)?;
         let name = OsStr::from_bytes(name);
@@ -349,9 +436,14 @@ impl Extractor<'_> {
         raw: &[u8],
     ) -> Result<(), ArchiveError> {
         let target_raw = match entry.link_name_bytes() {
-            Some(t) => t.into_owned(),
+            Some(t) => rebase_name(&t, &self.rules.rebase),
             None => Vec::new(),
         };
+        if self.rules.refuse_absolute && target_raw.starts_with(b"/") {
+            return Err(ArchiveError::AbsolutePath {
+                path: show(&target_raw),
+            });
+        }
         let bad = |reason| ArchiveError::BadHardLink {
             path: show(raw),
             target: show(&target_raw),
@@ -391,7 +483,7 @@ impl Extractor<'_> {
         rel: &[u8],
         raw: &[u8],
     ) -> Result<(), ArchiveError> {
-        let meta = Meta::read(entry, raw, self.state.pos())?;
+        let meta = self.meta(entry, raw)?;
         let (parent, name) = split_last(rel);
         let pfd = self.parent(parent, raw)?;
         let name = OsStr::from_bytes(name);
@@ -409,7 +501,7 @@ impl Extractor<'_> {
         target: &[u8],
         raw: &[u8],
     ) -> Result<(), ArchiveError> {
-        let meta = Meta::read(entry, raw, self.state.pos())?;
+        let meta = self.meta(entry, raw)?;
         let pfd = self.parent(parent, raw)?;
         let rel = join(parent, target);
         let name = OsStr::from_bytes(target);

@@ -35,6 +35,15 @@ pub enum ArchiveError {
     /// An entry name or hard link target climbs above the root of the archive with `..`.
     #[error("unsafe path {path:?} escapes the destination")]
     UnsafePath { path: String },
+    /// An absolute entry name or link target where only relative ones are accepted (uploads).
+    #[error("entry {path:?} refused: absolute names are not accepted")]
+    AbsolutePath { path: String },
+    /// Extracting would replace an existing directory with a non-directory.
+    #[error("cannot overwrite directory {path:?} with non-directory {dest:?}")]
+    OverwriteDirectory { path: String, dest: String },
+    /// Extracting would replace an existing non-directory with a directory.
+    #[error("cannot overwrite non-directory {path:?} with directory {dest:?}")]
+    OverwriteNonDirectory { path: String, dest: String },
     /// A parent directory of the entry is a symlink: we never write through symlinks.
     #[error("entry {path:?} has a symlink among its parent directories")]
     SymlinkInPath { path: String },

@@ -54,6 +54,16 @@ impl Tree {
         })
     }
 
+    /// A destination directory the caller already opened (`O_RDONLY | O_DIRECTORY`); `dest` names it in
+    /// errors.
+    pub(crate) fn from_fd(root: OwnedFd, dest: &Path) -> Self {
+        Tree {
+            root: Rc::new(root),
+            root_path: dest.to_path_buf(),
+            cache: None,
+        }
+    }
+
     /// The destination directory itself.
     pub(crate) fn root(&self) -> Rc<OwnedFd> {
         Rc::clone(&self.root)

@@ -10,7 +10,11 @@
 //!   [`extract_plain`] does the same for a flat rootfs tar, without whiteout conversion.
 //! * [`write_dir_tar`] writes a directory tree as a tar stream (save, export, commit), and
 //!   [`write_overlay_diff`] writes an overlay upper directory as a layer diff, turning whiteout devices and
-//!   opaque directories back into `.wh.` entries.
+//!   opaque directories back into `.wh.` entries; [`write_container_diff`] leaves out the runtime's
+//!   mount point placeholders (commit).
+//! * [`write_resource`] and [`extract_resource`] copy one file or tree out of or into a directory
+//!   reached through a descriptor, with Docker's archive-endpoint naming and an all-or-nothing
+//!   extraction (staged in a fresh directory, then moved into place): `docker cp`.
 //!
 //! Everything is blocking; callers on an async runtime run it in a blocking thread. Work inside a
 //! destination or source tree goes through directory file descriptors and never follows a symlink
@@ -24,6 +28,7 @@
 
 mod apply;
 mod compression;
+mod copy;
 mod digest;
 mod error;
 mod fsat;
@@ -35,11 +40,12 @@ mod write;
 #[cfg(test)]
 mod tests;
 
-pub use apply::{apply_layer, extract_plain};
+pub use apply::{apply_layer, extract_plain, Ownership};
 pub use compression::{decompress, detect, Compression};
+pub use copy::{extract_resource, write_resource, ExtractOptions, Resource, ResourceOptions};
 pub use digest::DigestReader;
 pub use error::{ArchiveError, LimitKind};
-pub use write::{write_dir_tar, write_overlay_diff};
+pub use write::{write_container_diff, write_dir_tar, write_overlay_diff};
 
 /// Bounds on what one archive may make us do, against decompression and tar bombs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,6 +32,8 @@ pub(crate) struct Meta {
     pub(crate) gid: u32,
     pub(crate) mtime: Timespec,
     pub(crate) xattrs: Xattrs,
+    /// Set the owner (false: leave whoever created the object as its owner).
+    pub(crate) chown: bool,
 }
 
 impl Meta {
@@ -76,6 +78,7 @@ impl Meta {
             gid,
             mtime,
             xattrs,
+            chown: true,
         })
     }
 
@@ -87,6 +90,9 @@ impl Meta {
     }
 
     fn owner(&self) -> (Option<Uid>, Option<Gid>) {
+        if !self.chown {
+            return (None, None);
+        }
         (Some(Uid::from_raw(self.uid)), Some(Gid::from_raw(self.gid)))
     }
 

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -41,8 +42,32 @@ pub fn write_overlay_diff(upper: &Path, writer: impl Write) -> Result<u64, Archi
     write_tree(upper, writer, Flavor::OverlayDiff)
 }
 
+/// Writes an overlay upper directory as a layer diff like [`write_overlay_diff`], leaving out the
+/// mount points a runtime creates in a container's upper directory (`proc`, `sys`, `dev`,
+/// `etc/hosts`, `etc/hostname`, `etc/resolv.conf`) when they are empty: they are placeholders for
+/// mounts, not changes (Docker keeps them in a separate init layer). Used by `commit`.
+pub fn write_container_diff(upper: &Path, writer: impl Write) -> Result<u64, ArchiveError> {
+    let root = open_dir(upper)?;
+    let mut tw = TreeWriter::new(writer, Flavor::OverlayDiff);
+    tw.placeholders = RUNTIME_PLACEHOLDERS;
+    let walked = tw
+        .root(&root, upper)
+        .and_then(|()| tw.walk(&root, b"", upper));
+    tw.finish(walked)
+}
+
+/// Mount points a runtime makes when the image lacks them.
+const RUNTIME_PLACEHOLDERS: &[&[u8]] = &[
+    b"proc",
+    b"sys",
+    b"dev",
+    b"etc/hosts",
+    b"etc/hostname",
+    b"etc/resolv.conf",
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flavor {
+pub(crate) enum Flavor {
     Tree,
     OverlayDiff,
 }
@@ -60,7 +85,7 @@ const UNSUPPORTED_OVERLAY_XATTRS: [(&str, &str); 2] = [
     ),
 ];
 
-fn write_tree<W: Write>(src: &Path, writer: W, flavor: Flavor) -> Result<u64, ArchiveError> {
+fn open_dir(src: &Path) -> Result<File, ArchiveError> {
     let root = rfs::openat(
         CWD,
         src,
@@ -68,39 +93,108 @@ fn write_tree<W: Write>(src: &Path, writer: W, flavor: Flavor) -> Result<u64, Ar
         Mode::empty(),
     )
     .map_err(|e| ArchiveError::io("open directory", src.to_path_buf(), e))?;
-    let root = File::from(root);
-    let mut tw = TreeWriter {
-        builder: tar::Builder::new(Counting {
-            inner: writer,
-            count: 0,
-            poisoned: false,
-        }),
-        flavor,
-        links: HashMap::new(),
-    };
-    let walked = tw.root(&root, src).and_then(|()| tw.walk(&root, b"", src));
-    if let Err(e) = walked {
-        // The builder writes the end-of-archive marker when dropped; a failed stream must not get one.
-        tw.builder.get_mut().poisoned = true;
-        return Err(e);
-    }
-    let mut out = tw
-        .builder
-        .into_inner()
-        .map_err(|source| ArchiveError::Write { source })?;
-    out.flush()
-        .map_err(|source| ArchiveError::Write { source })?;
-    Ok(out.count)
+    Ok(File::from(root))
 }
 
-struct TreeWriter<W: Write> {
+fn write_tree<W: Write>(src: &Path, writer: W, flavor: Flavor) -> Result<u64, ArchiveError> {
+    let root = open_dir(src)?;
+    let mut tw = TreeWriter::new(writer, flavor);
+    let walked = tw.root(&root, src).and_then(|()| tw.walk(&root, b"", src));
+    tw.finish(walked)
+}
+
+pub(crate) struct TreeWriter<W: Write> {
     builder: tar::Builder<Counting<W>>,
     flavor: Flavor,
     /// First name written for each (device, inode) of a regular file with several links.
     links: HashMap<(u64, u64), Vec<u8>>,
+    /// Name of the archived resource: entries are `base/rel` (`etc/passwd`), `/rel` when the base is
+    /// `/`, or just `rel` when empty (a tree whose root is not an entry).
+    pub(crate) base: Vec<u8>,
+    /// Owner written in place of the files' own.
+    pub(crate) owner: Option<(u32, u32)>,
+    /// Write the directory of a procfs, sysfs or similar mount but nothing below it.
+    pub(crate) skip_pseudo_fs: bool,
+    /// Directories (relative paths) written without their content.
+    pub(crate) skip_content: Vec<Vec<u8>>,
+    /// Entries (relative paths) left out when they are an empty directory or empty file.
+    placeholders: &'static [&'static [u8]],
+    /// Write entry names byte for byte (see [`TreeWriter::emit`]).
+    pub(crate) raw_names: bool,
+    /// PAX records waiting for the next entry (raw names only).
+    pending_pax: Vec<u8>,
 }
 
 impl<W: Write> TreeWriter<W> {
+    pub(crate) fn new(writer: W, flavor: Flavor) -> Self {
+        TreeWriter {
+            builder: tar::Builder::new(Counting {
+                inner: writer,
+                count: 0,
+                poisoned: false,
+            }),
+            flavor,
+            links: HashMap::new(),
+            base: Vec::new(),
+            owner: None,
+            skip_pseudo_fs: false,
+            skip_content: Vec::new(),
+            placeholders: &[],
+            raw_names: false,
+            pending_pax: Vec::new(),
+        }
+    }
+
+    /// Ends the stream after a walk: with the end-of-archive marker when it succeeded, without when
+    /// it failed (so that no reader takes a partial stream for complete). Returns the bytes written.
+    pub(crate) fn finish(mut self, walked: Result<(), ArchiveError>) -> Result<u64, ArchiveError> {
+        if let Err(e) = walked {
+            // The builder writes the end-of-archive marker when dropped; a failed stream must not get one.
+            self.builder.get_mut().poisoned = true;
+            return Err(e);
+        }
+        let mut out = self
+            .builder
+            .into_inner()
+            .map_err(|source| ArchiveError::Write { source })?;
+        out.flush()
+            .map_err(|source| ArchiveError::Write { source })?;
+        Ok(out.count)
+    }
+
+    /// The entry name of a path relative to the archived resource.
+    pub(crate) fn name(&self, rel: &[u8]) -> Vec<u8> {
+        match (self.base.as_slice(), rel) {
+            (b"", rel) => rel.to_vec(),
+            (base, b"") => base.to_vec(),
+            (b"/", rel) => [b"/", rel].concat(),
+            (base, rel) => [base, b"/", rel].concat(),
+        }
+    }
+
+    /// A ustar header with the common fields of `st` (or the fixed owner) and size 0.
+    pub(crate) fn header(&self, st: &Stat, kind: EntryType) -> Header {
+        let mut h = header(st, kind);
+        if let Some((uid, gid)) = self.owner {
+            h.set_uid(u64::from(uid));
+            h.set_gid(u64::from(gid));
+        }
+        h
+    }
+
+    fn is_placeholder(&self, dir: &File, name: &OsStr, rel: &[u8], st: &Stat) -> bool {
+        if !self.placeholders.contains(&rel) {
+            return false;
+        }
+        match file_type(st) {
+            FileType::RegularFile => st.st_size == 0,
+            FileType::Directory => rfs::openat(dir, name, DIR_FLAGS, Mode::empty())
+                .ok()
+                .and_then(|fd| list_dir(&fd, Path::new("")).ok())
+                .is_some_and(|names| names.is_empty()),
+            _ => false,
+        }
+    }
     /// The root is not an entry, but in a diff an opaque root still needs its marker.
     fn root(&mut self, root: &File, path: &Path) -> Result<(), ArchiveError> {
         if self.flavor != Flavor::OverlayDiff {
@@ -126,51 +220,63 @@ impl<W: Write> TreeWriter<W> {
                 tracing::debug!(path = %child_path.display(), "vanished while archiving");
                 continue;
             };
-            match file_type(&st) {
-                FileType::Directory => self.directory(dir, name, &child_rel, &child_path)?,
-                FileType::RegularFile => self.regular(dir, name, &st, &child_rel, &child_path)?,
-                FileType::Symlink => {
-                    let target = rfs::readlinkat(dir, name, Vec::new())
-                        .map_err(|e| ArchiveError::io("read symlink", child_path.clone(), e))?;
-                    let mut h = header(&st, EntryType::Symlink);
-                    let target = OsStr::from_bytes(target.as_bytes());
-                    self.builder
-                        .append_link(&mut h, as_path(&child_rel), target)
-                        .map_err(|source| ArchiveError::Write { source })?;
-                }
-                FileType::CharacterDevice
-                    if self.flavor == Flavor::OverlayDiff && st.st_rdev == 0 =>
-                {
-                    let whiteout = [WHITEOUT_PREFIX, name.as_bytes()].concat();
-                    let mut h = header(&st, EntryType::Regular);
-                    self.append_empty(&mut h, &join(rel, &whiteout))?;
-                }
-                kind @ (FileType::CharacterDevice | FileType::BlockDevice) => {
-                    let entry_type = if kind == FileType::CharacterDevice {
-                        EntryType::Char
-                    } else {
-                        EntryType::Block
-                    };
-                    let mut h = header(&st, entry_type);
-                    let set = h
-                        .set_device_major(rfs::major(st.st_rdev))
-                        .and_then(|()| h.set_device_minor(rfs::minor(st.st_rdev)));
-                    set.map_err(|source| ArchiveError::Write { source })?;
-                    self.append_empty(&mut h, &child_rel)?;
-                }
-                FileType::Fifo => {
-                    let mut h = header(&st, EntryType::Fifo);
-                    self.append_empty(&mut h, &child_rel)?;
-                }
-                _ => tracing::debug!(path = %child_path.display(), "skipping socket"),
+            if self.is_placeholder(dir, name, &child_rel, &st) {
+                continue;
             }
+            self.child(dir, name, &st, rel, &child_rel, &child_path)?;
+        }
+        Ok(())
+    }
+
+    /// One object `name` of `dir` (whose stat is `st`): `rel` is the directory's relative path,
+    /// `child_rel` the object's.
+    pub(crate) fn child(
+        &mut self,
+        dir: &impl AsFd,
+        name: &OsStr,
+        st: &Stat,
+        rel: &[u8],
+        child_rel: &[u8],
+        child_path: &Path,
+    ) -> Result<(), ArchiveError> {
+        match file_type(st) {
+            FileType::Directory => self.directory(dir, name, child_rel, child_path)?,
+            FileType::RegularFile => self.regular(dir, name, st, child_rel, child_path)?,
+            FileType::Symlink => {
+                let target = rfs::readlinkat(dir, name, Vec::new())
+                    .map_err(|e| ArchiveError::io("read symlink", child_path.to_path_buf(), e))?;
+                self.append_symlink(st, child_rel, target.as_bytes())?;
+            }
+            FileType::CharacterDevice if self.flavor == Flavor::OverlayDiff && st.st_rdev == 0 => {
+                let whiteout = [WHITEOUT_PREFIX, name.as_bytes()].concat();
+                let mut h = self.header(st, EntryType::Regular);
+                self.append_empty(&mut h, &join(rel, &whiteout))?;
+            }
+            kind @ (FileType::CharacterDevice | FileType::BlockDevice) => {
+                let entry_type = if kind == FileType::CharacterDevice {
+                    EntryType::Char
+                } else {
+                    EntryType::Block
+                };
+                let mut h = self.header(st, entry_type);
+                let set = h
+                    .set_device_major(rfs::major(st.st_rdev))
+                    .and_then(|()| h.set_device_minor(rfs::minor(st.st_rdev)));
+                set.map_err(|source| ArchiveError::Write { source })?;
+                self.append_empty(&mut h, child_rel)?;
+            }
+            FileType::Fifo => {
+                let mut h = self.header(st, EntryType::Fifo);
+                self.append_empty(&mut h, child_rel)?;
+            }
+            _ => tracing::debug!(path = %child_path.display(), "skipping socket"),
         }
         Ok(())
     }
 
     fn directory(
         &mut self,
-        parent: &File,
+        parent: &impl AsFd,
         name: &OsStr,
         rel: &[u8],
         path: &Path,
@@ -184,25 +290,45 @@ impl<W: Write> TreeWriter<W> {
             }
             Err(e) => return Err(ArchiveError::io("open directory", path.to_path_buf(), e)),
         };
-        let st = rfs::fstat(&fd).map_err(|e| ArchiveError::io("inspect", path.to_path_buf(), e))?;
-        if self.flavor == Flavor::OverlayDiff {
-            self.overlay_checks(&fd, path)?;
-        }
-        let xattrs = exported_xattrs(&fd, path)?;
-        let mut h = header(&st, EntryType::Directory);
-        let mut with_slash = rel.to_vec();
-        with_slash.push(b'/');
-        self.append_pax(&xattrs)?;
-        self.append_empty(&mut h, &with_slash)?;
-        if self.flavor == Flavor::OverlayDiff && is_opaque(&fd) {
-            self.append_opaque(rel, &st)?;
-        }
-        self.walk(&fd, rel, path)
+        self.directory_fd(&fd, rel, path)
     }
 
-    fn regular(
+    /// The entry of an open directory, then (unless it is a pseudo file system we skip) its content.
+    pub(crate) fn directory_fd(
         &mut self,
-        parent: &File,
+        fd: &File,
+        rel: &[u8],
+        path: &Path,
+    ) -> Result<(), ArchiveError> {
+        let st = rfs::fstat(fd).map_err(|e| ArchiveError::io("inspect", path.to_path_buf(), e))?;
+        if self.flavor == Flavor::OverlayDiff {
+            self.overlay_checks(fd, path)?;
+        }
+        let xattrs = exported_xattrs(fd, path)?;
+        let mut h = self.header(&st, EntryType::Directory);
+        self.append_pax(&xattrs)?;
+        let mut with_slash = self.name(rel);
+        if with_slash.last() != Some(&b'/') {
+            with_slash.push(b'/');
+        }
+        self.emit(&mut h, &with_slash, None, io::empty())
+            .map_err(|source| ArchiveError::Write { source })?;
+        if self.flavor == Flavor::OverlayDiff && is_opaque(fd) {
+            self.append_opaque(rel, &st)?;
+        }
+        if self.skip_content.iter().any(|r| r == rel) {
+            return Ok(());
+        }
+        if self.skip_pseudo_fs && is_pseudo_fs(fd) {
+            tracing::debug!(path = %path.display(), "not archiving the content of a pseudo file system");
+            return Ok(());
+        }
+        self.walk(fd, rel, path)
+    }
+
+    pub(crate) fn regular(
+        &mut self,
+        parent: &impl AsFd,
         name: &OsStr,
         st: &Stat,
         rel: &[u8],
@@ -211,11 +337,10 @@ impl<W: Write> TreeWriter<W> {
         let key = inode_key(st);
         if st.st_nlink > 1 {
             if let Some(first) = self.links.get(&key) {
-                let first = first.clone();
-                let mut h = header(st, EntryType::Link);
+                let (first, name) = (self.name(first), self.name(rel));
+                let mut h = self.header(st, EntryType::Link);
                 return self
-                    .builder
-                    .append_link(&mut h, as_path(rel), as_path(&first))
+                    .emit(&mut h, &name, Some(&first), io::empty())
                     .map_err(|source| ArchiveError::Write { source });
             }
         }
@@ -244,7 +369,7 @@ impl<W: Write> TreeWriter<W> {
         let size = u64::try_from(now.st_size).map_err(|_| ArchiveError::Changed {
             path: path.to_path_buf(),
         })?;
-        let mut h = header(&now, EntryType::Regular);
+        let mut h = self.header(&now, EntryType::Regular);
         h.set_size(size);
         self.append_pax(&xattrs)?;
         let mut data = Exact {
@@ -252,7 +377,8 @@ impl<W: Write> TreeWriter<W> {
             left: size,
             outcome: ReadOutcome::Fine,
         };
-        if let Err(source) = self.builder.append_data(&mut h, as_path(rel), &mut data) {
+        let name = self.name(rel);
+        if let Err(source) = self.emit(&mut h, &name, None, &mut data) {
             return Err(match data.outcome {
                 ReadOutcome::Fine => ArchiveError::Write { source },
                 ReadOutcome::Shrank => ArchiveError::Changed {
@@ -282,14 +408,67 @@ impl<W: Write> TreeWriter<W> {
 
     /// `rel/.wh..wh..opq`, with the directory's permission bits, owner and mtime (as Docker writes it).
     fn append_opaque(&mut self, rel: &[u8], dir: &Stat) -> Result<(), ArchiveError> {
-        let mut h = header(dir, EntryType::Regular);
+        let mut h = self.header(dir, EntryType::Regular);
         self.append_empty(&mut h, &join(rel, OPAQUE_MARKER))
     }
 
-    fn append_empty(&mut self, h: &mut Header, rel: &[u8]) -> Result<(), ArchiveError> {
-        self.builder
-            .append_data(h, as_path(rel), io::empty())
+    /// An entry without data (directories add their slash themselves).
+    pub(crate) fn append_empty(&mut self, h: &mut Header, rel: &[u8]) -> Result<(), ArchiveError> {
+        let name = self.name(rel);
+        self.emit(h, &name, None, io::empty())
             .map_err(|source| ArchiveError::Write { source })
+    }
+
+    pub(crate) fn append_symlink(
+        &mut self,
+        st: &Stat,
+        rel: &[u8],
+        target: &[u8],
+    ) -> Result<(), ArchiveError> {
+        let mut h = self.header(st, EntryType::Symlink);
+        let name = self.name(rel);
+        self.emit(&mut h, &name, Some(target), io::empty())
+            .map_err(|source| ArchiveError::Write { source })
+    }
+
+    /// Appends one entry named `name` (a link to `link` for symlinks and hard links). Without
+    /// `raw_names` the tar crate encodes the names (normalising them: `./a` becomes `a`); with it,
+    /// names are written byte for byte (`./a`, `/bin` as Docker's archive endpoint sends them),
+    /// long ones in PAX `path`/`linkpath` records together with any pending xattrs.
+    fn emit<R: Read>(
+        &mut self,
+        h: &mut Header,
+        name: &[u8],
+        link: Option<&[u8]>,
+        data: R,
+    ) -> io::Result<()> {
+        if !self.raw_names {
+            return match link {
+                Some(l) => self.builder.append_link(h, as_path(name), as_path(l)),
+                None => self.builder.append_data(h, as_path(name), data),
+            };
+        }
+        let mut pax = std::mem::take(&mut self.pending_pax);
+        let old = h.as_old_mut();
+        old.name.fill(0);
+        let n = name.len().min(old.name.len());
+        old.name[..n].copy_from_slice(&name[..n]);
+        if name.len() > old.name.len() {
+            pax_record(&mut pax, b"path", name);
+        }
+        if let Some(l) = link {
+            old.linkname.fill(0);
+            let n = l.len().min(old.linkname.len());
+            old.linkname[..n].copy_from_slice(&l[..n]);
+            if l.len() > old.linkname.len() {
+                pax_record(&mut pax, b"linkpath", l);
+            }
+        }
+        if !pax.is_empty() {
+            self.write_pax(&pax)?;
+        }
+        h.set_cksum();
+        self.builder.append(h, data)
     }
 
     /// A PAX extended header carrying the xattrs of the entry that follows.
@@ -301,17 +480,24 @@ impl<W: Write> TreeWriter<W> {
         for (name, value) in xattrs {
             pax_record(&mut data, &[PAX_XATTR_PREFIX, name].concat(), value);
         }
+        if self.raw_names {
+            // Written with the entry's own records by `emit`.
+            self.pending_pax.extend_from_slice(&data);
+            return Ok(());
+        }
+        self.write_pax(&data)
+            .map_err(|source| ArchiveError::Write { source })
+    }
+
+    fn write_pax(&mut self, data: &[u8]) -> io::Result<()> {
         let mut h = Header::new_ustar();
         h.set_entry_type(EntryType::XHeader);
         h.set_mode(0o644);
         h.set_mtime(0);
         h.set_size(data.len() as u64);
-        h.set_path("@PaxHeader")
-            .map_err(|source| ArchiveError::Write { source })?;
+        h.set_path("@PaxHeader")?;
         h.set_cksum();
-        self.builder
-            .append(&h, data.as_slice())
-            .map_err(|source| ArchiveError::Write { source })
+        self.builder.append(&h, data)
     }
 }
 
@@ -337,6 +523,29 @@ fn inode_key(st: &Stat) -> (u64, u64) {
 
 fn as_path(rel: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(rel))
+}
+
+/// Whether an open directory is on procfs, sysfs or another kernel interface file system, whose
+/// content is no file a copy wants (a running container's `/proc`, `/sys`, `/dev/pts`...).
+fn is_pseudo_fs(fd: &File) -> bool {
+    const PSEUDO: [i128; 15] = [
+        0x9fa0,      // proc
+        0x6265_6572, // sysfs
+        0x1cd1,      // devpts
+        0x0027_e0eb, // cgroup
+        0x6367_7270, // cgroup2
+        0x1980_0202, // mqueue
+        0x7363_6673, // securityfs
+        0x6462_6720, // debugfs
+        0x7472_6163, // tracefs
+        0xcafe_4a11, // bpf
+        0x6165_676c, // pstore
+        0x4249_4e4d, // binfmt_misc
+        0x6e73_6673, // nsfs
+        0x6265_6570, // configfs
+        0x6573_5543, // fusectl
+    ];
+    rfs::fstatfs(fd).is_ok_and(|st| PSEUDO.contains(&i128::from(st.f_type)))
 }
 
 fn is_opaque(fd: &File) -> bool {

@@ -31,6 +31,18 @@ struct DaemonArgs {
     /// Enable debug mode
     #[arg(short = 'D', long)]
     debug: bool,
+    /// Attach containers to a network bridge ("none" disables the default bridge)
+    #[arg(short = 'b', long)]
+    bridge: Option<String>,
+    /// Specify default-bridge IP (gateway address and prefix, e.g. 172.17.0.1/16)
+    #[arg(long)]
+    bip: Option<String>,
+    /// Set the containers network MTU
+    #[arg(long)]
+    mtu: Option<u32>,
+    /// The nftables table berth keeps its rules in
+    #[arg(long = "firewall-table")]
+    firewall_table: Option<String>,
 }
 
 fn main() {
@@ -72,6 +84,10 @@ fn daemon(args: &[String]) -> i32 {
         config_file: a.config_file,
         log_level: a.log_level,
         debug: a.debug,
+        bridge: a.bridge,
+        bip: a.bip,
+        mtu: a.mtu,
+        firewall_table: a.firewall_table,
     };
     let cfg = match berth_daemon::config::load(&flags) {
         Ok(c) => c,

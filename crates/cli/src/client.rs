@@ -147,6 +147,26 @@ impl Client {
         .await
     }
 
+    /// A request of any method whose body is the chunks received on `rx` (an `Err` aborts the upload); returns
+    /// the streamed answer (`docker cp` uploads with `PUT`).
+    pub async fn send_stream(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        mut rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    ) -> Result<Response<Incoming>> {
+        let stream = futures_util::stream::poll_fn(move |cx| {
+            rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data)))
+        });
+        let body = StreamBody::new(stream).boxed();
+        Self::check(
+            self.send(self.build(method, path, body, content_type)?)
+                .await?,
+        )
+        .await
+    }
+
     /// A request whose answer is streamed, with an `X-Registry-Auth` header (pull, push).
     pub async fn stream_with_auth(
         &self,

@@ -504,15 +504,32 @@ fn ps_item(v: &Value, trunc: bool) -> Value {
         "Command": human::command_column(v["Command"].as_str().unwrap_or(""), trunc),
         "CreatedAt": when.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S %z %Z").to_string(),
         "RunningFor": human::time_ago(when, chrono::Utc::now()),
-        "Ports": "",
+        "Ports": human::ports_column(&port_summaries(&v["Ports"])),
         "State": v["State"],
         "Status": v["Status"],
         "Size": size,
         "Names": names.join(","),
         "Labels": human::labels_column(&labels),
-        "Mounts": "",
-        "Networks": "",
+        "Mounts": v["Mounts"].as_array().map(|m| m.iter().map(|x| {
+            let name = x["Name"].as_str().unwrap_or("");
+            if name.is_empty() { x["Source"].as_str().unwrap_or("").to_string() } else { human::truncate_id(name).to_string() }
+        }).collect::<Vec<_>>().join(",")).unwrap_or_default(),
+        "Networks": v["NetworkSettings"]["Networks"].as_object().map(|m| m.keys().cloned().collect::<Vec<_>>().join(",")).unwrap_or_default(),
     })
+}
+
+/// The API's `Ports` of a container summary.
+pub fn port_summaries(v: &Value) -> Vec<human::PortSummary> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| human::PortSummary {
+            ip: p["IP"].as_str().unwrap_or("").to_string(),
+            private_port: p["PrivatePort"].as_u64().unwrap_or(0) as u16,
+            public_port: p["PublicPort"].as_u64().unwrap_or(0) as u16,
+            protocol: p["Type"].as_str().unwrap_or("tcp").to_string(),
+        })
+        .collect()
 }
 
 pub async fn ps(c: &Client, a: PsArgs) -> Result<i32> {

@@ -6,8 +6,11 @@
 //! container's.
 
 pub mod client;
+mod cmd_commit;
 mod cmd_container;
+mod cmd_cp;
 mod cmd_image;
+mod cmd_network;
 mod cmd_observe;
 mod cmd_registry;
 mod cmd_system;
@@ -115,6 +118,10 @@ pub enum Cmd {
     Diff(cmd_observe::DiffArgs),
     /// Export a container's filesystem as a tar archive
     Export(cmd_observe::ExportArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cmd_cp::CpArgs),
+    /// Create a new image from a container's changes
+    Commit(cmd_commit::CommitArgs),
     /// Download an image from a registry
     Pull(cmd_registry::PullArgs),
     /// Upload an image to a registry
@@ -129,6 +136,13 @@ pub enum Cmd {
     Info(cmd_system::FormatArgs),
     /// Get real time events from the server
     Events(cmd_system::EventsArgs),
+    /// Manage networks
+    Network {
+        #[command(subcommand)]
+        cmd: cmd_network::NetworkCmd,
+    },
+    /// List port mappings or a specific mapping for the container
+    Port(cmd_network::PortArgs),
     /// Manage volumes
     Volume {
         #[command(subcommand)]
@@ -158,6 +172,8 @@ pub enum ContainerCmd {
     Inspect(cmd_container::InspectArgs),
     Logs(cmd_container::LogsArgs),
     Rename(cmd_container::RenameArgs),
+    Cp(cmd_cp::CpArgs),
+    Commit(cmd_commit::CommitArgs),
     /// Remove all stopped containers
     Prune(cmd_container::PruneArgs),
 }
@@ -398,8 +414,18 @@ async fn dispatch(c: &client::Client, cmd: Cmd) -> Result<i32> {
         Cmd::Stats(a) => cmd_observe::stats(c, a).await,
         Cmd::Diff(a) => cmd_observe::diff(c, a).await,
         Cmd::Export(a) => cmd_observe::export(c, a).await,
+        Cmd::Cp(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Cp(a),
+        } => cmd_cp::cp(c, a).await,
+        Cmd::Commit(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Commit(a),
+        } => cmd_commit::commit(c, a).await,
         Cmd::Version(a) => cs::version(c, a).await,
         Cmd::Volume { cmd } => cmd_volume::run(c, cmd).await,
+        Cmd::Network { cmd } => cmd_network::run(c, cmd).await,
+        Cmd::Port(a) => cmd_network::port(c, a).await,
         Cmd::Info(a)
         | Cmd::System {
             cmd: SystemCmd::Info(a),

@@ -25,6 +25,7 @@ pub struct DaemonConfig {
     pub registry_mirrors: Vec<String>,
     pub max_concurrent_downloads: usize,
     pub max_concurrent_uploads: usize,
+    pub network: berth_engine::network::NetworkConfig,
 }
 
 /// The `daemon.json` keys berth understands (Docker's names); unknown keys are refused like dockerd does.
@@ -48,6 +49,12 @@ pub struct DaemonJson {
     pub bip: Option<String>,
     pub default_address_pools: Option<serde_json::Value>,
     pub mtu: Option<u32>,
+    pub bridge: Option<String>,
+    pub ip_forward: Option<bool>,
+    pub iptables: Option<bool>,
+    pub userland_proxy: Option<bool>,
+    /// berth's own: the nftables table holding berth's rules.
+    pub firewall_table: Option<String>,
     #[serde(rename = "detachKeys")]
     pub detach_keys: Option<String>,
 }
@@ -62,6 +69,10 @@ pub struct Flags {
     pub config_file: Option<PathBuf>,
     pub log_level: Option<String>,
     pub debug: bool,
+    pub bridge: Option<String>,
+    pub bip: Option<String>,
+    pub mtu: Option<u32>,
+    pub firewall_table: Option<String>,
 }
 
 pub fn load(flags: &Flags) -> anyhow::Result<DaemonConfig> {
@@ -124,7 +135,28 @@ pub fn resolve(flags: &Flags, json: DaemonJson) -> anyhow::Result<DaemonConfig> 
             anyhow::bail!("log driver {d:?} is not supported (only json-file)");
         }
     }
+    let mut network = berth_engine::network::NetworkConfig::default();
+    if let Some(b) = flags.bridge.clone().or(json.bridge.clone()) {
+        if b != "none" {
+            berth_network::link::validate_ifname(&b).map_err(|e| anyhow::anyhow!("bridge: {e}"))?;
+        }
+        network.bridge = b;
+    }
+    if let Some(bip) = flags.bip.clone().or(json.bip.clone()) {
+        network.bip = Some(bip.parse().with_context(|| {
+            format!("bip: {bip:?} is not an IPv4 address with a prefix (172.17.0.1/16)")
+        })?);
+    }
+    if let Some(p) = &json.default_address_pools {
+        network.pools = serde_json::from_value(p.clone()).context("default-address-pools")?;
+    }
+    network.mtu = flags.mtu.or(json.mtu);
+    if let Some(t) = flags.firewall_table.clone().or(json.firewall_table.clone()) {
+        network.firewall_table = t;
+    }
+    network.ip_forward = json.ip_forward.unwrap_or(true);
     Ok(DaemonConfig {
+        network,
         hosts,
         data_root: flags
             .data_root
@@ -175,6 +207,26 @@ mod tests {
         assert_eq!(c.log_max_files, 5);
         assert_eq!(c.log_level, "debug");
         assert_eq!(c.hosts, vec!["unix:///run/berth/berth.sock"]);
+        assert_eq!(c.network.bridge, "berth0");
+    }
+
+    #[test]
+    fn network_settings_from_daemon_json() {
+        let json = parse_json(
+            br#"{"bridge": "bt0", "bip": "10.55.0.1/24", "mtu": 1400, "firewall-table": "t1",
+                 "default-address-pools": [{"base": "10.60.0.0/16", "size": 24}]}"#,
+        )
+        .unwrap();
+        let c = resolve(&Flags::default(), json).unwrap();
+        assert_eq!(c.network.bridge, "bt0");
+        assert_eq!(c.network.bip.unwrap().to_string(), "10.55.0.1/24");
+        assert_eq!(c.network.mtu, Some(1400));
+        assert_eq!(c.network.firewall_table, "t1");
+        assert_eq!(c.network.pools.len(), 1);
+        let bad = parse_json(br#"{"bip": "nonsense"}"#).unwrap();
+        assert!(resolve(&Flags::default(), bad).is_err());
+        let bad = parse_json(br#"{"bridge": "a/b"}"#).unwrap();
+        assert!(resolve(&Flags::default(), bad).is_err());
     }
 
     #[test]

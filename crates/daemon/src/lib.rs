@@ -34,26 +34,30 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         .unwrap_or(exe);
     let daemon_id = daemon_id(&cfg.data_root)?;
     let init_binary = install_init(&cfg.exec_root)?;
-    let engine = Engine::open(berth_engine::Config {
-        data_root: cfg.data_root.clone(),
-        exec_root: cfg.exec_root.clone(),
-        shim_program,
-        cgroup_parent: cfg.cgroup_parent.clone(),
-        cgroup_root: cfg.cgroup_root.clone(),
-        log_max_size: cfg.log_max_size,
-        log_max_files: cfg.log_max_files,
-        resolv_conf: "/etc/resolv.conf".into(),
-        hosts_file: "/etc/hosts".into(),
-        proc_root: "/proc".into(),
-        init_binary: Some(init_binary),
-        daemon_id,
-        registry: berth_engine::registry::RegistryConfig {
-            insecure_registries: cfg.insecure_registries.clone(),
-            registry_mirrors: cfg.registry_mirrors.clone(),
-            max_concurrent_downloads: cfg.max_concurrent_downloads,
-            max_concurrent_uploads: cfg.max_concurrent_uploads,
+    let engine = Engine::open(
+        berth_engine::Config {
+            data_root: cfg.data_root.clone(),
+            exec_root: cfg.exec_root.clone(),
+            shim_program,
+            cgroup_parent: cfg.cgroup_parent.clone(),
+            cgroup_root: cfg.cgroup_root.clone(),
+            log_max_size: cfg.log_max_size,
+            log_max_files: cfg.log_max_files,
+            resolv_conf: "/etc/resolv.conf".into(),
+            hosts_file: "/etc/hosts".into(),
+            proc_root: "/proc".into(),
+            init_binary: Some(init_binary),
+            daemon_id,
+            registry: berth_engine::registry::RegistryConfig {
+                insecure_registries: cfg.insecure_registries.clone(),
+                registry_mirrors: cfg.registry_mirrors.clone(),
+                max_concurrent_downloads: cfg.max_concurrent_downloads,
+                max_concurrent_uploads: cfg.max_concurrent_uploads,
+            },
+            network: cfg.network.clone(),
         },
-    })
+        net_deps(&cfg)?,
+    )
     .await
     .context("open the engine")?;
     let state = AppState {
@@ -162,4 +166,15 @@ fn rand_u128() -> u128 {
         let _ = std::io::Read::read_exact(&mut f, &mut b);
     }
     u128::from_le_bytes(b)
+}
+
+/// The kernel-facing networking parts: netlink for links, one nftables table for the firewall.
+fn net_deps(cfg: &DaemonConfig) -> anyhow::Result<berth_engine::network::NetDeps> {
+    let links = berth_network::link::Netlink::new().context("open a netlink connection")?;
+    Ok(berth_engine::network::NetDeps {
+        links: std::sync::Arc::new(links),
+        firewall: std::sync::Arc::new(berth_network::firewall::Nft::new(
+            cfg.network.firewall_table.clone(),
+        )),
+    })
 }

@@ -10,6 +10,7 @@ pub enum ErrorKind {
     Conflict,
     InvalidArgument,
     NotModified,
+    Forbidden,
     Internal,
 }
 
@@ -19,6 +20,9 @@ pub enum EngineError {
     NoSuchContainer(String),
     #[error("{0}")]
     Conflict(String),
+    /// Refused by policy (Docker answers 403: removing a predefined network, duplicate endpoints).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("No such exec instance: {0}")]
     NoSuchExec(String),
     #[error("network {0} not found")]
@@ -54,6 +58,7 @@ impl EngineError {
             | EngineError::NotFoundMsg(_)
             | EngineError::NoSuchExec(_) => ErrorKind::NotFound,
             EngineError::Conflict(_) => ErrorKind::Conflict,
+            EngineError::Forbidden(_) => ErrorKind::Forbidden,
             EngineError::Invalid(_) => ErrorKind::InvalidArgument,
             EngineError::NotModified(_) => ErrorKind::NotModified,
             EngineError::Image(e) => match e.kind() {

@@ -17,6 +17,7 @@ pub mod exec;
 pub mod hello;
 pub mod images;
 pub mod names;
+pub mod network;
 pub mod registry;
 pub mod shim_client;
 pub mod stats;
@@ -59,6 +60,7 @@ pub struct Config {
     pub init_binary: Option<PathBuf>,
     pub daemon_id: String,
     pub registry: registry::RegistryConfig,
+    pub network: network::NetworkConfig,
 }
 
 /// The longest `--exec-root` that keeps every socket below it within the kernel's 108-byte limit.
@@ -78,6 +80,7 @@ pub(crate) struct Inner {
     pub events: events::EventBus,
     pub execs: exec::ExecStore,
     pub volumes: volumes::VolumeStore,
+    pub net: network::NetServices,
     /// Serialises volume create and remove (name checks against the store).
     pub volume_lock: tokio::sync::Mutex<()>,
     pub registry: berth_distribution::RegistryClient,
@@ -86,7 +89,7 @@ pub(crate) struct Inner {
 
 impl Engine {
     /// Open the stores under the data root and reconnect to containers that kept running.
-    pub async fn open(cfg: Config) -> Result<Engine> {
+    pub async fn open(cfg: Config, net: network::NetDeps) -> Result<Engine> {
         // libcontainer puts `<exec-root>/rt/<64-hex id>/notify.sock` on a unix socket, whose paths are limited
         // to 108 bytes; refuse an exec root that would make starts fail later.
         let len = cfg.exec_root.as_os_str().len();
@@ -119,7 +122,9 @@ impl Engine {
             .await
             .map_err(EngineError::join)??;
         let store = store::ContainerStore::open(db.clone())?;
-        let volumes = volumes::VolumeStore::open(db, cfg.data_root.join("volumes"))?;
+        let volumes = volumes::VolumeStore::open(db.clone(), cfg.data_root.join("volumes"))?;
+        let net =
+            network::NetServices::new(cfg.network.clone(), net, network::NetworkStore::open(db)?);
         let registry = registry::client(&cfg.registry, &cfg.data_root)?;
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -130,12 +135,15 @@ impl Engine {
                 events: events::EventBus::new(),
                 execs: exec::ExecStore::default(),
                 volumes,
+                net,
                 volume_lock: tokio::sync::Mutex::new(()),
                 registry,
                 started_at: chrono::Utc::now(),
             }),
         };
+        engine.init_networks().await?;
         engine.recover().await?;
+        engine.network_recover().await;
         Ok(engine)
     }
 

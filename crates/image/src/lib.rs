@@ -12,6 +12,7 @@
 //!   ...) built on those, with GC by references: nothing is deleted directly, GC removes what no
 //!   image references and no in-flight operation leases.
 //!
+//! - `commit`: a parent image plus one layer written by the caller (`docker commit`).
 //! - `pull`/`push`: the registry side (resumable ingest into `content/ingest/<hex>.partial`, layers
 //!   unpacked while they download, pulled images committed with their repo digest; the manifest
 //!   and blobs a push sends).
@@ -20,6 +21,7 @@
 //! [`ErrorKind`] that the API maps to an HTTP status in one place.
 
 mod changes;
+mod commit;
 mod config;
 mod content;
 mod error;
@@ -38,6 +40,7 @@ mod snapshot;
 mod store;
 
 pub use changes::{apply_changes, ChangeError};
+pub use commit::CommitOptions;
 pub use config::{
     ConfigError, ContainerConfig, HealthConfig, History, ImageConfig, Platform, RootFs,
 };

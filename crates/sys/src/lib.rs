@@ -6,6 +6,7 @@
 //! comment.
 
 pub mod fd;
+pub mod inroot;
 pub mod lock;
 pub mod mount;
 pub mod netns;

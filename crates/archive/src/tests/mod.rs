@@ -2,6 +2,7 @@
 //! whiteout devices), which every berth test environment has.
 
 mod apply;
+mod copy;
 mod malicious;
 mod stream;
 mod write;

@@ -12,7 +12,14 @@ pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 pub struct Daemon {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
+    /// This daemon's own default bridge, nftables table, and address space, so parallel tests never meet.
+    pub bridge: String,
+    pub table: String,
+    /// The second and third octets of the default bridge's 10.x.y.0/24.
+    pub net: (u8, u8),
 }
+
+static DAEMONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl Daemon {
     pub fn start() -> Daemon {
@@ -24,7 +31,15 @@ impl Daemon {
             .prefix("be-")
             .tempdir_in("/tmp")
             .expect("temp dir");
-        let mut d = Daemon { dir, child: None };
+        let n = DAEMONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let pid = std::process::id();
+        let mut d = Daemon {
+            dir,
+            child: None,
+            bridge: format!("bt{}x{n}", pid % 10000),
+            table: format!("bt_{pid}_{n}"),
+            net: (100 + (pid % 100) as u8, (n % 256) as u8),
+        };
         d.spawn();
         d
     }
@@ -32,7 +47,15 @@ impl Daemon {
     pub fn spawn(&mut self) {
         let cfg = self.dir.path().join("no-daemon.json");
         if !cfg.exists() {
-            std::fs::write(&cfg, "{}").unwrap();
+            let (a, b) = self.net;
+            let pool = 200 + (std::process::id() % 50);
+            let cfg_json = serde_json::json!({
+                "bridge": self.bridge,
+                "bip": format!("10.{a}.{b}.1/24"),
+                "firewall-table": self.table,
+                "default-address-pools": [{"base": format!("10.{pool}.{}.0/20", (b % 16) * 16), "size": 24}],
+            });
+            std::fs::write(&cfg, cfg_json.to_string()).unwrap();
         }
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -172,6 +195,7 @@ impl Drop for Daemon {
             for id in text(&ids.stdout).lines() {
                 let _ = self.berth(&["rm", "-f", id]);
             }
+            let _ = self.berth(&["network", "prune", "-f"]);
         }
         if let Some(mut c) = self.child.take() {
             // SIGTERM by pid: the daemon we started, nothing else.
@@ -186,6 +210,16 @@ impl Drop for Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // The default bridge and the firewall table outlive a daemon by design (containers survive it); a
+        // test's daemon takes them along.
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &self.table])
+            .stderr(Stdio::null())
+            .status();
         // Anything still mounted under our temp dir (a failed test) must not outlive it.
         if let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") {
             let prefix = self.dir.path().display().to_string();

@@ -6,6 +6,7 @@ use crate::error::{EngineError, Result};
 use crate::Engine;
 use bollard_stubs::models::{ContainerConfig, HostConfig};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// A create call: Docker's `Config` and `HostConfig`, and the optional name.
 #[derive(Debug, Clone, Default)]
@@ -13,6 +14,8 @@ pub struct CreateRequest {
     pub name: Option<String>,
     pub config: ContainerConfig,
     pub host_config: HostConfig,
+    /// `NetworkingConfig.EndpointsConfig`: per network, aliases and requested addresses.
+    pub endpoints: BTreeMap<String, crate::network::endpoint::EndpointRequest>,
 }
 
 /// Docker's rule for container names.
@@ -131,13 +134,19 @@ pub fn validate_host_config(hc: &mut HostConfig) -> Result<()> {
     }
     let mode = hc.network_mode.clone().unwrap_or_default();
     let mode = match mode.as_str() {
-        // Bridge networking arrives with its own issue; until then a container gets its own empty network
-        // namespace, and inspect says so.
-        "" | "default" | "bridge" | "none" => "none".to_string(),
-        "host" => "host".to_string(),
-        m if m.starts_with("container:") => m.to_string(),
-        other => return Err(EngineError::NoSuchNetwork(other.to_string())),
+        "" | "default" => "bridge".to_string(),
+        m => m.to_string(),
     };
+    if mode.starts_with("container:") && hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
+        return Err(EngineError::Invalid(
+            "conflicting options: port publishing and the container type network mode".into(),
+        ));
+    }
+    if mode == "host" {
+        // Docker discards published ports with the host's network.
+        hc.port_bindings = None;
+        hc.publish_all_ports = None;
+    }
     hc.network_mode = Some(mode);
     if let Some(rp) = &hc.restart_policy {
         if let Some(name) = &rp.name {
@@ -180,6 +189,15 @@ impl Engine {
         merge_image_config(&mut config, &image_cfg["config"]);
         let mut hc = req.host_config;
         validate_host_config(&mut hc)?;
+        let mut mode = hc.network_mode.clone().unwrap_or_default();
+        if mode == "bridge" && self.inner.net.cfg.bridge == "none" {
+            mode = "none".into();
+            hc.network_mode = Some(mode.clone());
+        }
+        if let Some(other) = mode.strip_prefix("container:") {
+            self.lookup(other).await?;
+        }
+        let endpoints = self.initial_endpoints(&mode, &req.endpoints)?;
         let mut args: Vec<String> = config.entrypoint.clone().unwrap_or_default();
         args.extend(config.cmd.clone().unwrap_or_default());
         if args.is_empty() {
@@ -188,7 +206,7 @@ impl Engine {
 
         let (mounts, new_volumes) = super::mounts::resolve(self, &config, &hc).await?;
         match self
-            .create_record(name, config, hc, image, image_name, args, mounts)
+            .create_record(name, config, hc, image, image_name, args, mounts, endpoints)
             .await
         {
             Ok(rec) => Ok(rec),
@@ -211,6 +229,7 @@ impl Engine {
         image_name: String,
         args: Vec<String>,
         mounts: Vec<super::MountPoint>,
+        endpoints: BTreeMap<String, crate::network::Endpoint>,
     ) -> Result<Record> {
         let mut map = self.inner.containers.write().await;
         let name = match name {
@@ -292,6 +311,9 @@ impl Engine {
             exits: 0,
             manually_stopped: false,
             mounts,
+            endpoints,
+            sandbox_key: String::new(),
+            ports: BTreeMap::new(),
         };
         if let Err(e) = self.inner.store.put(&rec) {
             let _ = std::fs::remove_dir_all(&paths.dir);
@@ -443,15 +465,16 @@ mod tests {
             .contains("memoryswap"));
         let mut hc = HostConfig::default();
         validate_host_config(&mut hc).unwrap();
-        assert_eq!(hc.network_mode.as_deref(), Some("none"));
+        assert_eq!(hc.network_mode.as_deref(), Some("bridge"));
         let mut hc = HostConfig {
-            network_mode: Some("mynet".into()),
+            network_mode: Some("container:web".into()),
+            port_bindings: Some([("80/tcp".to_string(), Some(vec![]))].into_iter().collect()),
             ..Default::default()
         };
-        assert_eq!(
-            validate_host_config(&mut hc).unwrap_err().to_string(),
-            "network mynet not found"
-        );
+        assert!(validate_host_config(&mut hc)
+            .unwrap_err()
+            .to_string()
+            .contains("port publishing and the container type network mode"));
     }
 
     #[test]

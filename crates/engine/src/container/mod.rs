@@ -1,7 +1,9 @@
 //! Containers: the record we persist, the in-memory handle, and one module per verb.
 
+pub mod archive;
 mod attach;
 pub mod changes;
+pub mod commit;
 mod create;
 pub mod health;
 pub mod list;
@@ -123,6 +125,15 @@ pub struct Record {
     /// Binds, volumes and `--mount`s, resolved at create (Docker's `Mounts`).
     #[serde(default)]
     pub mounts: Vec<MountPoint>,
+    /// Attached networks by name (Docker's `NetworkSettings.Networks`).
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, crate::network::Endpoint>,
+    /// The bound network namespace while running (Docker's `SandboxKey`).
+    #[serde(default)]
+    pub sandbox_key: String,
+    /// Published ports bound while running (`NetworkSettings.Ports`), by `80/tcp`.
+    #[serde(default)]
+    pub ports: BTreeMap<String, Vec<crate::network::endpoint::HostPort>>,
 }
 
 impl Record {

@@ -181,6 +181,9 @@ mod tests {
             exits: 0,
             manually_stopped: stopped,
             mounts: vec![],
+            endpoints: Default::default(),
+            sandbox_key: String::new(),
+            ports: Default::default(),
         }
     }
 

@@ -33,6 +33,10 @@ impl Engine {
         match self.start_locked(&h).await {
             Ok(()) => Ok(()),
             Err(e) => {
+                let undo = self.network_teardown(&h).await;
+                if !undo.is_empty() {
+                    tracing::warn!(id = %h.id, "undoing the network of a failed start: {}", undo.join("; "));
+                }
                 // Docker records a failed start on the container: exit code 127/126 for a missing or
                 // non-executable command, 128 otherwise.
                 let msg = e.to_string();
@@ -56,6 +60,15 @@ impl Engine {
                 });
                 let _ = self.save(&h);
                 h.publish_wait();
+                // Docker removes an auto-remove container whose start failed (`run --rm` clients wait for
+                // that); once this start has let go of the container.
+                if h.record().host_config.auto_remove == Some(true) {
+                    let engine = self.clone();
+                    let id = h.id.clone();
+                    tokio::spawn(async move {
+                        let _ = engine.remove(&id, true, true).await;
+                    });
+                }
                 Err(e)
             }
         }
@@ -96,7 +109,10 @@ impl Engine {
             .await??;
 
         let t_image = t0.elapsed();
-        let input = spec_input(self, &rec, &paths.dir, &ids)?;
+        let network = self.network_setup(h).await?;
+        let rec = h.record();
+        let t_net = t0.elapsed();
+        let input = spec_input(self, &rec, &paths.dir, &ids, network)?;
         let oci = spec::generate(&input).map_err(|e| EngineError::Invalid(e.to_string()))?;
         // Fresh state dir: a previous run's socket and exit file must not be mistaken for this one's.
         let _ = std::fs::remove_dir_all(&paths.state);
@@ -180,6 +196,7 @@ impl Engine {
         tracing::debug!(
             id = %rec.id,
             image_ms = t_image.as_secs_f64() * 1e3,
+            net_ms = t_net.as_secs_f64() * 1e3,
             spec_ms = t_spec.as_secs_f64() * 1e3,
             shim_ms = t_shim.as_secs_f64() * 1e3,
             check_ms = t_check.as_secs_f64() * 1e3,
@@ -292,6 +309,10 @@ impl Engine {
             r.state.error = status.error.clone().unwrap_or_default();
             r.exits += 1;
         });
+        let undo = self.network_teardown(h).await;
+        if !undo.is_empty() {
+            tracing::warn!(id = %h.id, "network teardown: {}", undo.join("; "));
+        }
         let _ = self.save(h);
         self.drop_execs(&h.id);
         if status.oom_killed {
@@ -494,6 +515,7 @@ fn spec_input(
     rec: &super::Record,
     dir: &Path,
     ids: &crate::user::Ids,
+    network: spec::NetworkMode,
 ) -> Result<SpecInput> {
     let hc = &rec.host_config;
     let cfg = &rec.config;
@@ -540,10 +562,6 @@ fn spec_input(
             }
         }
     }
-    let network = match hc.network_mode.as_deref() {
-        Some("host") => spec::NetworkMode::Host,
-        _ => spec::NetworkMode::None,
-    };
     let ulimits: Vec<spec::Ulimit> = hc
         .ulimits
         .clone()

@@ -1,0 +1,166 @@
+//! `docker commit`: a new image made of a parent image plus one layer (a container's changes).
+//!
+//! The caller writes the layer tar (an overlay upper directory turned into an OCI diff) into the content store
+//! through the closure it passes; the blob is stored uncompressed (its digest is the diff id, as for imports),
+//! unpacked as a snapshot on top of the parent's chain, and recorded with a config derived from the parent's
+//! (the container's config, a history entry, `created`, `author`, `container`) in one transaction with the tag.
+//! Like Docker, a diff with no entries adds no layer: only a history entry marked `empty_layer`.
+
+use std::io::{BufWriter, Write};
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::Value;
+
+use crate::config::{ContainerConfig, History};
+use crate::error::ImageError;
+use crate::media::DOCKER_LAYER_TAR;
+use crate::meta::{LayerRecord, MetaRead, SnapshotRecord};
+use crate::reference::Reference;
+use crate::snapshot::chain_ids;
+use crate::store::{ImageStore, NewImage};
+
+/// The size of a tar stream with no entries (just the end-of-archive marker).
+const EMPTY_TAR_SIZE: u64 = 1024;
+
+/// What [`ImageStore::commit_layer`] records besides the layer.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// The parent image id (`sha256:...`).
+    pub parent: String,
+    /// The new image's runtime config.
+    pub config: ContainerConfig,
+    /// History comment (and the config's `comment`).
+    pub comment: String,
+    pub author: String,
+    /// History `created_by` (Docker: the container's command).
+    pub created_by: String,
+    /// The container the layer comes from (`container` in the config).
+    pub container_id: String,
+    /// Tag to give the image (`latest` added when it has none).
+    pub reference: Option<Reference>,
+}
+
+impl ImageStore {
+    /// Records a new image: `opts.parent` plus the layer `write_layer` writes (an uncompressed layer tar).
+    pub fn commit_layer(
+        &self,
+        opts: CommitOptions,
+        write_layer: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<crate::Image, ImageError> {
+        let result = self.commit_layer_inner(opts, write_layer);
+        if result.is_err() {
+            self.sweep_after_failure();
+        }
+        result
+    }
+
+    fn commit_layer_inner(
+        &self,
+        opts: CommitOptions,
+        write_layer: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<crate::Image, ImageError> {
+        let parent = self.get(&opts.parent)?;
+        let parent_layers = self
+            .inner
+            .meta
+            .read()?
+            .image(&parent.id)?
+            .ok_or_else(|| ImageError::NotFound {
+                reference: parent.id.clone(),
+            })?
+            .layers;
+        let tag = opts
+            .reference
+            .as_ref()
+            .map(Self::tag_reference)
+            .transpose()?;
+
+        let mut lease = self.inner.leases.lease();
+        let mut writer = self.inner.content.writer()?;
+        let ingest = writer.path().to_path_buf();
+        {
+            let mut buffered = BufWriter::new(&mut writer);
+            write_layer(&mut buffered)
+                .and_then(|()| buffered.flush())
+                .map_err(|e| ImageError::io("writing the layer into", &ingest, e))?;
+        }
+        let empty = writer.size() <= EMPTY_TAR_SIZE;
+        let blob = writer.commit(None, None, &mut lease)?;
+        let diff_id = blob.digest.clone();
+
+        let mut layers = parent_layers;
+        let mut diff_ids = parent.diff_ids.clone();
+        let mut snapshots = Vec::new();
+        if !empty {
+            diff_ids.push(diff_id.clone());
+            let chains = chain_ids(&diff_ids);
+            let chain = chains.last().cloned().unwrap_or_else(|| diff_id.clone());
+            let parent_chain = parent.chain_ids.last().map(String::as_str);
+            let info =
+                self.ensure_snapshot(&chain, parent_chain, &diff_id, &blob.digest, &mut lease)?;
+            snapshots.push((
+                chain,
+                SnapshotRecord {
+                    parent: parent_chain.map(str::to_string),
+                    diff_id: diff_id.clone(),
+                    size: info.size,
+                },
+            ));
+            layers.push(LayerRecord {
+                digest: blob.digest.clone(),
+                media_type: DOCKER_LAYER_TAR.to_string(),
+                diff_id: diff_id.clone(),
+                size: blob.size,
+                diff_size: blob.size,
+            });
+        }
+
+        let now = Utc::now();
+        let created = now.to_rfc3339_opts(SecondsFormat::Nanos, true);
+        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let mut config = parent.config.clone();
+        config.created = Some(created.clone());
+        config.author = non_empty(&opts.author);
+        config.config = opts.config;
+        config.container = non_empty(&opts.container_id);
+        config.container_config = None;
+        config.rootfs.diff_ids = diff_ids;
+        config.history.push(History {
+            created: Some(created),
+            created_by: non_empty(&opts.created_by),
+            author: non_empty(&opts.author),
+            comment: non_empty(&opts.comment),
+            empty_layer: empty.then_some(true),
+            ..History::default()
+        });
+        config.extra.remove("id");
+        config.extra.remove("parent");
+        match non_empty(&opts.comment) {
+            Some(c) => config.extra.insert("comment".to_string(), Value::String(c)),
+            None => config.extra.remove("comment"),
+        };
+        let config_blob = self
+            .inner
+            .content
+            .write_blob(&config.to_vec()?, &mut lease)?;
+        let id = config_blob.digest;
+
+        let record = crate::meta::ImageRecord {
+            config_digest: id.clone(),
+            manifest: None,
+            layers,
+            created: now,
+            parent: parent.id.clone(),
+        };
+        let (_, mut committed) = self.commit(&[NewImage {
+            id: id.clone(),
+            record,
+            snapshots,
+            tags: tag.into_iter().collect(),
+        }])?;
+        drop(lease);
+        committed
+            .pop()
+            .ok_or(ImageError::NotFound { reference: id })
+    }
+}
