@@ -17,4 +17,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   rm -f /usr/sbin/policy-rc.d
 fi
 cargo build --release -p berth >/dev/null
-exec python3 bench/bench.py --berth "$PWD/target/release/berth" --runs "$RUNS"
+exec python3 -B bench/bench.py --berth "$PWD/target/release/berth" --runs "$RUNS"

@@ -478,6 +478,16 @@ pub async fn rename(
     Ok(StatusCode::NO_CONTENT)
 }
 
+pub async fn update(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let u: HostConfig = params::json_body(&body)?;
+    let warnings = st.engine.update(&id, u).await?;
+    Ok(Json(json!({"Warnings": warnings})))
+}
+
 pub async fn remove(
     State(st): State<AppState>,
     Path(id): Path<String>,

@@ -371,3 +371,60 @@ fn health_checks_report_starting_healthy_and_unhealthy() {
     let out = d.docker(&["inspect", "--format", "{{.State.Health}}", "plain"]);
     assert_eq!(text(&out.stdout).trim(), "<nil>");
 }
+
+#[test]
+fn update_changes_limits_of_a_running_container() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let out = d.docker(&[
+        "run", "-d", "--name", "up", "-m", "64m", "busybox", "sleep", "60",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = d.docker(&[
+        "update",
+        "--memory",
+        "96m",
+        "--pids-limit",
+        "50",
+        "--cpus",
+        "0.5",
+        "--restart",
+        "on-failure:2",
+        "up",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "up\n");
+    // The container sees the new limits (its own cgroup, read from inside).
+    let limits = text(
+        &d.docker(&[
+            "exec", "up", "sh", "-c",
+            "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max",
+        ])
+        .stdout,
+    );
+    assert_eq!(limits, format!("{}\n50\n", 96u64 << 20), "{limits}");
+    assert_eq!(inspect(&d, "up", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}"),
+        format!("{} 500000000 50 on-failure", 96u64 << 20));
+    // Bad values change nothing.
+    let out = d.docker(&["update", "--memory", "1m", "up"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("Minimum memory limit"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        inspect(&d, "up", "{{.HostConfig.Memory}}"),
+        (96u64 << 20).to_string()
+    );
+    let out = d.docker(&[
+        "run", "-d", "--rm", "--name", "rr", "busybox", "sleep", "60",
+    ]);
+    assert!(out.status.success());
+    let out = d.docker(&["update", "--restart", "always", "rr"]);
+    assert!(
+        text(&out.stderr).contains("AutoRemove"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -14,6 +14,7 @@ mod cmd_network;
 mod cmd_observe;
 mod cmd_registry;
 mod cmd_system;
+mod cmd_update;
 mod cmd_volume;
 pub mod format;
 mod output;
@@ -143,6 +144,8 @@ pub enum Cmd {
     },
     /// List port mappings or a specific mapping for the container
     Port(cmd_network::PortArgs),
+    /// Update configuration of one or more containers
+    Update(cmd_update::UpdateArgs),
     /// Manage volumes
     Volume {
         #[command(subcommand)]
@@ -424,6 +427,7 @@ async fn dispatch(c: &client::Client, cmd: Cmd) -> Result<i32> {
         } => cmd_commit::commit(c, a).await,
         Cmd::Version(a) => cs::version(c, a).await,
         Cmd::Volume { cmd } => cmd_volume::run(c, cmd).await,
+        Cmd::Update(a) => cmd_update::update(c, a).await,
         Cmd::Network { cmd } => cmd_network::run(c, cmd).await,
         Cmd::Port(a) => cmd_network::port(c, a).await,
         Cmd::Info(a)

@@ -197,7 +197,14 @@ impl Engine {
         if let Some(other) = mode.strip_prefix("container:") {
             self.lookup(other).await?;
         }
-        let endpoints = self.initial_endpoints(&mode, &req.endpoints)?;
+        // A missing network is the caller's mistake here, not a missing object: answered 400, or clients take
+        // a 404 from create for a missing image and try to pull it.
+        let endpoints = self
+            .initial_endpoints(&mode, &req.endpoints)
+            .map_err(|e| match e {
+                EngineError::NoSuchNetwork(_) => EngineError::Invalid(e.to_string()),
+                e => e,
+            })?;
         let mut args: Vec<String> = config.entrypoint.clone().unwrap_or_default();
         args.extend(config.cmd.clone().unwrap_or_default());
         if args.is_empty() {

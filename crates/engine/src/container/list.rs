@@ -31,6 +31,48 @@ pub fn labels_match(labels: &BTreeMap<String, String>, filters: &[String]) -> bo
     })
 }
 
+/// `network=NAME|ID`, `volume=NAME|DEST`, `publish=PORT[/PROTO]`, `expose=PORT[/PROTO]` (any value matches).
+fn network_volume_port_match(
+    r: &Record,
+    networks: &[String],
+    volumes: &[String],
+    publish: &[String],
+    expose: &[String],
+) -> bool {
+    let net_ok = networks.is_empty()
+        || networks.iter().any(|n| {
+            r.endpoints.iter().any(|(name, ep)| {
+                name == n || (!n.is_empty() && ep.network_id.starts_with(n.as_str()))
+            })
+        });
+    let vol_ok = volumes.is_empty()
+        || volumes.iter().any(|v| {
+            r.mounts
+                .iter()
+                .any(|m| &m.name == v || &m.destination == v || &m.source == v)
+        });
+    let key = |p: &str| {
+        if p.contains('/') {
+            p.to_string()
+        } else {
+            format!("{p}/tcp")
+        }
+    };
+    let pub_ok = publish.is_empty()
+        || publish.iter().any(|p| {
+            let k = key(p);
+            r.ports.contains_key(&k) || r.ports.values().flatten().any(|b| key(&b.host_port) == k)
+        });
+    let exp_ok = expose.is_empty()
+        || expose.iter().any(|p| {
+            r.config
+                .exposed_ports
+                .as_ref()
+                .is_some_and(|e| e.contains(&key(p)))
+        });
+    net_ok && vol_ok && pub_ok && exp_ok
+}
+
 const FILTERS: &[&str] = &[
     "status", "name", "id", "label", "ancestor", "exited", "before", "since", "network", "volume",
     "health", "is-task", "publish", "expose",
@@ -135,6 +177,15 @@ impl Engine {
                 if r.created <= *s {
                     continue;
                 }
+            }
+            if !network_volume_port_match(
+                &r,
+                &f("network"),
+                &f("volume"),
+                &f("publish"),
+                &f("expose"),
+            ) {
+                continue;
             }
             let (size_rw, size_root_fs) = if opts.size {
                 let rw = super::remove::dir_size(&self.paths(&r.id).dir.join("upper"));

@@ -14,6 +14,7 @@ mod remove;
 pub mod restart;
 mod start;
 mod stop;
+pub mod update;
 
 pub use attach::{AttachStream, Output};
 pub use create::CreateRequest;

@@ -1,0 +1,746 @@
+#!/usr/bin/env python3
+"""Networking and exec benchmarks: berth side by side with docker and podman. See bench/net.sh (it installs the
+peers and builds berth).
+
+One engine at a time: its daemon (if it has one) is started here in a temp root with its own bridge names,
+subnets and firewall table, measured, then torn down (containers, networks, daemon, bridges, veths, netns,
+nftables/iptables state it made) before the next engine starts, and again in `finally` on any failure.
+
+Measurements (N = --runs):
+  1. `run --rm busybox true` on the default bridge vs `--network none` (interleaved, N each)
+  2. time until a port published on 127.0.0.1 answers an HTTP GET (`busybox httpd`), N times
+  3. TCP throughput host -> container through a port published on 127.0.0.1 (1 GiB by default), 3 times
+  4. DNS lookups of a container's name on a user network, from the other container's network namespace
+  5. `exec CONTAINER true` latency (N), and `stats --no-stream` with 50 running containers
+
+Network safety: traffic goes only to 127.0.0.1 and to containers made here; no image is pulled (the busybox image
+is Debian's busybox-static, imported into each engine); names looked up all exist on the user network, so no
+embedded DNS server forwards a query upstream.
+"""
+import argparse, ipaddress, json, os, random, shutil, signal, socket, statistics, struct, subprocess, sys, tempfile, time
+
+sys.dont_write_bytecode = True
+from common import children_named, make_rootfs, pct, wait_socket  # noqa: E402
+
+# Names and addresses this script owns (nothing else on the host uses them; checked before the run).
+BERTH_JSON = {"bridge": "bbench0", "bip": "10.202.0.1/24", "firewall-table": "berth_bench",
+              "default-address-pools": [{"base": "10.203.0.0/16", "size": 24}]}
+BRIDGES = {"berth": ["bbench0", "bbench1"], "docker": ["dbench0", "dbench1"], "podman": ["pbench0", "pbench1"]}
+SUBNETS = ["10.201.0.0/16", "10.202.0.0/16", "10.203.0.0/16", "10.204.0.0/16", "10.205.0.0/16"]
+NFT_TABLE = "berth_bench"
+USER_NET = "benchnet"
+STATS_CONTAINERS = 50
+
+
+def log(*a):
+    print("[net]", *a, file=sys.stderr, flush=True)
+
+
+def run(cmd, env=None, timeout=120, check=True, **kw):
+    r = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout, **kw)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:6])}... exited {r.returncode}: {(r.stderr or r.stdout).strip()[-400:]}")
+    return r
+
+
+def quiet(cmd, timeout=30):
+    """Best-effort teardown step: never raises; returns an error string or None."""
+    try:
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+        return None if r.returncode == 0 else f"{' '.join(cmd)}: {r.stderr.strip()[-200:]}"
+    except Exception as e:  # timeout, missing binary
+        return f"{' '.join(cmd)}: {e}"
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+# ---------------------------------------------------------------------------------------------------- host state
+def links():
+    out = run(["ip", "-j", "link", "show"]).stdout
+    return {l["ifname"]: l for l in json.loads(out or "[]")}
+
+
+def nft_tables():
+    out = run(["nft", "list", "tables"], check=False).stdout
+    return {tuple(l.split()[1:3]) for l in out.splitlines() if l.startswith("table ")}
+
+
+def ipt_rules():
+    """{(binary, table): [lines of -S]} for the iptables tables netavark writes to."""
+    snap = {}
+    for b in ["iptables", "ip6tables"]:
+        if not shutil.which(b):
+            continue
+        for t in ["nat", "filter", "mangle"]:
+            r = run([b, "-w", "5", "-t", t, "-S"], check=False, timeout=30)
+            snap[(b, t)] = r.stdout.splitlines() if r.returncode == 0 else []
+    return snap
+
+
+def netns_names():
+    try:
+        return set(os.listdir("/run/netns"))
+    except OSError:
+        return set()
+
+
+def preflight():
+    """Refuses to run if a subnet of ours is already on an interface; removes a previous run's leftovers (only
+    names this script owns)."""
+    addrs = json.loads(run(["ip", "-j", "-4", "addr", "show"]).stdout or "[]")
+    mine = set(sum(BRIDGES.values(), []))
+    for l in addrs:
+        if l["ifname"] in mine:
+            continue
+        for a in l.get("addr_info", []):
+            ip = ipaddress.ip_address(a["local"])
+            if any(ip in ipaddress.ip_network(s) for s in SUBNETS):
+                raise SystemExit(f"{l['ifname']} has {a['local']}: one of this benchmark's subnets {SUBNETS} is in use")
+    stale = [b for b in mine if b in links()]
+    if stale or any(t[1] == NFT_TABLE for t in nft_tables()):
+        log(f"removing leftovers of a previous run: {stale} {NFT_TABLE}")
+        remove_links(stale)
+        for fam, t in nft_tables():
+            if t == NFT_TABLE:
+                quiet(["nft", "delete", "table", fam, t])
+
+
+def remove_links(bridges):
+    errs = []
+    ls = links()
+    for b in bridges:
+        if b not in ls:
+            continue
+        for name, l in ls.items():  # veths still enslaved to our bridge are ours too
+            if l.get("master") == b:
+                e = quiet(["ip", "link", "del", name])
+                errs += [e] if e else []
+        e = quiet(["ip", "link", "del", b])
+        errs += [e] if e else []
+    return errs
+
+
+def kill_leftovers(tmp):
+    """Processes our daemons started that outlived them (shims, containerd, docker-proxy, aardvark-dns, conmon):
+    found by this run's temp root in their command line, ended by PID."""
+    names = {"containerd", "containerd-shim", "containerd-shim-runc-v2", "docker-proxy", "aardvark-dns", "conmon",
+             "berth", "berth-shim", "dockerd"}
+    me = os.getpid()
+    pids = [p for p in children_named(names, tmp) if p != me]
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+    return pids
+
+
+def listener(port):
+    """Which process listens on 127.0.0.1:port on the host, if any ('' = none: the kernel forwards)."""
+    r = run(["ss", "-Hltnp", f"sport = :{port}"], check=False)
+    procs = set()
+    for l in r.stdout.splitlines():
+        if 'users:(("' in l:
+            procs.add(l.split('users:(("')[1].split('"')[0])
+    return ",".join(sorted(procs))
+
+
+class Ports:
+    def __init__(self, base):
+        self.next = base
+
+    def take(self):
+        for _ in range(500):
+            p, self.next = self.next, self.next + 1
+            s = socket.socket()
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("127.0.0.1", p))
+                return p
+            except OSError:
+                continue
+            finally:
+                s.close()
+        raise RuntimeError("no free port")
+
+
+# ---------------------------------------------------------------------------------------------------- engines
+class Engine:
+    name = ""
+    path = ""  # how a port published on 127.0.0.1 reaches the container
+
+    def __init__(self, tmp, args):
+        self.tmp, self.args, self.procs, self.env, self.notes = tmp, args, [], dict(os.environ), []
+        self.dir = os.path.join(tmp, self.name)
+        os.makedirs(self.dir)
+
+    def c(self, *a, timeout=120, check=True):
+        return run(self.cli + list(a), env=self.env, timeout=timeout, check=check)
+
+    def popen_cli(self, *a):
+        return subprocess.Popen(self.cli + list(a), env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def user_net(self, name):
+        raise NotImplementedError
+
+    def teardown(self):
+        """Containers, networks, the daemon: best effort, every error reported."""
+        errs = []
+        try:
+            ids = self.c("ps", "-aq", timeout=60, check=False).stdout.split()
+            if ids:
+                r = self.c("rm", "-f", *ids, timeout=300, check=False)
+                if r.returncode:
+                    errs.append(f"rm -f: {r.stderr.strip()[-200:]}")
+            r = self.c("network", "rm", USER_NET, timeout=60, check=False)
+        except Exception as e:
+            errs.append(f"teardown: {e}")
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(10)
+        return errs
+
+    def daemon_log(self):
+        try:
+            return open(os.path.join(self.dir, "daemon.log")).read()[-600:]
+        except OSError:
+            return ""
+
+
+class Berth(Engine):
+    name = "berth"
+    path = "kernel (nftables DNAT, route_localnet)"
+
+    def start(self):
+        sock = os.path.join(self.tmp, "b.sock")
+        cfg = os.path.join(self.dir, "daemon.json")
+        json.dump(BERTH_JSON, open(cfg, "w"))
+        self.procs.append(subprocess.Popen(
+            [self.args.berth, "daemon", "-H", "unix://" + sock, "--data-root", os.path.join(self.dir, "data"),
+             "--exec-root", os.path.join(self.tmp, "bx"), "--config-file", cfg],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "daemon.log"), "w")))
+        wait_socket(sock, self.procs[0], "berth daemon", 60)
+        self.env.update(BERTH_HOST="unix://" + sock, BERTH_NO_AUTOSTART="1")
+        self.cli = [self.args.berth]
+        self.c("import", self.args.tar, "busybox:latest")
+
+    def user_net(self, name):
+        return ["network", "create", "--subnet", "10.203.9.0/24", "-o", "com.docker.network.bridge.name=bbench1", name]
+
+
+class Docker(Engine):
+    name = "docker"
+    path = "userland proxy (docker-proxy)"
+
+    def start(self):
+        # Our own bridge, made here (dockerd's --bridge and --bip exclude each other): docker0 is never touched.
+        run(["ip", "link", "add", "dbench0", "type", "bridge"])
+        run(["ip", "addr", "add", "10.201.0.1/24", "dev", "dbench0"])
+        run(["ip", "link", "set", "dbench0", "up"])
+        sock = os.path.join(self.tmp, "d.sock")
+        cfg = os.path.join(self.dir, "daemon.json")
+        open(cfg, "w").write("{}")
+        self.procs.append(subprocess.Popen(
+            ["dockerd", "-H", "unix://" + sock, "--data-root", os.path.join(self.dir, "data"),
+             "--exec-root", os.path.join(self.tmp, "dx"), "--pidfile", os.path.join(self.dir, "docker.pid"),
+             "--bridge", "dbench0", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
+             "--userland-proxy=true", "--default-address-pool", "base=10.204.0.0/16,size=24",
+             "--containerd-namespace", "bench-net", "--containerd-plugins-namespace", "bench-net-plugins",
+             "--config-file", cfg],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "daemon.log"), "w")))
+        wait_socket(sock, self.procs[0], "dockerd", 90)
+        self.env["DOCKER_HOST"] = "unix://" + sock
+        self.cli = ["docker"]
+        end = time.time() + 60
+        while self.c("version", check=False, timeout=30).returncode != 0:
+            if time.time() > end:
+                raise RuntimeError("dockerd does not answer: " + self.daemon_log())
+            time.sleep(0.5)
+        self.c("import", self.args.tar, "busybox:latest")
+
+    def user_net(self, name):
+        return ["network", "create", "--subnet", "10.204.9.0/24", "-o", "com.docker.network.bridge.name=dbench1", name]
+
+
+class Podman(Engine):
+    name = "podman"
+    path = "kernel (netavark iptables DNAT)"
+
+    def start(self):
+        conf = os.path.join(self.dir, "containers.conf")
+        open(conf, "w").write(
+            '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n'
+            f'[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
+            f'tmp_dir = "{os.path.join(self.dir, "tmp")}"\n'
+            f'[network]\nnetwork_backend = "netavark"\nnetwork_config_dir = "{os.path.join(self.dir, "networks")}"\n'
+            'default_network = "pbench"\ndefault_subnet = "10.205.0.0/24"\n'
+            'default_subnet_pools = [{"base" = "10.205.128.0/17", "size" = 24}]\n')
+        self.env["CONTAINERS_CONF"] = conf
+        self.cli = ["podman", "--root", os.path.join(self.dir, "root"), "--runroot", os.path.join(self.dir, "run")]
+        # The default network, made like podman's own (no DNS) but with our interface name and subnet.
+        self.c("network", "create", "--subnet", "10.205.0.0/24", "--interface-name", "pbench0", "--disable-dns", "pbench")
+        self.c("import", self.args.tar, "busybox:latest")
+
+    def user_net(self, name):
+        return ["network", "create", "--subnet", "10.205.1.0/24", "--interface-name", "pbench1", name]
+
+    def teardown(self):
+        errs = super().teardown()
+        for n in ["pbench"]:
+            r = self.c("network", "rm", "-f", n, timeout=60, check=False)
+        return errs
+
+
+# ---------------------------------------------------------------------------------------------------- measurements
+def m_run(e, n):
+    none = ["run", "--rm", "--network", "none", "busybox", "true"]
+    bridge = ["run", "--rm", "busybox", "true"]
+    for _ in range(2):
+        e.c(*none)
+        e.c(*bridge)
+    out = {"none": [], "bridge": []}
+    for _ in range(n):  # interleaved, so drift from other load hits both alike
+        for k, cmd in [("none", none), ("bridge", bridge)]:
+            t = time.perf_counter()
+            e.c(*cmd, timeout=60)
+            out[k].append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def http_get(port, timeout=0.5):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(b"GET /passwd HTTP/1.0\r\nHost: bench\r\n\r\n")
+            data = s.recv(64)
+            return data.startswith(b"HTTP/1.") and b" 200" in data[:16]
+    except OSError:
+        return False
+
+
+def m_port(e, n, ports, budget=5.0):
+    ready, run_d, fails, path = [], [], 0, None
+    for i in range(n + 1):  # the first is a warm-up
+        port = ports.take()
+        name = f"web{i}"
+        t = time.perf_counter()
+        p = e.popen_cli("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
+        ok = False
+        deadline = time.perf_counter() + budget
+        while time.perf_counter() < deadline:
+            if http_get(port):
+                ok = True
+                break
+            time.sleep(0.002)
+        t_ready = time.perf_counter() - t
+        try:
+            _, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            err = "timeout"
+        t_run = None
+        if p.returncode != 0:
+            raise RuntimeError(f"run -d -p failed: {err.strip()[-300:]}")
+        if path is None:
+            path = listener(port) or "none"
+        if i > 0:
+            if ok:
+                ready.append(t_ready * 1000)
+            else:
+                fails += 1
+        e.c("rm", "-f", name, timeout=60)
+    # how long `run -d` itself takes (port published, container started), measured apart so polling does not
+    # compete with it for the CPU
+    for i in range(min(n, 10)):
+        port = ports.take()
+        t = time.perf_counter()
+        e.c("run", "-d", "--name", f"webr{i}", "-p", f"127.0.0.1:{port}:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
+        run_d.append((time.perf_counter() - t) * 1000)
+        e.c("rm", "-f", f"webr{i}", timeout=60)
+    return {"ready": ready, "run_d": run_d, "fails": fails, "listener": path}
+
+
+def wait_listening(e, name, timeout=15):
+    end = time.time() + timeout
+    while time.time() < end:
+        r = e.c("exec", name, "netstat", "-ltn", check=False, timeout=30)
+        if r.returncode == 0 and ":80 " in r.stdout:
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{name}: nothing listens on :80 after {timeout}s")
+
+
+def m_throughput(e, reps, size, ports):
+    out, path = [], None
+    chunk = b"\0" * (1 << 20)
+    for i in range(reps):
+        port = ports.take()
+        name = f"tp{i}"
+        e.c("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:80", "busybox", "sh", "-c", "nc -l -p 80 | wc -c")
+        try:
+            wait_listening(e, name)
+            if path is None:
+                path = listener(port) or "none"
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s.settimeout(30)
+            sent, t = 0, time.perf_counter()
+            deadline = t + 120
+            while sent < size and time.perf_counter() < deadline:
+                s.sendall(chunk[: min(len(chunk), size - sent)])
+                sent += min(len(chunk), size - sent)
+            s.shutdown(socket.SHUT_WR)
+            while time.perf_counter() < deadline + 30:  # the receiver closes once it read everything
+                if not s.recv(65536):
+                    break
+            dt = time.perf_counter() - t
+            s.close()
+            e.c("wait", name, timeout=30, check=False)
+            got = e.c("logs", name, timeout=30).stdout.strip()
+            if sent != size or got != str(size):
+                raise RuntimeError(f"sent {sent} bytes, the container read {got!r} (expected {size})")
+            out.append(size / (1 << 20) / dt)
+        finally:
+            e.c("rm", "-f", name, timeout=60, check=False)
+    return {"mibs": out, "listener": path}
+
+
+def dns_query_packet(qid, name):
+    q = b"".join(bytes([len(p)]) + p.encode() for p in name.strip(".").split(".")) + b"\0"
+    return struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + q + struct.pack(">HH", 1, 1)
+
+
+def dns_probe(server, name, k):
+    """Runs inside the container's network namespace (nsenter -n): k A queries for `name`, one at a time; prints
+    JSON with the microseconds of each answered query."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.connect((server, 53))
+    us, fails = [], 0
+    for _ in range(k):
+        qid = random.randrange(65536)
+        t = time.perf_counter_ns()
+        try:
+            s.send(dns_query_packet(qid, name))
+            while True:
+                data = s.recv(4096)
+                if len(data) >= 12 and struct.unpack(">H", data[:2])[0] == qid:
+                    break
+        except OSError:
+            fails += 1
+            continue
+        dt = time.perf_counter_ns() - t
+        flags, ancount = struct.unpack(">H", data[2:4])[0], struct.unpack(">H", data[6:8])[0]
+        if flags & 0xF or ancount == 0:
+            fails += 1
+            continue
+        us.append(dt / 1000)
+    print(json.dumps({"us": us, "fails": fails}))
+
+
+def m_dns(e, k, loop_k=50):
+    e.c(*e.user_net(USER_NET))
+    for n in ["dns-srv", "dns-cli"]:
+        e.c("run", "-d", "--name", n, "--network", USER_NET, "busybox", "sleep", "600")
+    pid = e.c("inspect", "-f", "{{.State.Pid}}", "dns-cli").stdout.strip()
+    resolv = open(f"/proc/{pid}/root/etc/resolv.conf").read()
+    server = next(l.split()[1] for l in resolv.splitlines() if l.startswith("nameserver"))
+    # the name resolves inside the container, with its own resolver (a trailing dot: no search domains, so
+    # nothing is ever forwarded upstream)
+    r = e.c("exec", "dns-cli", "nslookup", "-type=a", "dns-srv.", server, check=False)
+    if r.returncode != 0:
+        raise RuntimeError(f"nslookup dns-srv. {server} inside dns-cli failed: {(r.stdout + r.stderr).strip()[-300:]}")
+    probe = run(["nsenter", "-t", pid, "-n", sys.executable, "-B", os.path.abspath(__file__), "--dns-probe", server,
+                 "dns-srv.", str(k)], timeout=120)
+    res = json.loads(probe.stdout)
+    # busybox nslookup in a shell loop inside the container (a process per lookup), minus the same loop
+    # spawning `busybox true`: per-lookup cost as a program in the container sees it
+    loop = 'i=0; while [ $i -lt %d ]; do %s >/dev/null || exit 1; i=$((i+1)); done'
+    def loop_ms(body):
+        xs = []
+        for _ in range(3):
+            t = time.perf_counter()
+            e.c("exec", "dns-cli", "sh", "-c", loop % (loop_k, body), timeout=120)
+            xs.append((time.perf_counter() - t) * 1000)
+        return med(xs)
+    lookups = loop_ms(f"nslookup -type=a dns-srv. {server}")
+    base = loop_ms("/bin/busybox true")
+    e.c("rm", "-f", "dns-srv", "dns-cli", timeout=60)
+    e.c("network", "rm", USER_NET, timeout=60)
+    return {"us": res["us"], "fails": res["fails"], "server": server,
+            "nslookup_ms": (lookups - base) / loop_k}
+
+
+def m_exec(e, n):
+    e.c("run", "-d", "--name", "ex", "busybox", "sleep", "600")
+    for _ in range(2):
+        e.c("exec", "ex", "true")
+    xs = []
+    for _ in range(n):
+        t = time.perf_counter()
+        e.c("exec", "ex", "true", timeout=60)
+        xs.append((time.perf_counter() - t) * 1000)
+    e.c("rm", "-f", "ex", timeout=60)
+    return xs
+
+
+def m_stats(e, count, reps=5):
+    t = time.perf_counter()
+    failed = 0
+    for i in range(count):
+        if e.c("run", "-d", "--name", f"st{i}", "busybox", "sleep", "600", timeout=60, check=False).returncode:
+            failed += 1
+    start_s = time.perf_counter() - t
+    e.c("stats", "--no-stream", timeout=180)
+    xs, rows = [], 0
+    for _ in range(reps):
+        t = time.perf_counter()
+        r = e.c("stats", "--no-stream", timeout=180)
+        xs.append((time.perf_counter() - t) * 1000)
+        rows = len([l for l in r.stdout.splitlines() if l.strip()]) - 1
+    ids = [f"st{i}" for i in range(count)]
+    e.c("rm", "-f", *ids, timeout=300, check=False)
+    return {"ms": xs, "rows": rows, "start_s": start_s, "failed": failed}
+
+
+def measure(e, a, ports, res):
+    steps = [("run", lambda: m_run(e, a.runs)),
+             ("port", lambda: m_port(e, a.runs, ports)),
+             ("throughput", lambda: m_throughput(e, 3, a.bytes, ports)),
+             ("dns", lambda: m_dns(e, a.lookups)),
+             ("exec", lambda: m_exec(e, a.runs)),
+             ("stats", lambda: m_stats(e, a.containers))]
+    for key, f in steps:
+        if a.only and key not in a.only.split(","):
+            continue
+        log(f"{e.name}: {key}")
+        t = time.perf_counter()
+        try:
+            res.setdefault(key, {})[e.name] = f()
+        except Exception as ex:
+            e.notes.append(f"{key}: {str(ex).splitlines()[0][:300] if str(ex) else type(ex).__name__}")
+            log(f"{e.name}: {key} failed: {ex}")
+            # leave no half-made state for the next step
+            ids = e.c("ps", "-aq", check=False, timeout=60).stdout.split()
+            if ids:
+                e.c("rm", "-f", *ids, check=False, timeout=300)
+            e.c("network", "rm", USER_NET, check=False, timeout=60)
+        log(f"{e.name}: {key} took {time.perf_counter() - t:.1f}s")
+
+
+# ---------------------------------------------------------------------------------------------------- cleanup
+def undo_iptables(before):
+    """Removes what netavark added to iptables during this run: NETAVARK chains and rules naming them or our
+    subnets, then any iptables table that did not exist before and is empty again. Rules that were there before
+    are never touched."""
+    errs = []
+    after = ipt_rules()
+    for (b, t), lines in after.items():
+        old = set(before.get((b, t), []))
+        new = [l for l in lines if l not in old]
+        for l in reversed([l for l in new if l.startswith("-A ") and ("NETAVARK" in l or "10.205." in l)]):
+            e = quiet([b, "-w", "5", "-t", t] + ["-D"] + l.split()[1:])
+            errs += [e] if e else []
+        for l in [l for l in new if l.startswith("-N ") and "NETAVARK" in l]:
+            quiet([b, "-w", "5", "-t", t, "-F", l.split()[1]])
+        for l in [l for l in new if l.startswith("-N ") and "NETAVARK" in l]:
+            e = quiet([b, "-w", "5", "-t", t, "-X", l.split()[1]])
+            errs += [e] if e else []
+    return errs
+
+
+def drop_empty_new_tables(tables_before):
+    """iptables-nft tables (ip/ip6 nat, filter, mangle) created during the run and now without rules."""
+    errs = []
+    for fam, t in nft_tables() - tables_before:
+        if t not in ("nat", "filter", "mangle") or fam not in ("ip", "ip6"):
+            continue
+        b = "iptables" if fam == "ip" else "ip6tables"
+        lines = run([b, "-w", "5", "-t", t, "-S"], check=False).stdout.splitlines()
+        if all(l.startswith("-P ") for l in lines):
+            e = quiet(["nft", "delete", "table", fam, t])
+            errs += [e] if e else []
+    return errs
+
+
+def cleanup_engine(e, tmp, tables_before, ipt_before, netns_before):
+    errs = e.teardown()
+    time.sleep(0.5)
+    killed = kill_leftovers(tmp)
+    if killed:
+        errs.append(f"ended leftover processes {killed}")
+    errs += remove_links(BRIDGES[e.name])
+    # user-network bridges whose names the engine picked itself (none expected: we name them) but on our subnets
+    for l in json.loads(run(["ip", "-j", "-4", "addr", "show"]).stdout or "[]"):
+        for ad in l.get("addr_info", []):
+            if any(ipaddress.ip_address(ad["local"]) in ipaddress.ip_network(s) for s in SUBNETS):
+                errs += remove_links([l["ifname"]])
+    if e.name == "berth":
+        for fam, t in nft_tables():
+            if t == NFT_TABLE:
+                err = quiet(["nft", "delete", "table", fam, t])
+                errs += [err] if err else []
+    if e.name == "podman":
+        errs += undo_iptables(ipt_before)
+        for ns in netns_names() - netns_before:
+            if ns.startswith("netns-"):  # podman's names
+                err = quiet(["ip", "netns", "del", ns])
+                errs += [err or f"removed leftover netns {ns}"]
+    errs += drop_empty_new_tables(tables_before)
+    subprocess.run(["umount", "-R", "-l", e.dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return errs
+
+
+# ---------------------------------------------------------------------------------------------------- report
+def fmt(x, d=1):
+    return "" if x is None or x != x else f"{x:.{d}f}"
+
+
+def ratio(b, o):
+    return "" if not b or not o or b != b or o != o else f"{b / o:.3f}"
+
+
+def report(res, a, engines, notes):
+    order = [e.name for e in engines]
+    P = print
+    P(f"\n### 1. `run --rm busybox true`: default bridge vs `--network none` ({a.runs} runs each, ms)\n")
+    P("| engine | none median | none p95 | bridge median | bridge p95 | bridge − none (median) | berth/engine (bridge median) |")
+    P("|---|---:|---:|---:|---:|---:|---:|")
+    r = res.get("run", {})
+    bb = med(r["berth"]["bridge"]) if "berth" in r else None
+    for k in order:
+        if k in r:
+            v = r[k]
+            P(f"| {k} | {fmt(med(v['none']))} | {fmt(pct(v['none'], 95))} | {fmt(med(v['bridge']))} | "
+              f"{fmt(pct(v['bridge'], 95))} | {fmt(med(v['bridge']) - med(v['none']))} | {ratio(bb, med(v['bridge']))} |")
+
+    P(f"\n### 2. `run -d -p 127.0.0.1:PORT:80 busybox httpd` until an HTTP GET on 127.0.0.1:PORT answers ({a.runs} runs, ms)\n")
+    P("| engine | port path | host listener | answers median | answers p95 | `run -d` alone median | berth/engine (answers median) |")
+    P("|---|---|---|---:|---:|---:|---:|")
+    r = res.get("port", {})
+    bb = med(r["berth"]["ready"]) if "berth" in r else None
+    for e in engines:
+        if e.name in r:
+            v = r[e.name]
+            fails = f" ({v['fails']} did not answer in 5 s)" if v["fails"] else ""
+            P(f"| {e.name} | {e.path} | {v['listener']} | {fmt(med(v['ready']))}{fails} | {fmt(pct(v['ready'], 95) if v['ready'] else None)} | "
+              f"{fmt(med(v['run_d']))} | {ratio(bb, med(v['ready']))} |")
+
+    P(f"\n### 3. TCP throughput host → container through 127.0.0.1:PORT ({a.bytes >> 20} MiB per run, 3 runs, MiB/s; higher is better)\n")
+    P("| engine | port path | host listener | median | min | max | berth/engine (median) |")
+    P("|---|---|---|---:|---:|---:|---:|")
+    r = res.get("throughput", {})
+    bb = med(r["berth"]["mibs"]) if "berth" in r else None
+    for e in engines:
+        if e.name in r:
+            v = r[e.name]["mibs"]
+            P(f"| {e.name} | {e.path} | {r[e.name]['listener']} | {fmt(med(v), 0)} | {fmt(min(v), 0)} | {fmt(max(v), 0)} | {ratio(bb, med(v))} |")
+
+    P(f"\n### 4. DNS: A lookups of a container's name on a user network ({a.lookups} queries, µs per query)\n")
+    P("| engine | server | median | p95 | failed | berth/engine (median) | busybox `nslookup` in the container, ms per lookup |")
+    P("|---|---|---:|---:|---:|---:|---:|")
+    r = res.get("dns", {})
+    bb = med(r["berth"]["us"]) if "berth" in r else None
+    srv = {"berth": "embedded", "docker": "embedded (dockerd)", "podman": "aardvark-dns"}
+    for k in order:
+        if k in r:
+            v = r[k]
+            P(f"| {k} | {srv[k]} {v['server']} | {fmt(med(v['us']), 0)} | {fmt(pct(v['us'], 95) if v['us'] else None, 0)} | {v['fails']} | "
+              f"{ratio(bb, med(v['us']))} | {fmt(v['nslookup_ms'], 2)} |")
+
+    P(f"\n### 5a. `exec CONTAINER true` ({a.runs} runs, ms)\n")
+    P("| engine | median | p95 | berth/engine (median) |")
+    P("|---|---:|---:|---:|")
+    r = res.get("exec", {})
+    bb = med(r["berth"]) if "berth" in r else None
+    for k in order:
+        if k in r:
+            P(f"| {k} | {fmt(med(r[k]))} | {fmt(pct(r[k], 95))} | {ratio(bb, med(r[k]))} |")
+
+    P(f"\n### 5b. `stats --no-stream` with {a.containers} running containers (default bridge; 5 runs, ms)\n")
+    P(f"| engine | median | p95 | rows shown | berth/engine (median) | starting the {a.containers} one by one (s) |")
+    P("|---|---:|---:|---:|---:|---:|")
+    r = res.get("stats", {})
+    bb = med(r["berth"]["ms"]) if "berth" in r else None
+    for k in order:
+        if k in r:
+            v = r[k]
+            failed = f" ({v['failed']} failed)" if v["failed"] else ""
+            P(f"| {k} | {fmt(med(v['ms']))} | {fmt(pct(v['ms'], 95))} | {v['rows']} | {ratio(bb, med(v['ms']))} | {fmt(v['start_s'], 1)}{failed} |")
+
+    P("\nberth/engine: below 1 means berth is faster, except throughput (above 1: berth moves more).")
+    for e in engines:
+        for n in e.notes:
+            P(f"\nnote: {e.name}: {n}")
+    for n in notes:
+        P(f"\nnote: {n}")
+    P("\nrerun: `sudo bench/net.sh [RUNS]`")
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--dns-probe":
+        dns_probe(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--berth", required=True)
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--bytes", type=int, default=1 << 30, help="bytes per throughput run (at most 4 GiB)")
+    ap.add_argument("--lookups", type=int, default=500)
+    ap.add_argument("--containers", type=int, default=STATS_CONTAINERS)
+    ap.add_argument("--engines", default="berth,docker,podman")
+    ap.add_argument("--only", default="", help="comma-separated subset of run,port,throughput,dns,exec,stats")
+    a = ap.parse_args()
+    a.bytes = max(1 << 20, min(a.bytes, 4 << 30))
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: sudo bench/net.sh")
+    preflight()
+    tmp = tempfile.mkdtemp(prefix="bn-", dir="/tmp")
+    _, a.tar = make_rootfs(tmp, all_applets=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    res, engines, notes = {}, [], []
+    tables_before, netns_before = nft_tables(), netns_names()
+    ipt_before = ipt_rules()
+    try:
+        for i, (name, cls, tool) in enumerate([("berth", Berth, a.berth), ("docker", Docker, "dockerd"), ("podman", Podman, "podman")]):
+            if name not in a.engines.split(","):
+                continue
+            if not shutil.which(tool):
+                notes.append(f"{name}: {tool} not installed, skipped")
+                continue
+            e = cls(tmp, a)
+            engines.append(e)
+            try:
+                log(f"{name}: starting")
+                e.start()
+                measure(e, a, Ports(38100 + 1000 * i), res)
+            except Exception as ex:
+                e.notes.append(f"set-up failed, skipped: {str(ex)[:400]}")
+                log(f"{name}: set-up failed: {ex}")
+            finally:
+                errs = cleanup_engine(e, tmp, tables_before, ipt_before, netns_before)
+                for x in errs:
+                    e.notes.append(f"cleanup: {x}")
+    finally:
+        # whatever an interrupted run left: every engine's names again, then the temp root
+        for e in engines:
+            remove_links(BRIDGES[e.name])
+        for fam, t in nft_tables():
+            if t == NFT_TABLE:
+                quiet(["nft", "delete", "table", fam, t])
+        kill_leftovers(tmp)
+        subprocess.run(["umount", "-R", "-l", tmp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(tmp, ignore_errors=True)
+        left = [b for b in sum(BRIDGES.values(), []) if b in links()]
+        extra = nft_tables() - tables_before
+        if left or extra:
+            notes.append(f"left behind after cleanup: bridges {left}, nft tables {sorted(extra)}")
+    report(res, a, engines, notes)
+
+
+if __name__ == "__main__":
+    main()
