@@ -151,7 +151,7 @@ impl Engine {
             let named = u
                 .restart_policy
                 .as_ref()
-                .and_then(|p| serde_json::to_value(&p.name).ok())
+                .and_then(|p| serde_json::to_value(p.name).ok())
                 .and_then(|v| v.as_str().map(str::to_string))
                 .is_some_and(|n| !n.is_empty() && n != "no");
             if named {
