@@ -428,3 +428,109 @@ fn update_changes_limits_of_a_running_container() {
         text(&out.stderr)
     );
 }
+
+/// (open fds, threads, resident KiB) of a process.
+fn proc_usage(pid: u32) -> (usize, usize, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| {
+                v.split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+    };
+    (fds, field("Threads:") as usize, field("VmRSS:"))
+}
+
+fn shim_pid(dir: &std::path::Path) -> Option<u32> {
+    let want = dir.display().to_string();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_string_lossy().parse().ok()?;
+        let cmd = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).ok()?)
+            .replace('\0', " ");
+        ((cmd.contains("berth-shim") || cmd.contains(" shim ")) && cmd.contains(&want))
+            .then_some(pid)
+    })
+}
+
+fn zombies_under(parent: u32) -> usize {
+    std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| {
+                    let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+                    // pid (comm) state ppid ...
+                    let rest = stat.rsplit_once(") ").map(|x| x.1).unwrap_or("");
+                    let mut f = rest.split_whitespace();
+                    let state = f.next();
+                    let ppid = f.next().and_then(|p| p.parse::<u32>().ok());
+                    state == Some("Z") && ppid == Some(parent)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_thousand_execs_leak_no_fd_thread_zombie_or_memory() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let out = d.berth(&["run", "-d", "--name", "ex", "busybox", "sleep", "600"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let daemon = d.pid().expect("daemon pid");
+    let shim = shim_pid(d.dir.path()).expect("the container's shim");
+    // Warm up (allocator arenas, lazily created tasks), then measure.
+    for _ in 0..50 {
+        assert!(d.berth(&["exec", "ex", "true"]).status.success());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (d_fds, d_threads, d_rss) = proc_usage(daemon);
+    let (s_fds, s_threads, s_rss) = proc_usage(shim);
+    let n: usize = std::env::var("BERTH_EXEC_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    for i in 0..n {
+        let out = d.berth(&["exec", "ex", "true"]);
+        assert!(out.status.success(), "exec {i}: {}", text(&out.stderr));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (d_fds2, d_threads2, d_rss2) = proc_usage(daemon);
+    let (s_fds2, s_threads2, s_rss2) = proc_usage(shim);
+    eprintln!(
+        "after {n} execs: daemon fds {d_fds}->{d_fds2} threads {d_threads}->{d_threads2} rss {d_rss}->{d_rss2} KiB; \
+         shim fds {s_fds}->{s_fds2} threads {s_threads}->{s_threads2} rss {s_rss}->{s_rss2} KiB"
+    );
+    assert!(d_fds2 <= d_fds + 2, "daemon fds {d_fds} -> {d_fds2}");
+    assert!(s_fds2 <= s_fds, "shim fds {s_fds} -> {s_fds2}");
+    assert!(
+        d_threads2 <= d_threads + 2,
+        "daemon threads {d_threads} -> {d_threads2}"
+    );
+    assert_eq!(s_threads2, s_threads, "shim threads");
+    assert_eq!(zombies_under(shim), 0, "zombies under the shim");
+    assert!(
+        d_rss2 <= d_rss + 4096,
+        "daemon RSS grew {d_rss} -> {d_rss2} KiB"
+    );
+    assert!(
+        s_rss2 <= s_rss + 512,
+        "shim RSS grew {s_rss} -> {s_rss2} KiB"
+    );
+    // The exec records are gone too: inspect of the container lists none still running.
+    let ids = text(
+        &d.docker(&["inspect", "-f", "{{len .ExecIDs}}", "ex"])
+            .stdout,
+    );
+    assert!(
+        ids.trim() == "0" || ids.trim().is_empty(),
+        "exec ids kept: {ids}"
+    );
+}

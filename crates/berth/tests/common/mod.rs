@@ -90,6 +90,11 @@ impl Daemon {
         }
     }
 
+    /// The daemon's pid (while it runs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     pub fn socket(&self) -> PathBuf {
         self.dir.path().join("berth.sock")
     }
