@@ -182,8 +182,8 @@ class Engine:
     def popen_cli(self, *a):
         return subprocess.Popen(self.cli + list(a), env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def user_net(self, name):
-        raise NotImplementedError
+    def make_user_net(self, name):
+        self.c(*self.user_net(name))
 
     def teardown(self):
         """Containers, networks, the daemon: best effort, every error reported."""
@@ -284,12 +284,33 @@ class Podman(Engine):
             'default_subnet_pools = [{"base" = "10.205.128.0/17", "size" = 24}]\n')
         self.env["CONTAINERS_CONF"] = conf
         self.cli = ["podman", "--root", os.path.join(self.dir, "root"), "--runroot", os.path.join(self.dir, "run")]
-        # The default network, made like podman's own (no DNS) but with our interface name and subnet.
-        self.c("network", "create", "--subnet", "10.205.0.0/24", "--interface-name", "pbench0", "--disable-dns", "pbench")
+        # The default network, like podman's own (no DNS) but with our interface name and subnet: written as
+        # its network file before podman first runs, or podman would make "pbench" itself with podman0.
+        os.makedirs(os.path.join(self.dir, "networks"))
+        json.dump({"name": "pbench", "id": os.urandom(32).hex(), "driver": "bridge", "network_interface": "pbench0",
+                   "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                   "subnets": [{"subnet": "10.205.0.0/24", "gateway": "10.205.0.1"}], "ipv6_enabled": False,
+                   "internal": False, "dns_enabled": False, "ipam_options": {"driver": "host-local"}},
+                  open(os.path.join(self.dir, "networks", "pbench.json"), "w"), indent=2)
+        got = json.loads(self.c("network", "inspect", "pbench").stdout)[0].get("network_interface")
+        if got != "pbench0":
+            raise RuntimeError(f"default network pbench: interface {got}, expected pbench0")
         self.c("import", self.args.tar, "busybox:latest")
 
-    def user_net(self, name):
-        return ["network", "create", "--subnet", "10.205.1.0/24", "--interface-name", "pbench1", name]
+    def net_create(self, name, bridge, subnet, *extra):
+        """podman 4.3 has no --interface-name: create, then name the bridge in the network's own file (podman
+        reads the file again on every command)."""
+        self.c("network", "create", "--subnet", subnet, *extra, name)
+        f = os.path.join(self.dir, "networks", name + ".json")
+        cfg = json.load(open(f))
+        cfg["network_interface"] = bridge
+        json.dump(cfg, open(f, "w"), indent=2)
+        got = json.loads(self.c("network", "inspect", name).stdout)[0].get("network_interface")
+        if got != bridge:
+            raise RuntimeError(f"network {name}: interface {got}, expected {bridge}")
+
+    def make_user_net(self, name):
+        self.net_create(name, "pbench1", "10.205.1.0/24")
 
     def teardown(self):
         errs = super().teardown()
@@ -450,7 +471,7 @@ def dns_probe(server, name, k):
 
 
 def m_dns(e, k, loop_k=50):
-    e.c(*e.user_net(USER_NET))
+    e.make_user_net(USER_NET)
     for n in ["dns-srv", "dns-cli"]:
         e.c("run", "-d", "--name", n, "--network", USER_NET, "busybox", "sleep", "600")
     pid = e.c("inspect", "-f", "{{.State.Pid}}", "dns-cli").stdout.strip()

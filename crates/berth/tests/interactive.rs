@@ -183,3 +183,35 @@ fn detach_keys_leave_the_container_running_and_attach_comes_back() {
     let (_, rc) = d.in_pty("berth attach keep", 24, 80, &["exit 7\\n"]);
     assert_eq!(rc, Some(7));
 }
+
+#[test]
+fn sig_proxy_forwards_signals_to_a_container_without_a_terminal() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let mut child = std::process::Command::new(common::BERTH)
+        .args([
+            "run", "--rm", "busybox", "sh", "-c",
+            "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .env("BERTH_HOST", format!("unix://{}", d.socket().display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    use std::io::Read;
+    while !String::from_utf8_lossy(&got).contains("ready") {
+        let n = out.read(&mut buf).unwrap();
+        assert!(n > 0, "the container never got ready");
+        got.extend_from_slice(&buf[..n]);
+    }
+    // SIGTERM to the CLI (by its pid) reaches the container's process.
+    let _ = std::process::Command::new("kill").arg(child.id().to_string()).status();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(rest.contains("got TERM"), "{rest}");
+    assert_eq!(status.code(), Some(7));
+}

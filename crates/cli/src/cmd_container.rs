@@ -118,7 +118,11 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
         return Err(start_error(e));
     }
     let resize = tty.then(|| format!("/containers/{id}/resize"));
+    let proxy = (a.sig_proxy && !tty).then(|| sig_proxy(c, &id));
     let detached = session(c, conn, interactive, tty, keys, resize).await;
+    if let Some(p) = proxy {
+        p.abort();
+    }
     if detached {
         waiter.abort();
         return Ok(0);
@@ -128,6 +132,46 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
         eprintln!("{m}");
     }
     Ok(w["StatusCode"].as_i64().unwrap_or(125) as i32)
+}
+
+/// `--sig-proxy` (the default for attached containers without a terminal): the signals this CLI receives are
+/// sent to the container, like the docker CLI does.
+fn sig_proxy(c: &Client, id: &str) -> tokio::task::JoinHandle<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let c = c.clone();
+    let id = id.to_string();
+    tokio::spawn(async move {
+        let kinds = [
+            (SignalKind::interrupt(), "SIGINT"),
+            (SignalKind::terminate(), "SIGTERM"),
+            (SignalKind::hangup(), "SIGHUP"),
+            (SignalKind::quit(), "SIGQUIT"),
+            (SignalKind::user_defined1(), "SIGUSR1"),
+            (SignalKind::user_defined2(), "SIGUSR2"),
+        ];
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(16);
+        for (kind, name) in kinds {
+            let Ok(mut s) = signal(kind) else { continue };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while s.recv().await.is_some() {
+                    if tx.send(name).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        while let Some(name) = rx.recv().await {
+            let _ = c
+                .call(
+                    Method::POST,
+                    &format!("/containers/{}/kill?signal={name}", enc(&id)),
+                    None,
+                )
+                .await;
+        }
+    })
 }
 
 /// The detach keys: the flag, or docker's default ctrl-p ctrl-q.
@@ -277,7 +321,12 @@ pub async fn start(c: &Client, a: StartArgs) -> Result<i32> {
         .await
         .map_err(start_error)?;
         let resize = tty.then(|| format!("/containers/{}/resize", enc(&id)));
-        if session(c, conn, interactive, tty, keys, resize).await {
+        let proxy = (!tty).then(|| sig_proxy(c, &id));
+        let detached = session(c, conn, interactive, tty, keys, resize).await;
+        if let Some(p) = proxy {
+            p.abort();
+        }
+        if detached {
             return Ok(0);
         }
         let w = waiter.await.map_err(|e| anyhow!("wait: {e}"))??;
@@ -917,7 +966,12 @@ pub async fn attach(c: &Client, a: AttachArgs) -> Result<i32> {
     let waiter =
         tokio::spawn(async move { wc.post_json(&format!("/containers/{wid}/wait"), None).await });
     let resize = tty.then(|| format!("/containers/{id}/resize"));
-    if session(c, conn, interactive, tty, keys, resize).await {
+    let proxy = (a.sig_proxy && !tty).then(|| sig_proxy(c, &a.container));
+    let detached = session(c, conn, interactive, tty, keys, resize).await;
+    if let Some(p) = proxy {
+        p.abort();
+    }
+    if detached {
         // Like the docker CLI: detaching from `attach` is reported as this error (exit status 1).
         return Err(StatusError {
             code: 1,
