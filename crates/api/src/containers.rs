@@ -110,8 +110,12 @@ fn network_settings(r: &Record, nets: &[berth_engine::network::Network]) -> Valu
         networks.insert(name.clone(), v);
     }
     let mut ports = serde_json::Map::new();
+    // Like dockerd: ports are listed only while the container has its network (exposed ones as null).
+    let running = !r.sandbox_key.is_empty();
     for k in r.config.exposed_ports.clone().unwrap_or_default() {
-        ports.insert(k, Value::Null);
+        if running {
+            ports.insert(k, Value::Null);
+        }
     }
     for (k, binds) in &r.ports {
         ports.insert(k.clone(), json!(binds));

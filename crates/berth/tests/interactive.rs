@@ -190,7 +190,11 @@ fn sig_proxy_forwards_signals_to_a_container_without_a_terminal() {
     d.import_busybox();
     let mut child = std::process::Command::new(common::BERTH)
         .args([
-            "run", "--rm", "busybox", "sh", "-c",
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
             "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
         ])
         .env("BERTH_HOST", format!("unix://{}", d.socket().display()))
@@ -208,7 +212,9 @@ fn sig_proxy_forwards_signals_to_a_container_without_a_terminal() {
         got.extend_from_slice(&buf[..n]);
     }
     // SIGTERM to the CLI (by its pid) reaches the container's process.
-    let _ = std::process::Command::new("kill").arg(child.id().to_string()).status();
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
     let mut rest = String::new();
     out.read_to_string(&mut rest).unwrap();
     let status = child.wait().unwrap();
