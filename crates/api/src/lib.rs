@@ -97,6 +97,7 @@ pub fn router(state: AppState) -> Router {
             get(volumes::inspect).delete(volumes::remove),
         )
         .route("/images/json", get(images::list))
+        .route("/images/search", get(registry::search))
         .route("/images/create", post(images::create))
         .route("/images/load", post(images::load))
         .route("/images/get", get(images::save_many))

@@ -152,13 +152,27 @@ pub async fn pull(
     platform: Option<String>,
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
-    let name = match tag.filter(|t| !t.is_empty()) {
+    let tag = tag.filter(|t| !t.is_empty());
+    let parsed = berth_image::Reference::parse_named(&image)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let cred = registry_auth(headers)?;
+    // No tag anywhere: the docker CLI's `pull --all-tags` (a plain `pull` always sends one).
+    if tag.is_none() && parsed.tag().is_none() && parsed.digest().is_none() && !image.contains('@')
+    {
+        let engine = st.engine.clone();
+        return Ok(progress_stream(move |ptx| async move {
+            engine
+                .pull_all_tags(&image, platform.as_deref(), cred, ptx)
+                .await
+                .map(|_| ())
+        }));
+    }
+    let name = match tag {
         Some(t) if !image.contains('@') => format!("{image}:{t}"),
         Some(t) if t.starts_with("sha256:") => format!("{image}@{t}"),
         _ => image,
     };
     berth_image::Reference::parse(&name).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let cred = registry_auth(headers)?;
     if berth_engine::hello::is_hello(&name) && cred.is_none() {
         // The embedded image: present without a registry.
         st.engine.resolve_image(&name).await?;
@@ -251,4 +265,51 @@ mod tests {
         h.insert("X-Registry-Auth", "!!!".parse().unwrap());
         assert!(registry_auth(&h).is_err());
     }
+}
+
+/// `GET /images/search?term=&limit=`: the registry's `/v1/search`, as Docker's list of results.
+pub async fn search(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<crate::params::Query>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let term = q.get("term").cloned().unwrap_or_default();
+    if term.is_empty() {
+        return Err(ApiError::bad_request("term is required"));
+    }
+    let limit: usize = match q.get("limit").filter(|l| !l.is_empty()) {
+        Some(l) => l
+            .parse()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("invalid limit {l}: must be between 1 and 100"))
+            })?,
+        None => 25,
+    };
+    let f = crate::params::filters(&q)?;
+    let cred = registry_auth(&headers)?;
+    let mut results = st.engine.search(&term, limit, cred).await?;
+    for (k, vals) in &f {
+        for v in vals {
+            match k.as_str() {
+                "is-official" => {
+                    let want = v == "true";
+                    results.retain(|r| r.is_official == want)
+                }
+                "is-automated" => {
+                    let want = v == "true";
+                    results.retain(|r| r.is_automated == want)
+                }
+                "stars" => {
+                    let n: u64 = v.parse().map_err(|_| {
+                        ApiError::bad_request(format!("invalid filter 'stars={v}'"))
+                    })?;
+                    results.retain(|r| r.star_count >= n)
+                }
+                _ => return Err(ApiError::bad_request(format!("invalid filter '{k}'"))),
+            }
+        }
+    }
+    Ok(Json(serde_json::to_value(results).unwrap_or(Value::Null)))
 }

@@ -99,3 +99,43 @@ fn pull_from_the_reference_registry_and_bad_names() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn pull_all_tags_and_search_with_the_docker_cli() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let reg = common::berth_registry();
+    let repo = format!("{}/tools/bb", reg.addr);
+    for t in ["1", "2", "stable"] {
+        let name = format!("{repo}:{t}");
+        assert!(d.docker(&["tag", "busybox", &name]).status.success());
+        let out = d.docker(&["push", "-q", &name]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(d.docker(&["rmi", &name]).status.success());
+    }
+    let out = d.docker(&["pull", "-a", &repo]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let tags = text(&d.docker(&["images", "--format", "{{.Tag}}", &repo]).stdout);
+    let mut tags: Vec<&str> = tags.lines().collect();
+    tags.sort();
+    assert_eq!(tags, vec!["1", "2", "stable"]);
+    // A plain pull names one tag (latest), never all of them.
+    let out = d.berth(&["pull", &repo]);
+    assert!(!out.status.success(), "no latest tag was pushed");
+    let out = d.docker(&["pull", "-a", &format!("{repo}:1")]);
+    assert!(!out.status.success());
+    // search asks the registry's index.
+    let out = d.docker(&["search", &format!("{}/bb", reg.addr)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.starts_with("NAME"), "{s}");
+    assert!(s.contains("tools/bb"), "{s}");
+    let out = d.berth(&[
+        "search",
+        "--format",
+        "{{.Name}}",
+        &format!("{}/nothing-like-this", reg.addr),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "");
+}

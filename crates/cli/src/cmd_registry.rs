@@ -149,9 +149,27 @@ pub async fn pull_image(
     c: &Client,
     image: &str,
     platform: Option<&str>,
+    view: ProgressView,
+) -> Result<()> {
+    pull_request(c, image, platform, view, false).await
+}
+
+/// `all_tags`: no tag is sent, which the daemon takes as every tag (a plain pull always names one, as the
+/// docker CLI does).
+async fn pull_request(
+    c: &Client,
+    image: &str,
+    platform: Option<&str>,
     mut view: ProgressView,
+    all_tags: bool,
 ) -> Result<()> {
     let mut q = format!("fromImage={}", enc(image));
+    let named = berth_image::Reference::parse_named(image)
+        .map(|r| r.tag().is_some() || r.digest().is_some())
+        .unwrap_or(true);
+    if !named && !all_tags {
+        q.push_str("&tag=latest");
+    }
     if let Some(p) = platform {
         q.push_str(&format!("&platform={}", enc(p)));
     }
@@ -181,17 +199,32 @@ pub struct PullArgs {
 }
 
 pub async fn pull(c: &Client, a: PullArgs) -> Result<i32> {
-    if a.all_tags {
-        return Err(StatusError {
-            code: 1,
-            message: "pull --all-tags is not supported yet".into(),
-        }
-        .into());
-    }
     let r = berth_image::Reference::parse(&a.image).map_err(|e| StatusError {
         code: 1,
         message: format!("{e}"),
     })?;
+    if a.all_tags {
+        let named = berth_image::Reference::parse_named(&a.image)
+            .map(|r| r.tag().is_some() || r.digest().is_some())
+            .unwrap_or(true);
+        if named {
+            return Err(StatusError {
+                code: 1,
+                message: "tag can't be used with --all-tags/-a".into(),
+            }
+            .into());
+        }
+        pull_request(
+            c,
+            &a.image,
+            a.platform.as_deref(),
+            ProgressView::new(a.quiet),
+            true,
+        )
+        .await?;
+        println!("{}", r.repository());
+        return Ok(0);
+    }
     pull_image(
         c,
         &a.image,
@@ -417,4 +450,70 @@ mod tests {
             "boom"
         );
     }
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Max number of search results
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long)]
+    pub filter: Vec<String>,
+    /// Pretty-print search using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    pub term: String,
+}
+
+/// `search TERM`: the registry's index (`/v1/search`), through the daemon like the docker CLI.
+pub async fn search(c: &Client, a: SearchArgs) -> Result<i32> {
+    let mut q = format!("term={}", enc(&a.term));
+    if let Some(l) = a.limit {
+        q.push_str(&format!("&limit={l}"));
+    }
+    if !a.filter.is_empty() {
+        q.push_str(&format!(
+            "&filters={}",
+            enc(&crate::cmd_container::filters_json(&a.filter)?)
+        ));
+    }
+    let v = c.get_json(&format!("/images/search?{q}")).await?;
+    let rows: Vec<serde_json::Value> = v
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            let mut desc = r["description"].as_str().unwrap_or("").replace('\n', " ");
+            if !a.no_trunc && desc.chars().count() > 45 {
+                desc = desc.chars().take(44).collect::<String>() + "…";
+            }
+            serde_json::json!({
+                "Name": r["name"], "Description": desc, "StarCount": r["star_count"].as_u64().unwrap_or(0).to_string(),
+                "IsOfficial": if r["is_official"].as_bool().unwrap_or(false) { "[OK]" } else { "" },
+                "IsAutomated": if r["is_automated"].as_bool().unwrap_or(false) { "[OK]" } else { "" },
+            })
+        })
+        .collect();
+    let headers = [
+        ("Name", "NAME"),
+        ("Description", "DESCRIPTION"),
+        ("StarCount", "STARS"),
+        ("IsOfficial", "OFFICIAL"),
+        ("IsAutomated", "AUTOMATED"),
+    ];
+    print!(
+        "{}",
+        crate::output::render(
+            &rows,
+            a.format.as_deref(),
+            "table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}",
+            &headers
+        )?
+    );
+    Ok(0)
 }

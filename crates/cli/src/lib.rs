@@ -129,6 +129,8 @@ pub enum Cmd {
     Push(cmd_registry::PushArgs),
     /// Authenticate to a registry
     Login(cmd_registry::LoginArgs),
+    /// Search a registry for images
+    Search(cmd_registry::SearchArgs),
     /// Log out from a registry
     Logout(cmd_registry::LogoutArgs),
     /// Show the berth version information
@@ -410,6 +412,7 @@ async fn dispatch(c: &client::Client, cmd: Cmd) -> Result<i32> {
             cmd: ImageCmd::Push(a),
         } => cmd_registry::push(c, a).await,
         Cmd::Login(a) => cmd_registry::login(c, a).await,
+        Cmd::Search(a) => cmd_registry::search(c, a).await,
         Cmd::Logout(a) => cmd_registry::logout(a).await,
         Cmd::Pause(a) => cmd_observe::pause(c, a).await,
         Cmd::Unpause(a) => cmd_observe::unpause(c, a).await,

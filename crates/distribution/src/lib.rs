@@ -29,6 +29,7 @@
 //! `spawn_blocking`. Secrets are never logged.
 
 mod auth;
+mod catalog;
 mod client;
 mod credentials;
 mod error;
@@ -38,6 +39,7 @@ mod pull;
 mod push;
 
 pub use auth::{parse_challenge, Challenge};
+pub use catalog::SearchResult;
 pub use client::{registry_key, ClientOptions, LoginOutcome, RegistryClient, DOCKER_HUB_HOST};
 pub use credentials::{Credential, DockerConfig, DOCKER_HUB_KEY};
 pub use error::DistError;

@@ -43,6 +43,49 @@ impl Engine {
         self.inner.registry.with_credential(&domain, cred)
     }
 
+    /// `pull --all-tags`: every tag of `repository` (which names no tag), one pull each.
+    pub async fn pull_all_tags(
+        &self,
+        repository: &str,
+        platform: Option<&str>,
+        cred: Option<Credential>,
+        progress: mpsc::UnboundedSender<Progress>,
+    ) -> Result<Vec<PullOutcome>> {
+        let r =
+            Reference::parse_named(repository).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        if r.tag().is_some() || r.digest().is_some() {
+            return Err(EngineError::Invalid(
+                "tag can't be used with --all-tags/-a".into(),
+            ));
+        }
+        let client = self.registry_for(&r, cred.clone());
+        let tags = client.tags(&r).await?;
+        let mut out = Vec::new();
+        for t in tags {
+            let name = format!("{}:{t}", r.repository());
+            out.push(
+                self.pull(&name, platform, cred.clone(), progress.clone())
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// `search`: ask the registry named in `term` (Docker Hub's index otherwise).
+    pub async fn search(
+        &self,
+        term: &str,
+        limit: usize,
+        cred: Option<Credential>,
+    ) -> Result<Vec<berth_distribution::SearchResult>> {
+        let domain = match term.split_once('/') {
+            Some((d, _)) if d.contains('.') || d.contains(':') || d == "localhost" => d,
+            _ => "docker.io",
+        };
+        let client = self.inner.registry.with_credential(domain, cred);
+        Ok(client.search(term, limit).await?)
+    }
+
     /// Pull `reference` (a tag, or a digest) for `platform` (default: the host's).
     pub async fn pull(
         &self,
