@@ -17,17 +17,15 @@ Network safety: traffic goes only to 127.0.0.1 and to containers made here; no i
 is Debian's busybox-static, imported into each engine); names looked up all exist on the user network, so no
 embedded DNS server forwards a query upstream.
 """
-import argparse, ipaddress, json, os, random, re, shutil, signal, socket, statistics, struct, subprocess, sys, tempfile, time
+import argparse, json, os, random, re, shutil, signal, socket, statistics, struct, subprocess, sys, tempfile, time
 
 sys.dont_write_bytecode = True
-from common import children_named, make_rootfs, pct, wait_socket  # noqa: E402
+from common import make_rootfs, pct, wait_socket  # noqa: E402
+from nethost import (BRIDGES, NFT_TABLE, Ports, cleanup_engine, host_cleanup, kill_leftovers, links,  # noqa: E402
+                     ipt_rules, listener, netns_names, nft_tables, preflight, run, umount_under)
 
-# Names and addresses this script owns (nothing else on the host uses them; checked before the run).
 BERTH_JSON = {"bridge": "bbench0", "bip": "10.202.0.1/24", "firewall-table": "berth_bench",
               "default-address-pools": [{"base": "10.203.0.0/16", "size": 24}]}
-BRIDGES = {"berth": ["bbench0", "bbench1"], "docker": ["dbench0", "dbench1"], "podman": ["pbench0", "pbench1"]}
-SUBNETS = ["10.201.0.0/16", "10.202.0.0/16", "10.203.0.0/16", "10.204.0.0/16", "10.205.0.0/16"]
-NFT_TABLE = "berth_bench"
 USER_NET = "benchnet"
 STATS_CONTAINERS = 50
 
@@ -36,134 +34,8 @@ def log(*a):
     print("[net]", *a, file=sys.stderr, flush=True)
 
 
-def run(cmd, env=None, timeout=120, check=True, **kw):
-    r = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout, **kw)
-    if check and r.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:6])}... exited {r.returncode}: {(r.stderr or r.stdout).strip()[-400:]}")
-    return r
-
-
-def quiet(cmd, timeout=30):
-    """Best-effort teardown step: never raises; returns an error string or None."""
-    try:
-        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
-        return None if r.returncode == 0 else f"{' '.join(cmd)}: {r.stderr.strip()[-200:]}"
-    except Exception as e:  # timeout, missing binary
-        return f"{' '.join(cmd)}: {e}"
-
-
 def med(xs):
     return statistics.median(xs) if xs else float("nan")
-
-
-# ---------------------------------------------------------------------------------------------------- host state
-def links():
-    out = run(["ip", "-j", "link", "show"]).stdout
-    return {l["ifname"]: l for l in json.loads(out or "[]")}
-
-
-def nft_tables():
-    out = run(["nft", "list", "tables"], check=False).stdout
-    return {tuple(l.split()[1:3]) for l in out.splitlines() if l.startswith("table ")}
-
-
-def ipt_rules():
-    """{(binary, table): [lines of -S]} for the iptables tables netavark writes to."""
-    snap = {}
-    for b in ["iptables", "ip6tables"]:
-        if not shutil.which(b):
-            continue
-        for t in ["nat", "filter", "mangle"]:
-            r = run([b, "-w", "5", "-t", t, "-S"], check=False, timeout=30)
-            snap[(b, t)] = r.stdout.splitlines() if r.returncode == 0 else []
-    return snap
-
-
-def netns_names():
-    try:
-        return set(os.listdir("/run/netns"))
-    except OSError:
-        return set()
-
-
-def preflight():
-    """Refuses to run if a subnet of ours is already on an interface; removes a previous run's leftovers (only
-    names this script owns)."""
-    addrs = json.loads(run(["ip", "-j", "-4", "addr", "show"]).stdout or "[]")
-    mine = set(sum(BRIDGES.values(), []))
-    for l in addrs:
-        if l["ifname"] in mine:
-            continue
-        for a in l.get("addr_info", []):
-            ip = ipaddress.ip_address(a["local"])
-            if any(ip in ipaddress.ip_network(s) for s in SUBNETS):
-                raise SystemExit(f"{l['ifname']} has {a['local']}: one of this benchmark's subnets {SUBNETS} is in use")
-    stale = [b for b in mine if b in links()]
-    if stale or any(t[1] == NFT_TABLE for t in nft_tables()):
-        log(f"removing leftovers of a previous run: {stale} {NFT_TABLE}")
-        remove_links(stale)
-        for fam, t in nft_tables():
-            if t == NFT_TABLE:
-                quiet(["nft", "delete", "table", fam, t])
-
-
-def remove_links(bridges):
-    errs = []
-    ls = links()
-    for b in bridges:
-        if b not in ls:
-            continue
-        for name, l in ls.items():  # veths still enslaved to our bridge are ours too
-            if l.get("master") == b:
-                e = quiet(["ip", "link", "del", name])
-                errs += [e] if e else []
-        e = quiet(["ip", "link", "del", b])
-        errs += [e] if e else []
-    return errs
-
-
-def kill_leftovers(tmp):
-    """Processes our daemons started that outlived them (shims, containerd, docker-proxy, aardvark-dns, conmon):
-    found by this run's temp root in their command line, ended by PID."""
-    names = {"containerd", "containerd-shim", "containerd-shim-runc-v2", "docker-proxy", "aardvark-dns", "conmon",
-             "berth", "berth-shim", "dockerd"}
-    me = os.getpid()
-    pids = [p for p in children_named(names, tmp) if p != me]
-    for p in pids:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except OSError:
-            pass
-    return pids
-
-
-def listener(port):
-    """Which process listens on 127.0.0.1:port on the host, if any ('' = none: the kernel forwards)."""
-    r = run(["ss", "-Hltnp", f"sport = :{port}"], check=False)
-    procs = set()
-    for l in r.stdout.splitlines():
-        if 'users:(("' in l:
-            procs.add(l.split('users:(("')[1].split('"')[0])
-    return ",".join(sorted(procs))
-
-
-class Ports:
-    def __init__(self, base):
-        self.next = base
-
-    def take(self):
-        for _ in range(500):
-            p, self.next = self.next, self.next + 1
-            s = socket.socket()
-            try:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind(("127.0.0.1", p))
-                return p
-            except OSError:
-                continue
-            finally:
-                s.close()
-        raise RuntimeError("no free port")
 
 
 # ---------------------------------------------------------------------------------------------------- engines
@@ -179,6 +51,12 @@ class Engine:
     def c(self, *a, timeout=120, check=True):
         return run(self.cli + list(a), env=self.env, timeout=timeout, check=check)
 
+    rm_args = ["rm", "-f"]
+
+    def rm(self, *names, check=True):
+        """Removes containers at once (SIGKILL), as docker's `rm -f` does; not part of any timing."""
+        return self.c(*self.rm_args, *names, timeout=300, check=check)
+
     def popen_cli(self, *a):
         return subprocess.Popen(self.cli + list(a), env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -191,7 +69,7 @@ class Engine:
         try:
             ids = self.c("ps", "-aq", timeout=60, check=False).stdout.split()
             if ids:
-                r = self.c("rm", "-f", *ids, timeout=300, check=False)
+                r = self.rm(*ids, check=False)
                 if r.returncode:
                     errs.append(f"rm -f: {r.stderr.strip()[-200:]}")
             r = self.c("network", "rm", USER_NET, timeout=60, check=False)
@@ -272,6 +150,7 @@ class Docker(Engine):
 class Podman(Engine):
     name = "podman"
     path = "kernel (netavark iptables DNAT)"
+    rm_args = ["rm", "-f", "-t", "0"]  # podman 4.3's rm -f would wait 10 s for SIGTERM first
 
     def start(self):
         conf = os.path.join(self.dir, "containers.conf")
@@ -345,46 +224,55 @@ def http_get(port, timeout=0.5):
         return False
 
 
+def poll_http(port, budget):
+    deadline = time.perf_counter() + budget
+    while time.perf_counter() < deadline:
+        if http_get(port):
+            return True
+        time.sleep(0.002)
+    return False
+
+
 def m_port(e, n, ports, budget=5.0):
-    ready, run_d, fails, path = [], [], 0, None
-    for i in range(n + 1):  # the first is a warm-up
-        port = ports.take()
-        name = f"web{i}"
-        t = time.perf_counter()
-        p = e.popen_cli("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
-        ok = False
-        deadline = time.perf_counter() + budget
-        while time.perf_counter() < deadline:
-            if http_get(port):
-                ok = True
-                break
-            time.sleep(0.002)
-        t_ready = time.perf_counter() - t
-        try:
-            _, err = p.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            err = "timeout"
-        t_run = None
-        if p.returncode != 0:
-            raise RuntimeError(f"run -d -p failed: {err.strip()[-300:]}")
-        if path is None:
-            path = listener(port) or "none"
-        if i > 0:
-            if ok:
-                ready.append(t_ready * 1000)
+    """Two clients: an eager one polling from the moment `run -d` is launched (what a script that starts a
+    server and connects at once sees), and one that polls only after `run -d` returned. Both times are measured
+    from the launch of `run -d`. The first round of each is a warm-up."""
+    out = {"eager": [], "after": [], "run_d": [], "fails": 0, "listener": None}
+    args = ["busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]
+    for mode in ["eager", "after"]:
+        for i in range(n + 1):
+            port = ports.take()
+            name = f"web-{mode}{i}"
+            cmd = ["run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:80"] + args
+            t = time.perf_counter()
+            if mode == "eager":
+                p = e.popen_cli(*cmd)
+                ok = poll_http(port, budget)
+                dt = time.perf_counter() - t
+                try:
+                    _, err = p.communicate(timeout=60)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.communicate()
+                    err = "timed out"
+                if p.returncode != 0:
+                    raise RuntimeError(f"run -d -p failed: {err.strip()[-300:]}")
             else:
-                fails += 1
-        e.c("rm", "-f", name, timeout=60)
-    # how long `run -d` itself takes (port published, container started), measured apart so polling does not
-    # compete with it for the CPU
-    for i in range(min(n, 10)):
-        port = ports.take()
-        t = time.perf_counter()
-        e.c("run", "-d", "--name", f"webr{i}", "-p", f"127.0.0.1:{port}:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
-        run_d.append((time.perf_counter() - t) * 1000)
-        e.c("rm", "-f", f"webr{i}", timeout=60)
-    return {"ready": ready, "run_d": run_d, "fails": fails, "listener": path}
+                e.c(*cmd, timeout=60)
+                t_run = time.perf_counter() - t
+                ok = poll_http(port, budget)
+                dt = time.perf_counter() - t
+                if i > 0:
+                    out["run_d"].append(t_run * 1000)
+            if out["listener"] is None:
+                out["listener"] = listener(port) or "none"
+            if i > 0:
+                if ok:
+                    out[mode].append(dt * 1000)
+                else:
+                    out["fails"] += 1
+            e.rm(name)
+    return out
 
 
 def wait_listening(e, name, timeout=15):
@@ -433,7 +321,7 @@ def m_throughput(e, reps, size, ports):
                 raise RuntimeError(f"sent {sent} of {size} bytes, the container's eth0 received {got} bytes")
             out.append(size / (1 << 20) / dt)
         finally:
-            e.c("rm", "-f", name, timeout=60, check=False)
+            e.rm(name, check=False)
     return {"mibs": out, "listener": path}
 
 
@@ -470,7 +358,7 @@ def dns_probe(server, name, k):
     print(json.dumps({"us": us, "fails": fails}))
 
 
-def m_dns(e, k, loop_k=50):
+def m_dns(e, k):
     e.make_user_net(USER_NET)
     for n in ["dns-srv", "dns-cli"]:
         e.c("run", "-d", "--name", n, "--network", USER_NET, "busybox", "sleep", "600")
@@ -478,29 +366,17 @@ def m_dns(e, k, loop_k=50):
     resolv = open(f"/proc/{pid}/root/etc/resolv.conf").read()
     server = next(l.split()[1] for l in resolv.splitlines() if l.startswith("nameserver"))
     # the name resolves inside the container, with its own resolver (a trailing dot: no search domains, so
-    # nothing is ever forwarded upstream)
+    # nothing is ever forwarded upstream). The timing itself is taken from the container's network namespace
+    # by this script (busybox's date has no %N, and a process spawned per lookup would dwarf the lookup).
     r = e.c("exec", "dns-cli", "nslookup", "-type=a", "dns-srv.", server, check=False)
     if r.returncode != 0:
         raise RuntimeError(f"nslookup dns-srv. {server} inside dns-cli failed: {(r.stdout + r.stderr).strip()[-300:]}")
     probe = run(["nsenter", "-t", pid, "-n", sys.executable, "-B", os.path.abspath(__file__), "--dns-probe", server,
                  "dns-srv.", str(k)], timeout=120)
     res = json.loads(probe.stdout)
-    # busybox nslookup in a shell loop inside the container (a process per lookup), minus the same loop
-    # spawning `busybox true`: per-lookup cost as a program in the container sees it
-    loop = 'i=0; while [ $i -lt %d ]; do %s >/dev/null || exit 1; i=$((i+1)); done'
-    def loop_ms(body):
-        xs = []
-        for _ in range(3):
-            t = time.perf_counter()
-            e.c("exec", "dns-cli", "sh", "-c", loop % (loop_k, body), timeout=120)
-            xs.append((time.perf_counter() - t) * 1000)
-        return med(xs)
-    lookups = loop_ms(f"nslookup -type=a dns-srv. {server}")
-    base = loop_ms("/bin/busybox true")
-    e.c("rm", "-f", "dns-srv", "dns-cli", timeout=60)
+    e.rm("dns-srv", "dns-cli")
     e.c("network", "rm", USER_NET, timeout=60)
-    return {"us": res["us"], "fails": res["fails"], "server": server,
-            "nslookup_ms": (lookups - base) / loop_k}
+    return {"us": res["us"], "fails": res["fails"], "server": server}
 
 
 def m_exec(e, n):
@@ -512,7 +388,7 @@ def m_exec(e, n):
         t = time.perf_counter()
         e.c("exec", "ex", "true", timeout=60)
         xs.append((time.perf_counter() - t) * 1000)
-    e.c("rm", "-f", "ex", timeout=60)
+    e.rm("ex")
     return xs
 
 
@@ -531,7 +407,7 @@ def m_stats(e, count, reps=5):
         xs.append((time.perf_counter() - t) * 1000)
         rows = len([l for l in r.stdout.splitlines() if l.strip()]) - 1
     ids = [f"st{i}" for i in range(count)]
-    e.c("rm", "-f", *ids, timeout=300, check=False)
+    e.rm(*ids, check=False)
     return {"ms": xs, "rows": rows, "start_s": start_s, "failed": failed}
 
 
@@ -555,72 +431,9 @@ def measure(e, a, ports, res):
             # leave no half-made state for the next step
             ids = e.c("ps", "-aq", check=False, timeout=60).stdout.split()
             if ids:
-                e.c("rm", "-f", *ids, check=False, timeout=300)
+                e.rm(*ids, check=False)
             e.c("network", "rm", USER_NET, check=False, timeout=60)
         log(f"{e.name}: {key} took {time.perf_counter() - t:.1f}s")
-
-
-# ---------------------------------------------------------------------------------------------------- cleanup
-def undo_iptables(before):
-    """Removes what netavark added to iptables during this run: NETAVARK chains and rules naming them or our
-    subnets, then any iptables table that did not exist before and is empty again. Rules that were there before
-    are never touched."""
-    errs = []
-    after = ipt_rules()
-    for (b, t), lines in after.items():
-        old = set(before.get((b, t), []))
-        new = [l for l in lines if l not in old]
-        for l in reversed([l for l in new if l.startswith("-A ") and ("NETAVARK" in l or "10.205." in l)]):
-            e = quiet([b, "-w", "5", "-t", t] + ["-D"] + l.split()[1:])
-            errs += [e] if e else []
-        for l in [l for l in new if l.startswith("-N ") and "NETAVARK" in l]:
-            quiet([b, "-w", "5", "-t", t, "-F", l.split()[1]])
-        for l in [l for l in new if l.startswith("-N ") and "NETAVARK" in l]:
-            e = quiet([b, "-w", "5", "-t", t, "-X", l.split()[1]])
-            errs += [e] if e else []
-    return errs
-
-
-def drop_empty_new_tables(tables_before):
-    """iptables-nft tables (ip/ip6 nat, filter, mangle) created during the run and now without rules."""
-    errs = []
-    for fam, t in nft_tables() - tables_before:
-        if t not in ("nat", "filter", "mangle") or fam not in ("ip", "ip6"):
-            continue
-        b = "iptables" if fam == "ip" else "ip6tables"
-        lines = run([b, "-w", "5", "-t", t, "-S"], check=False).stdout.splitlines()
-        if all(l.startswith("-P ") for l in lines):
-            e = quiet(["nft", "delete", "table", fam, t])
-            errs += [e] if e else []
-    return errs
-
-
-def cleanup_engine(e, tmp, tables_before, ipt_before, netns_before):
-    errs = e.teardown()
-    time.sleep(0.5)
-    killed = kill_leftovers(tmp)
-    if killed:
-        errs.append(f"ended leftover processes {killed}")
-    errs += remove_links(BRIDGES[e.name])
-    # user-network bridges whose names the engine picked itself (none expected: we name them) but on our subnets
-    for l in json.loads(run(["ip", "-j", "-4", "addr", "show"]).stdout or "[]"):
-        for ad in l.get("addr_info", []):
-            if any(ipaddress.ip_address(ad["local"]) in ipaddress.ip_network(s) for s in SUBNETS):
-                errs += remove_links([l["ifname"]])
-    if e.name == "berth":
-        for fam, t in nft_tables():
-            if t == NFT_TABLE:
-                err = quiet(["nft", "delete", "table", fam, t])
-                errs += [err] if err else []
-    if e.name == "podman":
-        errs += undo_iptables(ipt_before)
-        for ns in netns_names() - netns_before:
-            if ns.startswith("netns-"):  # podman's names
-                err = quiet(["ip", "netns", "del", ns])
-                errs += [err or f"removed leftover netns {ns}"]
-    errs += drop_empty_new_tables(tables_before)
-    subprocess.run(["umount", "-R", "-l", e.dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return errs
 
 
 # ---------------------------------------------------------------------------------------------------- report
@@ -632,81 +445,82 @@ def ratio(b, o):
     return "" if not b or not o or b != b or o != o else f"{b / o:.3f}"
 
 
+def table(title, header, rows):
+    if not rows:
+        return
+    print(f"\n### {title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" if i == 0 or h in ("port path", "host listener", "server") else "---:"
+                         for i, h in enumerate(header)) + "|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+
+
 def report(res, a, engines, notes):
     order = [e.name for e in engines]
-    P = print
-    P(f"\n### 1. `run --rm busybox true`: default bridge vs `--network none` ({a.runs} runs each, ms)\n")
-    P("| engine | none median | none p95 | bridge median | bridge p95 | bridge − none (median) | berth/engine (bridge median) |")
-    P("|---|---:|---:|---:|---:|---:|---:|")
+    path = {e.name: e.path for e in engines}
+
     r = res.get("run", {})
     bb = med(r["berth"]["bridge"]) if "berth" in r else None
-    for k in order:
-        if k in r:
-            v = r[k]
-            P(f"| {k} | {fmt(med(v['none']))} | {fmt(pct(v['none'], 95))} | {fmt(med(v['bridge']))} | "
-              f"{fmt(pct(v['bridge'], 95))} | {fmt(med(v['bridge']) - med(v['none']))} | {ratio(bb, med(v['bridge']))} |")
+    table(f"1. `run --rm busybox true`: default bridge vs `--network none` ({a.runs} runs each, ms)",
+          ["engine", "none median", "none p95", "bridge median", "bridge p95", "bridge − none (median)",
+           "berth/engine (bridge median)"],
+          [[k, fmt(med(v["none"])), fmt(pct(v["none"], 95)), fmt(med(v["bridge"])), fmt(pct(v["bridge"], 95)),
+            fmt(med(v["bridge"]) - med(v["none"])), ratio(bb, med(v["bridge"]))]
+           for k in order if k in r for v in [r[k]]])
 
-    P(f"\n### 2. `run -d -p 127.0.0.1:PORT:80 busybox httpd` until an HTTP GET on 127.0.0.1:PORT answers ({a.runs} runs, ms)\n")
-    P("| engine | port path | host listener | answers median | answers p95 | `run -d` alone median | berth/engine (answers median) |")
-    P("|---|---|---|---:|---:|---:|---:|")
     r = res.get("port", {})
-    bb = med(r["berth"]["ready"]) if "berth" in r else None
-    for e in engines:
-        if e.name in r:
-            v = r[e.name]
-            fails = f" ({v['fails']} did not answer in 5 s)" if v["fails"] else ""
-            P(f"| {e.name} | {e.path} | {v['listener']} | {fmt(med(v['ready']))}{fails} | {fmt(pct(v['ready'], 95) if v['ready'] else None)} | "
-              f"{fmt(med(v['run_d']))} | {ratio(bb, med(v['ready']))} |")
+    bb = med(r["berth"]["eager"]) if "berth" in r else None
+    table(f"2. `run -d -p 127.0.0.1:PORT:80 busybox httpd` until an HTTP GET on 127.0.0.1:PORT answers "
+          f"({a.runs} runs each, ms from launching `run -d`)",
+          ["engine", "port path", "host listener", "polled from launch: median", "p95",
+           "polled once `run -d` returned: median", "p95", "`run -d` returns (median)",
+           "berth/engine (from launch, median)"],
+          [[k, path[k], v["listener"],
+            fmt(med(v["eager"])) + (f" ({v['fails']} did not answer in 5 s)" if v["fails"] else ""),
+            fmt(pct(v["eager"], 95) if v["eager"] else None), fmt(med(v["after"])),
+            fmt(pct(v["after"], 95) if v["after"] else None), fmt(med(v["run_d"])), ratio(bb, med(v["eager"]))]
+           for k in order if k in r for v in [r[k]]])
 
-    P(f"\n### 3. TCP throughput host → container through 127.0.0.1:PORT ({a.bytes >> 20} MiB per run, 3 runs, MiB/s; higher is better)\n")
-    P("| engine | port path | host listener | median | min | max | berth/engine (median) |")
-    P("|---|---|---|---:|---:|---:|---:|")
     r = res.get("throughput", {})
     bb = med(r["berth"]["mibs"]) if "berth" in r else None
-    for e in engines:
-        if e.name in r:
-            v = r[e.name]["mibs"]
-            P(f"| {e.name} | {e.path} | {r[e.name]['listener']} | {fmt(med(v), 0)} | {fmt(min(v), 0)} | {fmt(max(v), 0)} | {ratio(bb, med(v))} |")
+    table(f"3. TCP throughput host → container through 127.0.0.1:PORT ({a.bytes >> 20} MiB per run, 3 runs, "
+          "MiB/s; higher is better)",
+          ["engine", "port path", "host listener", "median", "min", "max", "berth/engine (median)"],
+          [[k, path[k], r[k]["listener"], fmt(med(v), 0), fmt(min(v), 0), fmt(max(v), 0), ratio(bb, med(v))]
+           for k in order if k in r for v in [r[k]["mibs"]]])
 
-    P(f"\n### 4. DNS: A lookups of a container's name on a user network ({a.lookups} queries, µs per query)\n")
-    P("| engine | server | median | p95 | failed | berth/engine (median) | busybox `nslookup` in the container, ms per lookup |")
-    P("|---|---|---:|---:|---:|---:|---:|")
     r = res.get("dns", {})
     bb = med(r["berth"]["us"]) if "berth" in r else None
     srv = {"berth": "embedded", "docker": "embedded (dockerd)", "podman": "aardvark-dns"}
-    for k in order:
-        if k in r:
-            v = r[k]
-            P(f"| {k} | {srv[k]} {v['server']} | {fmt(med(v['us']), 0)} | {fmt(pct(v['us'], 95) if v['us'] else None, 0)} | {v['fails']} | "
-              f"{ratio(bb, med(v['us']))} | {fmt(v['nslookup_ms'], 2)} |")
+    table(f"4. DNS: A lookups of a container's name on a user network ({a.lookups} queries one at a time from "
+          "the other container's network namespace, µs per query)",
+          ["engine", "server", "median", "p95", "failed", "berth/engine (median)"],
+          [[k, f"{srv[k]} {v['server']}", fmt(med(v["us"]), 0), fmt(pct(v["us"], 95) if v["us"] else None, 0),
+            str(v["fails"]), ratio(bb, med(v["us"]))]
+           for k in order if k in r for v in [r[k]]])
 
-    P(f"\n### 5a. `exec CONTAINER true` ({a.runs} runs, ms)\n")
-    P("| engine | median | p95 | berth/engine (median) |")
-    P("|---|---:|---:|---:|")
     r = res.get("exec", {})
     bb = med(r["berth"]) if "berth" in r else None
-    for k in order:
-        if k in r:
-            P(f"| {k} | {fmt(med(r[k]))} | {fmt(pct(r[k], 95))} | {ratio(bb, med(r[k]))} |")
+    table(f"5a. `exec CONTAINER true` ({a.runs} runs, ms)", ["engine", "median", "p95", "berth/engine (median)"],
+          [[k, fmt(med(r[k])), fmt(pct(r[k], 95)), ratio(bb, med(r[k]))] for k in order if k in r])
 
-    P(f"\n### 5b. `stats --no-stream` with {a.containers} running containers (default bridge; 5 runs, ms)\n")
-    P(f"| engine | median | p95 | rows shown | berth/engine (median) | starting the {a.containers} one by one (s) |")
-    P("|---|---:|---:|---:|---:|---:|")
     r = res.get("stats", {})
     bb = med(r["berth"]["ms"]) if "berth" in r else None
-    for k in order:
-        if k in r:
-            v = r[k]
-            failed = f" ({v['failed']} failed)" if v["failed"] else ""
-            P(f"| {k} | {fmt(med(v['ms']))} | {fmt(pct(v['ms'], 95))} | {v['rows']} | {ratio(bb, med(v['ms']))} | {fmt(v['start_s'], 1)}{failed} |")
+    table(f"5b. `stats --no-stream` with {a.containers} running containers (default bridge; 5 runs, ms)",
+          ["engine", "median", "p95", "rows shown", "berth/engine (median)",
+           f"starting the {a.containers} one by one (s)"],
+          [[k, fmt(med(v["ms"])), fmt(pct(v["ms"], 95)), str(v["rows"]), ratio(bb, med(v["ms"])),
+            fmt(v["start_s"], 1) + (f" ({v['failed']} failed)" if v["failed"] else "")]
+           for k in order if k in r for v in [r[k]]])
 
-    P("\nberth/engine: below 1 means berth is faster, except throughput (above 1: berth moves more).")
+    print("\nberth/engine: below 1 means berth is faster, except throughput (above 1: berth moves more).")
     for e in engines:
         for n in e.notes:
-            P(f"\nnote: {e.name}: {n}")
+            print(f"\nnote: {e.name}: {n}")
     for n in notes:
-        P(f"\nnote: {n}")
-    P("\nrerun: `sudo bench/net.sh [RUNS]`")
+        print(f"\nnote: {n}")
+    print("\nrerun: `sudo bench/net.sh [RUNS]`")
 
 
 def main():
@@ -726,13 +540,13 @@ def main():
     if os.geteuid() != 0:
         raise SystemExit("run as root: sudo bench/net.sh")
     preflight()
-    tmp = tempfile.mkdtemp(prefix="bn-", dir="/tmp")
-    _, a.tar = make_rootfs(tmp, all_applets=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     res, engines, notes = {}, [], []
     tables_before, netns_before = nft_tables(), netns_names()
     ipt_before = ipt_rules()
+    tmp = tempfile.mkdtemp(prefix="bn-", dir="/tmp")
     try:
+        _, a.tar = make_rootfs(tmp, all_applets=True)
         for i, (name, cls, tool) in enumerate([("berth", Berth, a.berth), ("docker", Docker, "dockerd"), ("podman", Podman, "podman")]):
             if name not in a.engines.split(","):
                 continue
@@ -754,19 +568,19 @@ def main():
                     e.notes.append(f"cleanup: {x}")
     finally:
         # whatever an interrupted run left: every engine's names again, then the temp root
-        for e in engines:
-            remove_links(BRIDGES[e.name])
-        for fam, t in nft_tables():
-            if t == NFT_TABLE:
-                quiet(["nft", "delete", "table", fam, t])
         kill_leftovers(tmp)
-        subprocess.run(["umount", "-R", "-l", tmp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for e in engines:
+            host_cleanup(e.name, ipt_before, tables_before, netns_before)
+        umount_under(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
+        if os.path.exists(tmp):
+            notes.append(f"{tmp} could not be removed entirely (a mount left under it?)")
         left = [b for b in sum(BRIDGES.values(), []) if b in links()]
-        extra = nft_tables() - tables_before
+        extra = {(f, t) for f, t in nft_tables() - tables_before
+                 if t == NFT_TABLE or (f in ("ip", "ip6") and t in ("nat", "filter", "mangle"))}
         if left or extra:
             notes.append(f"left behind after cleanup: bridges {left}, nft tables {sorted(extra)}")
-    report(res, a, engines, notes)
+        report(res, a, engines, notes)  # what was measured, also after an interruption
 
 
 if __name__ == "__main__":

@@ -240,33 +240,6 @@ pub async fn auth(State(st): State<AppState>, body: Bytes) -> ApiResult<Json<Val
     Ok(Json(json!({"Status": status, "IdentityToken": ""})))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn registry_auth_header_decodes_both_forms() {
-        let mut h = HeaderMap::new();
-        let v = base64::engine::general_purpose::URL_SAFE
-            .encode(br#"{"username":"u","password":"p","serveraddress":"r"}"#);
-        h.insert("X-Registry-Auth", v.parse().unwrap());
-        let c = registry_auth(&h).unwrap().unwrap();
-        assert_eq!((c.username.as_str(), c.password.as_str()), ("u", "p"));
-        let auth = base64::engine::general_purpose::STANDARD.encode("alice:secret");
-        let v = base64::engine::general_purpose::URL_SAFE.encode(format!(r#"{{"auth":"{auth}"}}"#));
-        h.insert("X-Registry-Auth", v.parse().unwrap());
-        let c = registry_auth(&h).unwrap().unwrap();
-        assert_eq!(
-            (c.username.as_str(), c.password.as_str()),
-            ("alice", "secret")
-        );
-        h.insert("X-Registry-Auth", "e30=".parse().unwrap());
-        assert!(registry_auth(&h).unwrap().is_none());
-        h.insert("X-Registry-Auth", "!!!".parse().unwrap());
-        assert!(registry_auth(&h).is_err());
-    }
-}
-
 /// `GET /images/search?term=&limit=`: the registry's `/v1/search`, as Docker's list of results.
 pub async fn search(
     axum::extract::State(st): axum::extract::State<AppState>,
@@ -312,4 +285,31 @@ pub async fn search(
         }
     }
     Ok(Json(serde_json::to_value(results).unwrap_or(Value::Null)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_auth_header_decodes_both_forms() {
+        let mut h = HeaderMap::new();
+        let v = base64::engine::general_purpose::URL_SAFE
+            .encode(br#"{"username":"u","password":"p","serveraddress":"r"}"#);
+        h.insert("X-Registry-Auth", v.parse().unwrap());
+        let c = registry_auth(&h).unwrap().unwrap();
+        assert_eq!((c.username.as_str(), c.password.as_str()), ("u", "p"));
+        let auth = base64::engine::general_purpose::STANDARD.encode("alice:secret");
+        let v = base64::engine::general_purpose::URL_SAFE.encode(format!(r#"{{"auth":"{auth}"}}"#));
+        h.insert("X-Registry-Auth", v.parse().unwrap());
+        let c = registry_auth(&h).unwrap().unwrap();
+        assert_eq!(
+            (c.username.as_str(), c.password.as_str()),
+            ("alice", "secret")
+        );
+        h.insert("X-Registry-Auth", "e30=".parse().unwrap());
+        assert!(registry_auth(&h).unwrap().is_none());
+        h.insert("X-Registry-Auth", "!!!".parse().unwrap());
+        assert!(registry_auth(&h).is_err());
+    }
 }
