@@ -25,12 +25,13 @@ fn network_json(n: &Network, users: Option<&Vec<(String, String, Endpoint)>>) ->
         })
         .unwrap_or_default();
     let mut containers = serde_json::Map::new();
-    for (id, name, ep) in users.into_iter().flatten() {
+    // Like dockerd: the containers with an active endpoint (running ones).
+    for (id, name, ep) in users.into_iter().flatten().filter(|(_, _, ep)| ep.ip.is_some()) {
         containers.insert(
             id.clone(),
             json!({
                 "Name": name,
-                "EndpointID": if ep.ip.is_some() { ep.endpoint_id.clone() } else { String::new() },
+                "EndpointID": ep.endpoint_id,
                 "MacAddress": ep.mac,
                 "IPv4Address": ep.ip.map(|ip| format!("{ip}/{}", ep.prefix_len)).unwrap_or_default(),
                 "IPv6Address": "",
