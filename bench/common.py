@@ -100,3 +100,15 @@ def make_rootfs(tmp, all_applets=False):
     tar = os.path.join(tmp, "busybox.tar")
     sh("tar", "-C", root, "-cf", tar, ".")
     return root, tar
+
+def umount_under(path):
+    """Every mount at or below `path` (podman's storage bind-mounts its overlay dir onto itself), deepest first;
+    `umount -R` alone stops when `path` itself is not a mount point."""
+    path = os.path.realpath(path)
+    points = []
+    for l in open("/proc/self/mountinfo"):
+        mp = l.split()[4].replace("\\040", " ")
+        if mp == path or mp.startswith(path + "/"):
+            points.append(mp)
+    for mp in sorted(set(points), key=len, reverse=True):
+        subprocess.run(["umount", "-l", mp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)

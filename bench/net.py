@@ -13,6 +13,13 @@ Measurements (N = --runs):
   4. DNS lookups of a container's name on a user network, from the other container's network namespace
   5. `exec CONTAINER true` latency (N), and `stats --no-stream` with 50 running containers
 
+Engines: berth with daemon.json {bridge bbench0, bip 10.202.0.1/24, firewall-table berth_bench, pools 10.203/16}
+(published ports: nftables DNAT in the kernel, route_localnet for 127.0.0.1); dockerd with a bridge made here
+(dbench0, 10.201.0.1/24), --iptables=false --ip-masq=false --userland-proxy=true (ports on 127.0.0.1 go through
+docker-proxy, as they also do for loopback with iptables on; its embedded DNS still works: its rules live in the
+container's namespace); podman (temp --root/--runroot, its own containers.conf: runc, cgroupfs, file events,
+netavark with a default network "pbench" on pbench0, 10.205.0.0/24, no DNS, like podman's own default).
+
 Network safety: traffic goes only to 127.0.0.1 and to containers made here; no image is pulled (the busybox image
 is Debian's busybox-static, imported into each engine); names looked up all exist on the user network, so no
 embedded DNS server forwards a query upstream.
@@ -20,9 +27,9 @@ embedded DNS server forwards a query upstream.
 import argparse, json, os, random, re, shutil, signal, socket, statistics, struct, subprocess, sys, tempfile, time
 
 sys.dont_write_bytecode = True
-from common import make_rootfs, pct, wait_socket  # noqa: E402
+from common import make_rootfs, pct, umount_under, wait_socket  # noqa: E402
 from nethost import (BRIDGES, NFT_TABLE, Ports, cleanup_engine, host_cleanup, kill_leftovers, links,  # noqa: E402
-                     ipt_rules, listener, netns_names, nft_tables, preflight, run, umount_under)
+                     ipt_rules, listener, netns_names, nft_tables, preflight, run)
 
 BERTH_JSON = {"bridge": "bbench0", "bip": "10.202.0.1/24", "firewall-table": "berth_bench",
               "default-address-pools": [{"base": "10.203.0.0/16", "size": 24}]}
