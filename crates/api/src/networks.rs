@@ -26,7 +26,11 @@ fn network_json(n: &Network, users: Option<&Vec<(String, String, Endpoint)>>) ->
         .unwrap_or_default();
     let mut containers = serde_json::Map::new();
     // Like dockerd: the containers with an active endpoint (running ones).
-    for (id, name, ep) in users.into_iter().flatten().filter(|(_, _, ep)| ep.ip.is_some()) {
+    for (id, name, ep) in users
+        .into_iter()
+        .flatten()
+        .filter(|(_, _, ep)| ep.ip.is_some())
+    {
         containers.insert(
             id.clone(),
             json!({

@@ -54,6 +54,19 @@ fn veths_on(bridge: &str) -> usize {
     text(&out.stdout).lines().count()
 }
 
+/// The veth pairs of an exited container go when the kernel dismantles its namespace, just after the exit:
+/// wait (bounded) until the bridge has `n` ports.
+fn wait_veths(bridge: &str, n: usize) -> usize {
+    for _ in 0..100 {
+        let now = veths_on(bridge);
+        if now == n {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    veths_on(bridge)
+}
+
 fn nft_table(table: &str) -> String {
     let out = std::process::Command::new("nft")
         .args(["list", "table", "ip", table])
@@ -119,9 +132,13 @@ fn default_bridge_gives_an_address_a_route_and_etc_files() {
         id.trim(),
     ]));
     assert!(std::path::Path::new(key.trim()).exists());
-    assert_eq!(veths_on(&d.bridge), 1);
+    assert_eq!(wait_veths(&d.bridge, 1), 1);
     ok(&d.docker(&["rm", "-f", id.trim()]));
-    assert_eq!(veths_on(&d.bridge), 0, "the veth went with the container");
+    assert_eq!(
+        wait_veths(&d.bridge, 0),
+        0,
+        "the veth went with the container"
+    );
     assert!(
         !std::path::Path::new(key.trim()).exists(),
         "the namespace went with the container"
@@ -415,7 +432,7 @@ fn published_ports_answer_on_the_host_and_only_where_bound() {
         "{}",
         text(&out.stderr)
     );
-    assert_eq!(veths_on(&d.bridge), 1, "the failed start left no veth");
+    assert_eq!(wait_veths(&d.bridge, 1), 1, "the failed start left no veth");
     // -P: every exposed port on a random host port.
     ok(&d.docker(&[
         "run", "-d", "--name", "web2", "--expose", "80", "-P", "busybox", "httpd", "-f", "-p",
@@ -543,7 +560,7 @@ fn many_run_rm_cycles_leak_nothing() {
         ]);
         assert!(out.status.success(), "cycle {i}: {}", text(&out.stderr));
     }
-    assert_eq!(veths_on(&d.bridge), 0, "veths left");
+    assert_eq!(wait_veths(&d.bridge, 0), 0, "veths left");
     let netns = d.dir.path().join("x/netns");
     let left = std::fs::read_dir(&netns).map(|r| r.count()).unwrap_or(0);
     assert_eq!(left, 0, "network namespaces left in {}", netns.display());

@@ -161,9 +161,13 @@ impl Engine {
         write_json(&paths.state.join("shim.json"), &shim_cfg)?;
         self.copy_up_volumes(&rec, &shim_cfg).await?;
         let t_spec = t0.elapsed();
-        let pid = spawn_shim(&self.inner.cfg.shim_program, &paths.state)
-            .await
-            .map_err(|e| docker_wording(e, &input.args[0]))?;
+        // The interfaces are plugged in while the runtime creates the container: its process only runs
+        // after `Start`, and by then both are done.
+        let (spawned, plumbed) = tokio::join!(
+            spawn_shim(&self.inner.cfg.shim_program, &paths.state),
+            self.network_plumb(h)
+        );
+        let pid = spawned.map_err(|e| docker_wording(e, &input.args[0]))?;
 
         let t_shim = t0.elapsed();
         let mut conn = ShimConn::connect(&shim_cfg.socket).await?;
@@ -174,7 +178,10 @@ impl Engine {
         };
         expect_ok(conn.request(&attach).await?)?;
         // The root is mounted now: check the command exists, as Docker's runtime does at create.
-        if let Err(e) = check_executable(&shim_cfg.rootfs, &input.args[0], &input.env, &input.cwd) {
+        let ready = plumbed.and_then(|()| {
+            check_executable(&shim_cfg.rootfs, &input.args[0], &input.env, &input.cwd)
+        });
+        if let Err(e) = ready {
             let _ = conn.request(&Request::Kill { signal: 9 }).await;
             drain_until_exit(&mut conn).await;
             return Err(e);

@@ -446,28 +446,12 @@ impl Engine {
             self.write_etc(&rec, None, None, &host_resolv)?;
             return Ok(spec::NetworkMode::None);
         }
-        match self.network_setup_inner(h, &host_resolv).await {
-            Ok(m) => Ok(m),
-            Err(e) => {
-                let undo = self.network_teardown(h).await;
-                if undo.is_empty() {
-                    Err(e)
-                } else {
-                    Err(EngineError::Internal(format!(
-                        "{e} (and undoing the network setup failed: {})",
-                        undo.join("; ")
-                    )))
-                }
-            }
-        }
+        self.network_namespace(h).await
     }
 
-    async fn network_setup_inner(
-        &self,
-        h: &Arc<Handle>,
-        host_resolv: &str,
-    ) -> Result<spec::NetworkMode> {
-        let n = &self.inner.net;
+    /// The container's own network namespace, created and bound (its interfaces come with
+    /// [`Engine::network_plumb`], which may run while the runtime creates the container).
+    async fn network_namespace(&self, h: &Arc<Handle>) -> Result<spec::NetworkMode> {
         let dir = self.inner.cfg.exec_root.join("netns");
         std::fs::create_dir_all(&dir)
             .map_err(|e| EngineError::io(format!("create {}", dir.display()), e))?;
@@ -487,7 +471,21 @@ impl Engine {
             })?;
         }
         h.update(|r| r.sandbox_key = netns.display().to_string());
+        Ok(spec::NetworkMode::Path(netns))
+    }
+
+    /// Plug the container into its networks (addresses, veths, published ports, DNS, etc files). Runs
+    /// after [`Engine::network_setup`] and before the container's process is started; nothing to do
+    /// without a namespace of its own.
+    pub(crate) async fn network_plumb(&self, h: &Arc<Handle>) -> Result<()> {
+        let n = &self.inner.net;
         let rec = h.record();
+        if rec.sandbox_key.is_empty() || rec.endpoints.is_empty() {
+            return Ok(());
+        }
+        let host_resolv = std::fs::read_to_string(&self.inner.cfg.resolv_conf).unwrap_or_default();
+        let host_resolv = host_resolv.as_str();
+        let netns = PathBuf::from(&rec.sandbox_key);
         let mode = rec.host_config.network_mode.clone().unwrap_or_default();
         let first = mode_network(&mode).map(str::to_string);
         let mut order: Vec<String> = rec.endpoints.keys().cloned().collect();
@@ -512,8 +510,7 @@ impl Engine {
             SocketAddr::V4(a) if user_net => Some(*a.ip()),
             _ => None,
         };
-        self.write_etc(&rec, own_ip, embedded, host_resolv)?;
-        Ok(spec::NetworkMode::Path(netns))
+        self.write_etc(&rec, own_ip, embedded, host_resolv)
     }
 
     /// Rewrite the container's hosts and resolv.conf for this run.
@@ -773,10 +770,25 @@ impl Engine {
                 errors.push(format!("update the firewall: {e}"));
             }
         }
-        for ep in rec.endpoints.values() {
-            if !ep.host_ifname.is_empty() {
-                if let Err(e) = n.deps.links.detach(&ep.host_ifname).await {
-                    errors.push(format!("delete {}: {e}", ep.host_ifname));
+        // Unbinding the namespace is enough: once nothing holds it, the kernel dismantles it and every veth
+        // pair with an end inside, off the exit path (deleting each veth here costs an RCU grace period).
+        // Only when the namespace cannot be released are the veths deleted one by one.
+        let mut released = false;
+        if !rec.sandbox_key.is_empty() {
+            let p = PathBuf::from(&rec.sandbox_key);
+            match tokio::task::spawn_blocking(move || berth_sys::netns::remove(&p)).await {
+                Ok(Ok(())) => released = true,
+                Ok(Err(e)) => errors.push(e.to_string()),
+                Err(e) => errors.push(e.to_string()),
+            }
+            h.update(|r| r.sandbox_key.clear());
+        }
+        if !released {
+            for ep in rec.endpoints.values() {
+                if !ep.host_ifname.is_empty() {
+                    if let Err(e) = n.deps.links.detach(&ep.host_ifname).await {
+                        errors.push(format!("delete {}: {e}", ep.host_ifname));
+                    }
                 }
             }
         }
@@ -785,15 +797,6 @@ impl Engine {
                 clear_runtime(e);
             }
         });
-        if !rec.sandbox_key.is_empty() {
-            let p = PathBuf::from(&rec.sandbox_key);
-            match tokio::task::spawn_blocking(move || berth_sys::netns::remove(&p)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => errors.push(e.to_string()),
-                Err(e) => errors.push(e.to_string()),
-            }
-            h.update(|r| r.sandbox_key.clear());
-        }
         self.refresh_dns().await;
         errors
     }
