@@ -399,6 +399,45 @@ def m_exec(e, n):
     return xs
 
 
+def m_attach(e, size, reps=3):
+    """Attach throughput: `run --rm busybox head -c SIZE /dev/zero` with stdout attached (stdcopy-framed,
+    no TTY) into a counting reader on the host; MiB/s, checked against the byte count."""
+    out = []
+    for _ in range(reps):
+        p = subprocess.Popen(e.cli + ["run", "--rm", "busybox", "head", "-c", str(size), "/dev/zero"], env=e.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        t = time.perf_counter()
+        got = 0
+        while True:
+            b = p.stdout.read1(1 << 20)
+            if not b:
+                break
+            got += len(b)
+        p.wait(timeout=600)
+        dt = time.perf_counter() - t
+        if got != size:
+            raise RuntimeError(f"attach delivered {got} of {size} bytes")
+        out.append(size / dt / (1 << 20))
+    return out
+
+
+def pipe_baseline(size, reps=3):
+    """The same bytes through a plain pipe from a host process: the floor of what attach can reach."""
+    out = []
+    for _ in range(reps):
+        p = subprocess.Popen(["/bin/busybox", "head", "-c", str(size), "/dev/zero"], stdout=subprocess.PIPE)
+        t = time.perf_counter()
+        got = 0
+        while True:
+            b = p.stdout.read1(1 << 20)
+            if not b:
+                break
+            got += len(b)
+        p.wait()
+        out.append(got / (time.perf_counter() - t) / (1 << 20))
+    return out
+
+
 def m_stats(e, count, reps=5):
     t = time.perf_counter()
     failed = 0
@@ -424,6 +463,7 @@ def measure(e, a, ports, res):
              ("throughput", lambda: m_throughput(e, 3, a.bytes, ports)),
              ("dns", lambda: m_dns(e, a.lookups)),
              ("exec", lambda: m_exec(e, a.runs)),
+             ("attach", lambda: m_attach(e, a.bytes)),
              ("stats", lambda: m_stats(e, a.containers))]
     for key, f in steps:
         if a.only and key not in a.only.split(","):
@@ -512,6 +552,16 @@ def report(res, a, engines, notes):
     table(f"5a. `exec CONTAINER true` ({a.runs} runs, ms)", ["engine", "median", "p95", "berth/engine (median)"],
           [[k, fmt(med(r[k])), fmt(pct(r[k], 95)), ratio(bb, med(r[k]))] for k in order if k in r])
 
+    r = res.get("attach", {})
+    if r:
+        bb = med(r["berth"]) if "berth" in r else None
+        base = med(pipe_baseline(a.bytes))
+        rows = [[k, fmt(med(r[k]), 0), fmt(min(r[k]), 0), ratio(bb, med(r[k])),
+                 fmt(med(r[k]) / base * 100, 0) + "%"] for k in order if k in r]
+        rows.append(["plain pipe (host process)", fmt(base, 0), "", "", "100%"])
+        table(f"5c. attach throughput: `run --rm busybox head -c {a.bytes} /dev/zero` to the CLI (3 runs, MiB/s)",
+              ["engine", "median", "min", "berth/engine", "of a pipe"], rows)
+
     r = res.get("stats", {})
     bb = med(r["berth"]["ms"]) if "berth" in r else None
     table(f"5b. `stats --no-stream` with {a.containers} running containers (default bridge; 5 runs, ms)",
@@ -541,7 +591,7 @@ def main():
     ap.add_argument("--lookups", type=int, default=500)
     ap.add_argument("--containers", type=int, default=STATS_CONTAINERS)
     ap.add_argument("--engines", default="berth,docker,podman")
-    ap.add_argument("--only", default="", help="comma-separated subset of run,port,throughput,dns,exec,stats")
+    ap.add_argument("--only", default="", help="comma-separated subset of run,port,throughput,dns,exec,attach,stats")
     a = ap.parse_args()
     a.bytes = max(1 << 20, min(a.bytes, 4 << 30))
     if os.geteuid() != 0:
