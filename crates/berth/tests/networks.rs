@@ -330,7 +330,17 @@ fn network_commands_follow_docker() {
         "{}",
         text(&out.stderr)
     );
-    ok(&d.docker(&["create", "--network", "net1", "--name", "user", "busybox"]));
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--network",
+        "net1",
+        "--name",
+        "user",
+        "busybox",
+        "sleep",
+        "60",
+    ]));
     let out = d.docker(&["network", "rm", "net1"]);
     assert!(
         text(&out.stderr).contains("active endpoints"),
@@ -343,7 +353,7 @@ fn network_commands_follow_docker() {
         "{}",
         text(&out.stderr)
     );
-    ok(&d.docker(&["rm", "user"]));
+    ok(&d.docker(&["rm", "-f", "user"]));
     ok(&d.docker(&["network", "create", "spare"]));
     let pruned = ok(&d.docker(&["network", "prune", "-f"]));
     assert!(

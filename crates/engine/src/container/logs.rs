@@ -50,6 +50,9 @@ impl Engine {
         let (tx, rx) = mpsc::channel(256);
         let wait = h.wait.subscribe();
         let h2 = h.clone();
+        // The live file is opened now and read through this handle: a client may remove the container before
+        // it reads its stream (docker-py's `run(remove=True)` does), and the data must still be there.
+        let mut live: Option<std::fs::File> = std::fs::File::open(&path).ok();
         tokio::task::spawn_blocking(move || {
             let keep = |e: &Entry| -> bool {
                 let err = e.stream == "stderr";
@@ -74,9 +77,18 @@ impl Engine {
             let mut lines: VecDeque<Entry> = VecDeque::new();
             let mut live_pos = 0u64;
             for (i, f) in files.iter().enumerate() {
-                let Ok(file) = std::fs::File::open(f) else {
+                let is_live = i == files.len() - 1;
+                let opened = if is_live {
+                    live.as_ref().and_then(|l| l.try_clone().ok())
+                } else {
+                    std::fs::File::open(f).ok()
+                };
+                let Some(mut file) = opened else {
                     continue;
                 };
+                if is_live {
+                    let _ = file.seek(SeekFrom::Start(0));
+                }
                 let mut r = BufReader::new(file);
                 let mut buf = String::new();
                 loop {
@@ -121,7 +133,11 @@ impl Engine {
                         Status::Running | Status::Created | Status::Restarting
                     );
                 let mut progressed = false;
-                if let Ok(mut f) = std::fs::File::open(&path) {
+                if live.is_none() {
+                    live = std::fs::File::open(&path).ok();
+                    pos = 0;
+                }
+                if let Some(f) = live.as_mut() {
                     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
                     if len < pos {
                         pos = 0;
@@ -148,6 +164,20 @@ impl Engine {
                                 }
                             }
                         }
+                    }
+                }
+                // Rotated: the path names a new file. The old one is read to its end first (above), then the
+                // new one from its beginning.
+                if !progressed {
+                    use std::os::unix::fs::MetadataExt;
+                    let held = live
+                        .as_ref()
+                        .and_then(|f| f.metadata().ok())
+                        .map(|m| m.ino());
+                    let now = std::fs::metadata(&path).ok().map(|m| m.ino());
+                    if now.is_some() && held != now {
+                        live = None;
+                        continue;
                     }
                 }
                 if tx.is_closed() {

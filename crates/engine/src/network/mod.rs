@@ -540,7 +540,9 @@ impl Engine {
                 _ => {}
             }
             if let Some(d) = f.dangling {
-                let used = users.get(&n.id).is_some_and(|u| !u.is_empty());
+                let used = users
+                    .get(&n.id)
+                    .is_some_and(|u| u.iter().any(|(_, _, ep)| ep.ip.is_some()));
                 if d == (used || n.predefined()) {
                     continue;
                 }
@@ -575,9 +577,18 @@ impl Engine {
                 net.name
             )));
         }
+        // Like dockerd, only running containers have endpoints that keep a network; a stopped container that
+        // names it fails to start once it is gone.
         let users = self.network_users().await;
-        if let Some(u) = users.get(&net.id).filter(|u| !u.is_empty()) {
-            let names: Vec<&str> = u.iter().map(|(_, n, _)| n.as_str()).collect();
+        let active: Vec<&str> = users
+            .get(&net.id)
+            .into_iter()
+            .flatten()
+            .filter(|(_, _, ep)| ep.ip.is_some())
+            .map(|(_, n, _)| n.as_str())
+            .collect();
+        if !active.is_empty() {
+            let names = active;
             return Err(EngineError::Forbidden(format!(
                 "error while removing network: network {} id {} has active endpoints (name:{:?})",
                 net.name,
