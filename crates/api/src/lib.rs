@@ -8,6 +8,7 @@
 #![recursion_limit = "256"]
 
 mod archive;
+mod build;
 mod commit;
 mod containers;
 pub mod error;
@@ -75,6 +76,8 @@ pub fn router(state: AppState) -> Router {
             get(archive::get).head(archive::head).put(archive::put),
         )
         .route("/commit", post(commit::commit))
+        .route("/build", post(build::build))
+        .route("/build/prune", post(build::prune))
         .route("/containers/{id}/attach", post(streams::attach))
         .route(
             "/containers/{id}",

@@ -15,6 +15,8 @@ fn common_headers(resp: &mut Response, version: &str) {
     h.insert("API-Version", HeaderValue::from_static(API_VERSION));
     h.insert("OSType", HeaderValue::from_static("linux"));
     h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    // The classic builder's protocol (`POST /build` with a tar context); BuildKit's session API is not served.
+    h.insert("Builder-Version", HeaderValue::from_static("1"));
     if let Ok(v) = HeaderValue::from_str(&format!("berth/{version} (linux)")) {
         h.insert(header::SERVER, v);
     }

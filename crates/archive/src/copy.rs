@@ -34,6 +34,8 @@ use crate::{ApplyStats, ArchiveError, Limits};
 pub struct ResourceOptions {
     /// Owner (uid, gid) written in place of the files' own.
     pub owner: Option<(u32, u32)>,
+    /// Permission bits written in place of the files' own (a build's `COPY --chmod`); symlinks keep theirs.
+    pub mode: Option<u32>,
     /// Do not descend into procfs, sysfs and other kernel interface mounts (a running container's
     /// `/proc`): their directory is written, their content is not.
     pub skip_pseudo_fs: bool,
@@ -67,6 +69,7 @@ pub fn write_resource(
     let mut tw = TreeWriter::new(writer, WriteFlavor::Tree);
     tw.base = archive_name.to_vec();
     tw.owner = opts.owner;
+    tw.mode = opts.mode;
     tw.skip_pseudo_fs = opts.skip_pseudo_fs;
     tw.skip_content = opts.skip_content.clone();
     tw.raw_names = true;

@@ -113,6 +113,8 @@ pub(crate) struct TreeWriter<W: Write> {
     pub(crate) base: Vec<u8>,
     /// Owner written in place of the files' own.
     pub(crate) owner: Option<(u32, u32)>,
+    /// Permission bits written in place of the files' own (symlinks keep theirs).
+    pub(crate) mode: Option<u32>,
     /// Write the directory of a procfs, sysfs or similar mount but nothing below it.
     pub(crate) skip_pseudo_fs: bool,
     /// Directories (relative paths) written without their content.
@@ -137,6 +139,7 @@ impl<W: Write> TreeWriter<W> {
             links: HashMap::new(),
             base: Vec::new(),
             owner: None,
+            mode: None,
             skip_pseudo_fs: false,
             skip_content: Vec::new(),
             placeholders: &[],
@@ -178,6 +181,11 @@ impl<W: Write> TreeWriter<W> {
         if let Some((uid, gid)) = self.owner {
             h.set_uid(u64::from(uid));
             h.set_gid(u64::from(gid));
+        }
+        if let Some(mode) = self.mode {
+            if kind != EntryType::Symlink {
+                h.set_mode(mode & 0o7777);
+            }
         }
         h
     }

@@ -6,6 +6,7 @@
 //! container's.
 
 pub mod client;
+mod cmd_build;
 mod cmd_commit;
 mod cmd_container;
 mod cmd_cp;
@@ -123,6 +124,13 @@ pub enum Cmd {
     Cp(cmd_cp::CpArgs),
     /// Create a new image from a container's changes
     Commit(cmd_commit::CommitArgs),
+    /// Build an image from a Dockerfile
+    Build(Box<cmd_build::BuildArgs>),
+    /// Manage builds
+    Builder {
+        #[command(subcommand)]
+        cmd: BuilderCmd,
+    },
     /// Download an image from a registry
     Pull(cmd_registry::PullArgs),
     /// Upload an image to a registry
@@ -199,6 +207,14 @@ pub enum ImageCmd {
     Prune(cmd_image::ImagePruneArgs),
     Pull(cmd_registry::PullArgs),
     Push(cmd_registry::PushArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BuilderCmd {
+    /// Build an image from a Dockerfile
+    Build(Box<cmd_build::BuildArgs>),
+    /// Remove build cache
+    Prune(cmd_build::BuilderPruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -428,6 +444,13 @@ async fn dispatch(c: &client::Client, cmd: Cmd) -> Result<i32> {
         | Cmd::Container {
             cmd: ContainerCmd::Commit(a),
         } => cmd_commit::commit(c, a).await,
+        Cmd::Build(a)
+        | Cmd::Builder {
+            cmd: BuilderCmd::Build(a),
+        } => cmd_build::build(c, *a).await,
+        Cmd::Builder {
+            cmd: BuilderCmd::Prune(a),
+        } => cmd_build::builder_prune(c, a).await,
         Cmd::Version(a) => cs::version(c, a).await,
         Cmd::Volume { cmd } => cmd_volume::run(c, cmd).await,
         Cmd::Update(a) => cmd_update::update(c, a).await,

@@ -10,6 +10,7 @@
 //! [`shim_client`] (talking to shims), [`user`] (resolving `-u` through the image's passwd/group),
 //! [`hello`] (the embedded hello-world image), [`system`] (info, version, disk usage).
 
+pub mod build;
 pub mod container;
 pub mod error;
 pub mod events;
@@ -84,6 +85,7 @@ pub(crate) struct Inner {
     /// Serialises volume create and remove (name checks against the store).
     pub volume_lock: tokio::sync::Mutex<()>,
     pub registry: berth_distribution::RegistryClient,
+    pub build_cache: build::CacheStore,
     pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -123,6 +125,7 @@ impl Engine {
             .map_err(EngineError::join)??;
         let store = store::ContainerStore::open(db.clone())?;
         let volumes = volumes::VolumeStore::open(db.clone(), cfg.data_root.join("volumes"))?;
+        let build_cache = build::CacheStore::open(db.clone())?;
         let net =
             network::NetServices::new(cfg.network.clone(), net, network::NetworkStore::open(db)?);
         let registry = registry::client(&cfg.registry, &cfg.data_root)?;
@@ -138,9 +141,11 @@ impl Engine {
                 net,
                 volume_lock: tokio::sync::Mutex::new(()),
                 registry,
+                build_cache,
                 started_at: chrono::Utc::now(),
             }),
         };
+        engine.clean_builder_scratch();
         engine.init_networks().await?;
         engine.recover().await?;
         engine.network_recover().await;

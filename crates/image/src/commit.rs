@@ -11,7 +11,7 @@ use std::io::{BufWriter, Write};
 use chrono::{SecondsFormat, Utc};
 use serde_json::Value;
 
-use crate::config::{ContainerConfig, History};
+use crate::config::{ContainerConfig, History, ImageConfig};
 use crate::error::ImageError;
 use crate::media::DOCKER_LAYER_TAR;
 use crate::meta::{LayerRecord, MetaRead, SnapshotRecord};
@@ -60,77 +60,21 @@ impl ImageStore {
         write_layer: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
     ) -> Result<crate::Image, ImageError> {
         let parent = self.get(&opts.parent)?;
-        let parent_layers = self
-            .inner
-            .meta
-            .read()?
-            .image(&parent.id)?
-            .ok_or_else(|| ImageError::NotFound {
-                reference: parent.id.clone(),
-            })?
-            .layers;
         let tag = opts
             .reference
             .as_ref()
             .map(Self::tag_reference)
             .transpose()?;
-
-        let mut lease = self.inner.leases.lease();
-        let mut writer = self.inner.content.writer()?;
-        let ingest = writer.path().to_path_buf();
-        {
-            let mut buffered = BufWriter::new(&mut writer);
-            write_layer(&mut buffered)
-                .and_then(|()| buffered.flush())
-                .map_err(|e| ImageError::io("writing the layer into", &ingest, e))?;
-        }
-        let empty = writer.size() <= EMPTY_TAR_SIZE;
-        let blob = writer.commit(None, None, &mut lease)?;
-        let diff_id = blob.digest.clone();
-
-        let mut layers = parent_layers;
-        let mut diff_ids = parent.diff_ids.clone();
-        let mut snapshots = Vec::new();
-        if !empty {
-            diff_ids.push(diff_id.clone());
-            let chains = chain_ids(&diff_ids);
-            let chain = chains.last().cloned().unwrap_or_else(|| diff_id.clone());
-            let parent_chain = parent.chain_ids.last().map(String::as_str);
-            let info =
-                self.ensure_snapshot(&chain, parent_chain, &diff_id, &blob.digest, &mut lease)?;
-            snapshots.push((
-                chain,
-                SnapshotRecord {
-                    parent: parent_chain.map(str::to_string),
-                    diff_id: diff_id.clone(),
-                    size: info.size,
-                },
-            ));
-            layers.push(LayerRecord {
-                digest: blob.digest.clone(),
-                media_type: DOCKER_LAYER_TAR.to_string(),
-                diff_id: diff_id.clone(),
-                size: blob.size,
-                diff_size: blob.size,
-            });
-        }
-
-        let now = Utc::now();
-        let created = now.to_rfc3339_opts(SecondsFormat::Nanos, true);
         let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
         let mut config = parent.config.clone();
-        config.created = Some(created.clone());
         config.author = non_empty(&opts.author);
         config.config = opts.config;
         config.container = non_empty(&opts.container_id);
         config.container_config = None;
-        config.rootfs.diff_ids = diff_ids;
         config.history.push(History {
-            created: Some(created),
             created_by: non_empty(&opts.created_by),
             author: non_empty(&opts.author),
             comment: non_empty(&opts.comment),
-            empty_layer: empty.then_some(true),
             ..History::default()
         });
         config.extra.remove("id");
@@ -139,6 +83,104 @@ impl ImageStore {
             Some(c) => config.extra.insert("comment".to_string(), Value::String(c)),
             None => config.extra.remove("comment"),
         };
+        self.add_image_on(Some(&parent), config, Some(write_layer), tag)
+    }
+
+    /// Records a build step's image: `parent` (none for `FROM scratch`) plus the layer `write_layer` writes, if
+    /// any, with `config` as the caller made it (its last history entry describes the step; `created` times,
+    /// `rootfs` and `empty_layer` are filled in here). No tag; the builder tags the final image.
+    pub fn add_step_image(
+        &self,
+        parent: Option<&str>,
+        config: ImageConfig,
+        write_layer: Option<impl FnOnce(&mut dyn Write) -> std::io::Result<()>>,
+    ) -> Result<crate::Image, ImageError> {
+        let parent = parent.map(|p| self.get(p)).transpose()?;
+        let result = self.add_image_on(parent.as_ref(), config, write_layer, None);
+        if result.is_err() {
+            self.sweep_after_failure();
+        }
+        result
+    }
+
+    fn add_image_on(
+        &self,
+        parent: Option<&crate::Image>,
+        mut config: ImageConfig,
+        write_layer: Option<impl FnOnce(&mut dyn Write) -> std::io::Result<()>>,
+        tag: Option<Reference>,
+    ) -> Result<crate::Image, ImageError> {
+        let mut layers = match parent {
+            Some(parent) => {
+                self.inner
+                    .meta
+                    .read()?
+                    .image(&parent.id)?
+                    .ok_or_else(|| ImageError::NotFound {
+                        reference: parent.id.clone(),
+                    })?
+                    .layers
+            }
+            None => Vec::new(),
+        };
+        let mut diff_ids = parent.map(|p| p.diff_ids.clone()).unwrap_or_default();
+        let parent_chain = parent.and_then(|p| p.chain_ids.last().cloned());
+
+        let mut lease = self.inner.leases.lease();
+        let mut snapshots = Vec::new();
+        let mut empty = true;
+        if let Some(write_layer) = write_layer {
+            let mut writer = self.inner.content.writer()?;
+            let ingest = writer.path().to_path_buf();
+            {
+                let mut buffered = BufWriter::new(&mut writer);
+                write_layer(&mut buffered)
+                    .and_then(|()| buffered.flush())
+                    .map_err(|e| ImageError::io("writing the layer into", &ingest, e))?;
+            }
+            empty = writer.size() <= EMPTY_TAR_SIZE;
+            if !empty {
+                let blob = writer.commit(None, None, &mut lease)?;
+                let diff_id = blob.digest.clone();
+                diff_ids.push(diff_id.clone());
+                let chains = chain_ids(&diff_ids);
+                let chain = chains.last().cloned().unwrap_or_else(|| diff_id.clone());
+                let info = self.ensure_snapshot(
+                    &chain,
+                    parent_chain.as_deref(),
+                    &diff_id,
+                    &blob.digest,
+                    &mut lease,
+                )?;
+                snapshots.push((
+                    chain,
+                    SnapshotRecord {
+                        parent: parent_chain.clone(),
+                        diff_id: diff_id.clone(),
+                        size: info.size,
+                    },
+                ));
+                layers.push(LayerRecord {
+                    digest: blob.digest.clone(),
+                    media_type: DOCKER_LAYER_TAR.to_string(),
+                    diff_id: diff_id.clone(),
+                    size: blob.size,
+                    diff_size: blob.size,
+                });
+            }
+        }
+
+        let now = Utc::now();
+        let created = now.to_rfc3339_opts(SecondsFormat::Nanos, true);
+        config.created = Some(created.clone());
+        config.rootfs.diff_ids = diff_ids;
+        for h in config.history.iter_mut().filter(|h| h.created.is_none()) {
+            h.created = Some(created.clone());
+        }
+        if let Some(h) = config.history.last_mut() {
+            h.created = Some(created);
+            h.empty_layer = empty.then_some(true);
+        }
         let config_blob = self
             .inner
             .content
@@ -150,7 +192,7 @@ impl ImageStore {
             manifest: None,
             layers,
             created: now,
-            parent: parent.id.clone(),
+            parent: parent.map(|p| p.id.clone()).unwrap_or_default(),
         };
         let (_, mut committed) = self.commit(&[NewImage {
             id: id.clone(),

@@ -344,17 +344,27 @@ impl ImageStore {
                 comment: h.comment.clone().unwrap_or_default(),
             });
         }
-        entries.reverse();
-        // Local images get their id (and tags) from the top down, following parents.
+        // Local images along the parent chain name the entry that made them (their last one); a build's
+        // config-only steps have no image of their own and stay `<missing>`, as with Docker.
+        let total = entries.len();
         let mut current = Some(img);
-        for e in entries.iter_mut() {
-            let Some(cur) = current.take() else { break };
-            e.id = cur.id.clone();
-            e.tags = cur.repo_tags.clone();
+        let mut seen = 0;
+        while let Some(cur) = current.take() {
+            let n = cur.config.history.len();
+            if n == 0 || n > total || seen > total {
+                break;
+            }
+            let e = &mut entries[n - 1];
+            if e.id == "<missing>" {
+                e.id = cur.id.clone();
+                e.tags = cur.repo_tags.clone();
+            }
+            seen += 1;
             if !cur.parent.is_empty() {
                 current = self.get(&cur.parent).ok();
             }
         }
+        entries.reverse();
         Ok(entries)
     }
 

@@ -74,6 +74,45 @@ pub fn open(root: BorrowedFd<'_>, path: &Path, how: How) -> io::Result<OwnedFd> 
     }
 }
 
+/// Make the directory `path` and any missing parents below `root` (resolved in the root, like [`open`]), each new one
+/// with `mode` and, when given, `owner`; returns a readable descriptor of the directory. Existing directories keep
+/// their metadata (a build's `COPY` into `/usr/local/bin` must not reset `/usr`).
+pub fn mkdir_all(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> io::Result<OwnedFd> {
+    let comps = components(path.as_os_str().as_bytes());
+    let mut prefix = PathBuf::from("/");
+    for comp in comps {
+        let name = OsStr::from_bytes(&comp);
+        let parent = open(root, &prefix, How::PathDir)?;
+        prefix.push(name);
+        match open(root, &prefix, How::PathDir) {
+            Ok(_) => continue,
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+        match rfs::mkdirat(&parent, name, Mode::from_raw_mode(mode)) {
+            Ok(()) => {}
+            Err(Errno::EXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        rfs::chmodat(&parent, name, Mode::from_raw_mode(mode), AtFlags::empty())?;
+        if let Some((uid, gid)) = owner {
+            rfs::chownat(
+                &parent,
+                name,
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )?;
+        }
+    }
+    open(root, &prefix, How::Dir)
+}
+
 /// `path` without its leading slashes (`.` for the root itself).
 fn relative(path: &Path) -> &Path {
     let bytes = path.as_os_str().as_bytes();

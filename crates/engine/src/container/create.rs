@@ -193,6 +193,8 @@ impl Engine {
         if mode == "bridge" && self.inner.net.cfg.bridge == "none" {
             mode = "none".into();
             hc.network_mode = Some(mode.clone());
+            // The docker CLI also names the default network among the endpoints; with no bridge there is none.
+            req.endpoints.retain(|k, _| k != "default" && k != "bridge");
         }
         if let Some(other) = mode.strip_prefix("container:") {
             self.lookup(other).await?;

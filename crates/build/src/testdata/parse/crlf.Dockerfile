@@ -1,0 +1,5 @@
+FROM busybox
+RUN echo crlf \
+  next
+
+CMD x
