@@ -355,6 +355,10 @@ struct ChannelWriter {
 
 impl Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // An empty chunk would end a chunked request body early.
+        if buf.is_empty() {
+            return Ok(0);
+        }
         self.tx
             .blocking_send(Ok(Bytes::copy_from_slice(buf)))
             .map_err(|_| {
@@ -374,6 +378,8 @@ fn append_bytes<W: Write>(t: &mut tar::Builder<W>, name: &str, data: &[u8]) -> s
     let mut h = tar::Header::new_gnu();
     h.set_size(data.len() as u64);
     h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
     h.set_mtime(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -61,7 +61,8 @@ async fn create(c: &Client, a: &CreateArgs, attached: bool) -> Result<String> {
         .ok_or_else(|| anyhow!("the daemon returned no container id"))
 }
 
-pub async fn create_cmd(c: &Client, a: CreateArgs) -> Result<i32> {
+pub async fn create_cmd(c: &Client, mut a: CreateArgs) -> Result<i32> {
+    a.split();
     let id = create(c, &a, false).await?;
     println!("{id}");
     Ok(0)
@@ -81,7 +82,8 @@ fn start_error(e: anyhow::Error) -> anyhow::Error {
     StatusError { code, message: msg }.into()
 }
 
-pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
+pub async fn run(c: &Client, mut a: RunArgs) -> Result<i32> {
+    a.create.split();
     let id = create(c, &a.create, !a.detach).await?;
     if a.detach {
         c.call(Method::POST, &format!("/containers/{id}/start"), None)

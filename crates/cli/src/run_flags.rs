@@ -172,11 +172,32 @@ pub struct CreateArgs {
     /// Disable any container-specified HEALTHCHECK
     #[arg(long = "no-healthcheck")]
     pub no_healthcheck: bool,
-    /// The image
+    /// IMAGE [COMMAND] [ARG...]: options end at the image, as with Docker (`run img -c x` passes `-c`).
+    #[arg(
+        value_name = "IMAGE",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub positional: Vec<String>,
+    /// The image (from `positional`, see [`CreateArgs::split`]).
+    #[arg(skip)]
     pub image: String,
-    /// Command and arguments
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    /// Command and arguments (from `positional`).
+    #[arg(skip)]
     pub command: Vec<String>,
+}
+
+impl CreateArgs {
+    /// Takes the image and the command out of the positional arguments.
+    pub fn split(&mut self) {
+        if !self.positional.is_empty() {
+            let mut p = std::mem::take(&mut self.positional);
+            self.image = p.remove(0);
+            self.command = p;
+        }
+    }
 }
 
 #[derive(Args, Debug)]

@@ -89,6 +89,45 @@ impl Drop for Context {
     }
 }
 
+/// A tar stream made whole: the docker CLI sends a context whose last entry lacks its padding and the
+/// end-of-archive marker when it adds a Dockerfile from outside the context (its tar rewriter closes the pipe
+/// before the tar writer); dockerd's reader takes that, so we do too, by supplying the missing zeros at the end.
+struct CompleteTar<R> {
+    inner: R,
+    read: u64,
+    /// Zeros still to give after the inner stream ended.
+    tail: Option<u64>,
+}
+
+impl<R: Read> CompleteTar<R> {
+    fn new(inner: R) -> Self {
+        CompleteTar {
+            inner,
+            read: 0,
+            tail: None,
+        }
+    }
+}
+
+impl<R: Read> Read for CompleteTar<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.tail.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.read += n as u64;
+                return Ok(n);
+            }
+            let pad = (512 - self.read % 512) % 512;
+            self.tail = Some(pad + 1024);
+        }
+        let left = self.tail.unwrap_or(0);
+        let n = (buf.len() as u64).min(left) as usize;
+        buf[..n].fill(0);
+        self.tail = Some(left - n as u64);
+        Ok(n)
+    }
+}
+
 /// Build args Docker lets every Dockerfile use without declaring them (and leaves out of the history).
 const PREDEFINED_ARGS: &[&str] = &[
     "HTTP_PROXY",
@@ -126,8 +165,12 @@ impl Engine {
         };
         let plain = berth_archive::decompress(std::io::BufReader::new(reader))
             .map_err(|e| EngineError::Invalid(format!("reading the build context: {e}")))?;
-        berth_archive::extract_plain(plain, &ctx.dir, &berth_archive::Limits::default())
-            .map_err(|e| EngineError::Invalid(format!("unpacking the build context: {e}")))?;
+        berth_archive::extract_plain(
+            CompleteTar::new(plain),
+            &ctx.dir,
+            &berth_archive::Limits::default(),
+        )
+        .map_err(|e| EngineError::Invalid(format!("unpacking the build context: {e}")))?;
         Ok(ctx)
     }
 
@@ -576,4 +619,92 @@ impl Builder {
 /// An instruction's error, with the Dockerfile's line.
 pub(crate) fn step_error(ins: &parser::Instruction, e: impl std::fmt::Display) -> EngineError {
     EngineError::Invalid(format!("Dockerfile:{}: {}: {e}", ins.line, ins.original))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncated_context_tars_are_completed() {
+        let mut t = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(5);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        t.append_data(&mut h, "f", &b"hello"[..]).unwrap();
+        let full = t.into_inner().unwrap();
+        // What the docker CLI sends: no padding after the data, no end-of-archive marker.
+        let cut = &full[..512 + 5];
+        let mut out = Vec::new();
+        CompleteTar::new(cut).read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), 2048);
+        assert_eq!(&out[..517], cut);
+        assert!(out[517..].iter().all(|b| *b == 0));
+        let names: Vec<_> = tar::Archive::new(out.as_slice())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, vec!["f"]);
+        // A complete stream only gains zeros after its end.
+        let mut out = Vec::new();
+        CompleteTar::new(full.as_slice())
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(&out[..full.len()], full.as_slice());
+    }
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use std::io::Read;
+
+    /// A reader that gives its data in the chunks a client sent.
+    struct Chunks(Vec<Vec<u8>>);
+    impl Read for Chunks {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let Some(c) = self.0.first_mut() else {
+                return Ok(0);
+            };
+            let n = c.len().min(buf.len());
+            buf[..n].copy_from_slice(&c[..n]);
+            c.drain(..n);
+            if c.is_empty() {
+                self.0.remove(0);
+            }
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn contexts_arriving_in_small_chunks_unpack() {
+        let mut t = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        let data = b"FROM busybox\nCMD [\"echo\", \"from stdin\"]\n";
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        t.append_data(&mut h, "Dockerfile", &data[..]).unwrap();
+        let full = t.into_inner().unwrap();
+        let chunks = vec![
+            full[..512].to_vec(),
+            full[512..512 + data.len()].to_vec(),
+            full[512 + data.len()..1024].to_vec(),
+            full[1024..].to_vec(),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let plain = berth_archive::decompress(std::io::BufReader::new(Chunks(chunks))).unwrap();
+        berth_archive::extract_plain(
+            super::CompleteTar::new(plain),
+            dir.path(),
+            &berth_archive::Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(dir.path().join("Dockerfile")).unwrap(), data);
+    }
 }

@@ -1,0 +1,415 @@
+//! `build`, end to end with berth's CLI and the real docker CLI (classic builder protocol): multi-stage builds with
+//! `COPY --from`, build args, `.dockerignore` with exceptions, heredocs, the resulting image config, the cache
+//! (a cached rebuild runs no container; a changed file rebuilds from its step; mtimes do not count; the cache
+//! survives a daemon restart; `builder prune` forgets it), and bad input (syntax errors with their line, a
+//! failing RUN, sources outside the context) that tags nothing.
+
+mod common;
+
+use common::{text, Daemon, BERTH};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed ({:?}): {}{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn failed(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "unexpectedly succeeded: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    format!("{}{}", text(&out.stdout), text(&out.stderr))
+}
+
+fn write(dir: &Path, name: &str, content: &str) {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(p, content).unwrap();
+}
+
+const MULTI_STAGE: &str = r#"# a comment
+ARG BASE=busybox
+FROM ${BASE} AS build
+ARG GREETING=hello
+ENV APP_HOME=/app \
+    MODE="two words"
+WORKDIR $APP_HOME
+COPY src/ ./src/
+COPY *.txt ./
+RUN echo "$GREETING from $MODE" > /app/built.txt && cat /app/built.txt
+RUN <<EOF
+echo heredoc ran
+mkdir -p /app/gen
+echo generated > /app/gen/file
+EOF
+COPY <<NOTE /app/note.txt
+note in $APP_HOME
+NOTE
+
+FROM busybox AS unused
+RUN exit 1
+
+FROM busybox
+LABEL org.example.stage=final
+EXPOSE 8080 53/udp
+VOLUME /data
+COPY --from=build /app /srv
+WORKDIR /srv
+USER 1000:1000
+HEALTHCHECK --interval=5s --retries=2 CMD cat /srv/built.txt
+ENTRYPOINT ["cat"]
+CMD ["/srv/built.txt"]
+"#;
+
+fn multi_stage_context(dir: &Path) {
+    write(dir, "Dockerfile", MULTI_STAGE);
+    write(dir, "src/main.c", "int main(){}\n");
+    write(dir, "src/skip.md", "docs\n");
+    write(dir, "a.txt", "A\n");
+    write(dir, "README.txt", "readme\n");
+    write(dir, ".dockerignore", "**/*.md\n*.txt\n!a.txt\n");
+}
+
+#[test]
+fn multi_stage_build_with_berth_and_the_docker_cli() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let ctx = d.dir.path().join("ctx");
+    multi_stage_context(&ctx);
+    let c = ctx.to_str().unwrap();
+
+    let out = ok(&d.berth(&[
+        "build",
+        "-t",
+        "app:1",
+        "-t",
+        "app:extra",
+        "--build-arg",
+        "GREETING=bonjour",
+        c,
+    ]));
+    assert!(
+        out.contains("bonjour from two words"),
+        "RUN output shown: {out}"
+    );
+    assert!(out.contains("heredoc ran"), "{out}");
+    assert!(out.contains("Successfully tagged app:1"), "{out}");
+    assert!(
+        !out.contains("RUN exit 1"),
+        "the unused stage is not built: {out}"
+    );
+    assert_eq!(
+        ok(&d.berth(&["run", "--rm", "app:1"])),
+        "bonjour from two words\n"
+    );
+    let listing = ok(&d.berth(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        "app:1",
+        "-c",
+        "id -u; id -g; pwd; ls /srv /srv/src; cat /srv/gen/file /srv/note.txt",
+    ]));
+    assert!(listing.starts_with("1000\n1000\n/srv\n"), "{listing}");
+    assert!(
+        listing.contains("a.txt") && !listing.contains("README.txt"),
+        "dockerignore exception: {listing}"
+    );
+    assert!(
+        listing.contains("main.c") && !listing.contains("skip.md"),
+        "**/*.md excluded: {listing}"
+    );
+    assert!(listing.contains("generated\nnote in /app\n"), "{listing}");
+
+    let cfg: serde_json::Value =
+        serde_json::from_str(&ok(&d.berth(&["image", "inspect", "app:1"]))).unwrap();
+    let cfg = &cfg[0]["Config"];
+    assert_eq!(cfg["User"], "1000:1000");
+    assert_eq!(cfg["WorkingDir"], "/srv");
+    assert_eq!(cfg["Entrypoint"], serde_json::json!(["cat"]));
+    assert_eq!(cfg["Cmd"], serde_json::json!(["/srv/built.txt"]));
+    assert_eq!(cfg["Labels"]["org.example.stage"], "final");
+    assert!(
+        cfg["ExposedPorts"].get("8080/tcp").is_some()
+            && cfg["ExposedPorts"].get("53/udp").is_some()
+    );
+    assert!(cfg["Volumes"].get("/data").is_some());
+    assert_eq!(
+        cfg["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "cat /srv/built.txt"])
+    );
+    assert_eq!(cfg["Healthcheck"]["Interval"], 5_000_000_000i64);
+    let env = cfg["Env"].to_string();
+    assert!(
+        !env.contains("GREETING") && !env.contains("APP_HOME"),
+        "build args and the other stage's ENV stay out: {env}"
+    );
+    let history = ok(&d.berth(&["history", "--no-trunc", "app:1"]));
+    assert!(history.contains("COPY --from=build /app /srv"), "{history}");
+    assert!(history.contains("USER 1000:1000"), "{history}");
+
+    // The real docker CLI through the classic builder protocol, with a Dockerfile elsewhere (-f).
+    std::fs::rename(
+        ctx.join("Dockerfile"),
+        d.dir.path().join("Other.Dockerfile"),
+    )
+    .unwrap();
+    let other = d.dir.path().join("Other.Dockerfile");
+    let out = d.docker(&[
+        "build",
+        "-t",
+        "dk:1",
+        "--build-arg",
+        "GREETING=hi",
+        "-f",
+        other.to_str().unwrap(),
+        c,
+    ]);
+    let shown = ok(&out);
+    assert!(
+        shown.contains("Successfully tagged dk:1"),
+        "{shown}{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        ok(&d.docker(&["run", "--rm", "dk:1"])),
+        "hi from two words\n"
+    );
+    let quiet = ok(&d.docker(&[
+        "build",
+        "-q",
+        "-f",
+        other.to_str().unwrap(),
+        "--build-arg",
+        "GREETING=hi",
+        c,
+    ]));
+    let id = ok(&d.docker(&["image", "inspect", "-f", "{{.Id}}", "dk:1"]));
+    assert_eq!(
+        quiet.trim(),
+        id.trim(),
+        "-q prints the id only (and the cache gives the same image)"
+    );
+}
+
+#[test]
+fn cache_reuses_steps_skips_containers_and_survives_restart() {
+    let mut d = Daemon::start();
+    d.import_busybox();
+    let ctx = d.dir.path().join("ctx");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nRUN echo step-one-$((40+2))\nCOPY f.txt /f.txt\nRUN cat /f.txt\n",
+    );
+    write(&ctx, "f.txt", "v1\n");
+    let c = ctx.to_str().unwrap();
+    let first = ok(&d.berth(&["build", "-t", "c:1", c]));
+    assert!(
+        first.contains("step-one-42") && !first.contains("Using cache"),
+        "{first}"
+    );
+    let id1 = ok(&d.berth(&["images", "-q", "--no-trunc", "c:1"]));
+    let containers = ok(&d.berth(&["ps", "-aq"]));
+
+    // A fully cached rebuild: same image, no RUN output, no container made.
+    let events_since = chrono_now();
+    let again = ok(&d.berth(&["build", "-t", "c:1", c]));
+    assert_eq!(again.matches("Using cache").count(), 3, "{again}");
+    assert!(!again.contains("step-one-42"), "{again}");
+    assert_eq!(ok(&d.berth(&["images", "-q", "--no-trunc", "c:1"])), id1);
+    let ev = ok(&d.berth(&[
+        "events",
+        "--since",
+        &events_since,
+        "--until",
+        &chrono_now(),
+        "--filter",
+        "type=container",
+    ]));
+    assert!(
+        ev.trim().is_empty(),
+        "no container events during a cached build: {ev}"
+    );
+    assert_eq!(ok(&d.berth(&["ps", "-aq"])), containers);
+
+    // Only mtime changes: still cached.
+    let f = ctx.join("f.txt");
+    let t = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+    let touched = ok(&d.berth(&["build", "-t", "c:1", c]));
+    assert_eq!(
+        touched.matches("Using cache").count(),
+        3,
+        "mtime ignored: {touched}"
+    );
+
+    // A changed file: the steps before it are cached, the rest run again.
+    write(&ctx, "f.txt", "v2\n");
+    let changed = ok(&d.berth(&["build", "-t", "c:2", c]));
+    assert_eq!(changed.matches("Using cache").count(), 1, "{changed}");
+    assert!(changed.contains("v2"), "{changed}");
+    assert_ne!(ok(&d.berth(&["images", "-q", "--no-trunc", "c:2"])), id1);
+
+    // The cache is on disk.
+    d.kill9();
+    d.spawn();
+    let after = ok(&d.berth(&["build", "-t", "c:2", c]));
+    assert_eq!(
+        after.matches("Using cache").count(),
+        3,
+        "after a daemon restart: {after}"
+    );
+
+    // --no-cache, then builder prune forgets everything.
+    let nocache = ok(&d.berth(&["build", "--no-cache", c]));
+    assert!(
+        !nocache.contains("Using cache") && nocache.contains("step-one-42"),
+        "{nocache}"
+    );
+    ok(&d.berth(&["builder", "prune", "-f"]));
+    let pruned = ok(&d.berth(&["build", c]));
+    assert!(!pruned.contains("Using cache"), "{pruned}");
+}
+
+fn chrono_now() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        .to_string()
+}
+
+#[test]
+fn bad_builds_fail_clearly_and_tag_nothing() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let ctx = d.dir.path().join("ctx");
+    let c = ctx.to_str().unwrap().to_string();
+    let cases: &[(&str, &str)] = &[
+        ("FROM busybox\nRUN true\nFRM x\n", "line 3"),
+        (
+            "FROM busybox\nRUN echo visible-output && exit 7\n",
+            "returned a non-zero code: 7",
+        ),
+        (
+            "FROM busybox\nCOPY ../outside /x\n",
+            "outside the build context",
+        ),
+        ("FROM busybox\nCOPY /etc/passwd /x\n", "outside it"),
+        (
+            "FROM busybox\nCOPY escape /x\n",
+            "outside the build context",
+        ),
+        ("FROM busybox\nCOPY missing.txt /x\n", "missing.txt"),
+        ("FROM busybox\nCOPY --chmod=xyz f /x\n", "octal"),
+        ("FROM nosuchimage-here\n", "nosuchimage-here"),
+    ];
+    write(&ctx, "f", "x");
+    std::os::unix::fs::symlink("../../../../etc/passwd", ctx.join("escape")).unwrap();
+    for (df, want) in cases {
+        write(&ctx, "Dockerfile", df);
+        let out = d.berth(&["build", "-t", "bad:1", &c]);
+        let msg = failed(&out);
+        assert!(msg.contains(want), "{df:?}: want {want:?} in {msg}");
+        if df.contains("visible-output") {
+            assert!(
+                msg.contains("visible-output"),
+                "the failing RUN's output is shown: {msg}"
+            );
+        }
+        let images = ok(&d.berth(&["images", "-q", "bad"]));
+        assert!(
+            images.trim().is_empty(),
+            "{df:?} tagged something: {images}"
+        );
+    }
+    // The docker CLI shows the same errors.
+    write(&ctx, "Dockerfile", "FROM busybox\nBOGUS\n");
+    let msg = failed(&d.docker(&["build", &c]));
+    assert!(msg.contains("unknown instruction: BOGUS"), "{msg}");
+    // A missing build target.
+    write(&ctx, "Dockerfile", "FROM busybox AS a\n");
+    let msg = failed(&d.berth(&["build", "--target", "b", &c]));
+    assert!(msg.contains("failed to reach build target b"), "{msg}");
+}
+
+#[test]
+fn dockerfile_and_context_from_stdin() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let run = |args: &[&str], input: &[u8]| {
+        let mut child = Command::new(BERTH)
+            .args(args)
+            .env("BERTH_HOST", format!("unix://{}", d.socket().display()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // `build -` with a Dockerfile: an empty context.
+    let out = run(
+        &["build", "-t", "s:1", "-"],
+        b"FROM busybox\nCMD [\"echo\", \"from stdin\"]\n",
+    );
+    ok(&out);
+    assert_eq!(ok(&d.berth(&["run", "--rm", "s:1"])), "from stdin\n");
+    // `build -` with a tar context, and `-f -` with a directory.
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        (
+            "Dockerfile",
+            "FROM busybox\nCOPY x /x\nCMD [\"cat\", \"/x\"]\n",
+        ),
+        ("x", "tarred\n"),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        tar.append_data(&mut h, name, data.as_bytes()).unwrap();
+    }
+    let bytes = tar.into_inner().unwrap();
+    ok(&run(&["build", "-t", "s:2", "-"], &bytes));
+    assert_eq!(ok(&d.berth(&["run", "--rm", "s:2"])), "tarred\n");
+    let ctx = d.dir.path().join("ctx");
+    write(&ctx, "y", "dir context\n");
+    ok(&run(
+        &["build", "-t", "s:3", "-f", "-", ctx.to_str().unwrap()],
+        b"FROM busybox\nCOPY y /y\nCMD [\"cat\", \"/y\"]\n",
+    ));
+    assert_eq!(ok(&d.berth(&["run", "--rm", "s:3"])), "dir context\n");
+    // --iidfile.
+    let iid = d.dir.path().join("iid");
+    ok(&run(
+        &["build", "--iidfile", iid.to_str().unwrap(), "-"],
+        b"FROM busybox\nLABEL a=b\n",
+    ));
+    assert!(std::fs::read_to_string(&iid)
+        .unwrap()
+        .starts_with("sha256:"));
+}
