@@ -413,3 +413,53 @@ fn dockerfile_and_context_from_stdin() {
         .unwrap()
         .starts_with("sha256:"));
 }
+
+#[test]
+fn a_client_that_goes_away_stops_the_build_and_its_container() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let ctx = d.dir.path().join("ctx");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nRUN echo started && sleep 60\n",
+    );
+    let mut child = Command::new(BERTH)
+        .args(["build", "-t", "never:1", ctx.to_str().unwrap()])
+        .env("BERTH_HOST", format!("unix://{}", d.socket().display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the RUN step is running, then drop the client.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut buf = [0u8; 256];
+    while !text(&seen).contains("started") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the RUN step never started: {}",
+            text(&seen)
+        );
+        let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+        assert!(n > 0, "the build ended early: {}", text(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Within a few seconds the step's container is gone (not after the 60 s sleep) and nothing is tagged.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let ps = ok(&d.berth(&["ps", "-aq"]));
+        if ps.trim().is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the build's container outlived its client: {ps}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(ok(&d.berth(&["images", "-q", "never"])).trim().is_empty());
+}

@@ -221,6 +221,8 @@ pub enum BuilderCmd {
 pub enum SystemCmd {
     /// Show berth disk usage
     Df(cmd_system::DfArgs),
+    /// Remove unused data
+    Prune(cmd_build::SystemPruneArgs),
     Info(cmd_system::FormatArgs),
     Events(cmd_system::EventsArgs),
 }
@@ -451,6 +453,9 @@ async fn dispatch(c: &client::Client, cmd: Cmd) -> Result<i32> {
         Cmd::Builder {
             cmd: BuilderCmd::Prune(a),
         } => cmd_build::builder_prune(c, a).await,
+        Cmd::System {
+            cmd: SystemCmd::Prune(a),
+        } => cmd_build::system_prune(c, a).await,
         Cmd::Version(a) => cs::version(c, a).await,
         Cmd::Volume { cmd } => cmd_volume::run(c, cmd).await,
         Cmd::Update(a) => cmd_update::update(c, a).await,

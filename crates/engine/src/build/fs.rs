@@ -552,7 +552,6 @@ fn copy(
     let count = sources.len() + plan.inline.len();
     let dest_is_dir = plan.dest.ends_with('/')
         || count > 1
-        || plan.items.iter().any(|i| has_glob(i))
         || inroot::open(dest_root, Path::new(&plan.dest), How::PathDir).is_ok();
     let dest = plan.dest.trim_end_matches('/');
     let dest = if dest.is_empty() { "/" } else { dest };

@@ -235,8 +235,9 @@ impl Engine {
         })
         .await
         .map_err(EngineError::join)??;
+        let usage = || self.images_blocking(|s| s.disk_usage());
+        let before = usage().await?;
         let mut removed = Vec::new();
-        let mut reclaimed = 0;
         // Children go first: walk until nothing more can go.
         let mut left: BTreeSet<String> = ids.into_iter().collect();
         loop {
@@ -253,7 +254,6 @@ impl Engine {
                     continue;
                 }
                 if self.remove_image(&id, false, true).await.is_ok() {
-                    reclaimed += img.size;
                     removed.push(id.clone());
                     left.remove(&id);
                     progress = true;
@@ -263,6 +263,8 @@ impl Engine {
                 break;
             }
         }
+        // Layers are shared between images: what went is what the store no longer holds.
+        let reclaimed = before.saturating_sub(usage().await?);
         Ok((removed, reclaimed))
     }
 }
@@ -496,9 +498,10 @@ impl Builder {
     async fn run(self: &Arc<Self>) -> Result<String> {
         let result = self.run_stages().await;
         // Intermediate containers: removed after success, and after failure only with `forcerm`.
+        // A build whose client went away leaves nothing behind either.
         let remove = match &result {
             Ok(_) => self.req.remove,
-            Err(_) => self.req.force_remove,
+            Err(_) => self.req.force_remove || self.events.is_closed(),
         };
         let leftover: Vec<String> =
             std::mem::take(&mut *self.containers.lock().unwrap_or_else(|e| e.into_inner()));

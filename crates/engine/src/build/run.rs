@@ -235,12 +235,19 @@ impl Builder {
             .start(&id)
             .await
             .map_err(|e| step_error(ins, e))?;
-        while let Some(out) = stream.next().await {
-            match out {
-                Output::Stdout(b) | Output::Stderr(b) => {
-                    self.say(String::from_utf8_lossy(&b).into_owned());
+        loop {
+            tokio::select! {
+                out = stream.next() => match out {
+                    Some(Output::Stdout(b)) | Some(Output::Stderr(b)) => {
+                        self.say(String::from_utf8_lossy(&b).into_owned());
+                    }
+                    Some(Output::Exit(_)) | None => break,
+                },
+                // The client went away: stop the step's process; the build ends and cleans up.
+                () = self.events.closed() => {
+                    let _ = self.engine.kill(&id, "KILL").await;
+                    return Err(cancelled());
                 }
-                Output::Exit(_) => break,
             }
         }
         let state = self.engine.wait(&id, WaitCondition::NotRunning).await?;
@@ -285,6 +292,10 @@ impl Builder {
         self.made(st, img).await;
         Ok(())
     }
+}
+
+pub(crate) fn cancelled() -> EngineError {
+    EngineError::Conflict("build cancelled: the client disconnected".into())
 }
 
 /// `RUN <<EOF` alone: the heredoc is the whole command.

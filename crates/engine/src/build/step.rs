@@ -76,6 +76,9 @@ impl Builder {
             }
         }
         for ins in &stage.instructions {
+            if self.events.is_closed() {
+                return Err(super::run::cancelled());
+            }
             let n = self.next_step();
             self.say(format!(
                 "Step {n}/{} : {}\n",
