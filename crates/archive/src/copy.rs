@@ -42,6 +42,8 @@ pub struct ResourceOptions {
     /// Directories, relative to the resource (empty: the resource itself), written without their
     /// content (a running container's `/dev`, which belongs to the runtime, not to its file system).
     pub skip_content: Vec<Vec<u8>>,
+    /// Entries, relative to the resource, left out with everything below them (a build's `COPY --exclude`).
+    pub skip: Vec<Vec<u8>>,
 }
 
 /// What [`write_resource`] archives.
@@ -72,6 +74,7 @@ pub fn write_resource(
     tw.mode = opts.mode;
     tw.skip_pseudo_fs = opts.skip_pseudo_fs;
     tw.skip_content = opts.skip_content.clone();
+    tw.skip = opts.skip.clone();
     tw.raw_names = true;
     let walked = match resource {
         Resource::Dir(fd) => fd

@@ -119,6 +119,8 @@ pub(crate) struct TreeWriter<W: Write> {
     pub(crate) skip_pseudo_fs: bool,
     /// Directories (relative paths) written without their content.
     pub(crate) skip_content: Vec<Vec<u8>>,
+    /// Entries (relative paths) left out with everything below them.
+    pub(crate) skip: Vec<Vec<u8>>,
     /// Entries (relative paths) left out when they are an empty directory or empty file.
     placeholders: &'static [&'static [u8]],
     /// Write entry names byte for byte (see [`TreeWriter::emit`]).
@@ -142,6 +144,7 @@ impl<W: Write> TreeWriter<W> {
             mode: None,
             skip_pseudo_fs: false,
             skip_content: Vec::new(),
+            skip: Vec::new(),
             placeholders: &[],
             raw_names: false,
             pending_pax: Vec::new(),
@@ -247,6 +250,9 @@ impl<W: Write> TreeWriter<W> {
         child_rel: &[u8],
         child_path: &Path,
     ) -> Result<(), ArchiveError> {
+        if self.skip.iter().any(|r| r == child_rel) {
+            return Ok(());
+        }
         match file_type(st) {
             FileType::Directory => self.directory(dir, name, child_rel, child_path)?,
             FileType::RegularFile => self.regular(dir, name, st, child_rel, child_path)?,

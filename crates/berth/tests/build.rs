@@ -463,3 +463,52 @@ fn a_client_that_goes_away_stops_the_build_and_its_container() {
     }
     assert!(ok(&d.berth(&["images", "-q", "never"])).trim().is_empty());
 }
+
+#[test]
+fn copy_exclude_parents_and_add_archives() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let ctx = d.dir.path().join("ctx");
+    write(&ctx, "src/a/keep.txt", "keep\n");
+    write(&ctx, "src/a/drop.log", "drop\n");
+    write(&ctx, "src/b/c/deep.txt", "deep\n");
+    write(&ctx, "src/b/c/also.log", "drop\n");
+    // A gzip tar for ADD to unpack.
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(9);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    tar.append_data(&mut h, "inside/x.txt", &b"unpacked\n"[..])
+        .unwrap();
+    let raw = tar.into_inner().unwrap();
+    let gz = Command::new("gzip")
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(&raw)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    std::fs::write(ctx.join("bundle.tar.gz"), gz.stdout).unwrap();
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\n\
+         COPY --exclude=**/*.log src/ /ex/\n\
+         COPY --parents src/b/c/deep.txt src/a/keep.txt /par/\n\
+         ADD bundle.tar.gz /unpacked/\n\
+         COPY --chmod=0600 --chown=12:34 src/a/keep.txt /owned\n\
+         CMD [\"sh\", \"-c\", \"find /ex /par /unpacked -type f | sort; stat -c '%a %u %g' /owned\"]\n",
+    );
+    ok(&d.berth(&["build", "-t", "cp:1", ctx.to_str().unwrap()]));
+    let out = ok(&d.berth(&["run", "--rm", "cp:1"]));
+    assert_eq!(
+        out,
+        "/ex/a/keep.txt\n/ex/b/c/deep.txt\n/par/src/a/keep.txt\n/par/src/b/c/deep.txt\n/unpacked/inside/x.txt\n600 12 34\n"
+    );
+}

@@ -53,6 +53,10 @@ pub(crate) struct CopyPlan {
     pub mode: Option<u32>,
     /// `ADD`: unpack local archives.
     pub add: bool,
+    /// `--exclude` patterns (`.dockerignore` rules), matched below each source.
+    pub exclude: Vec<String>,
+    /// `--parents`: keep each source's parent directories under the destination.
+    pub parents: bool,
 }
 
 impl Builder {
@@ -130,12 +134,12 @@ impl Builder {
                 .process_word(w, &|n| st.lookup(n))
                 .map_err(|e| step_error(ins, e))
         };
-        if !c.exclude.is_empty() || c.parents {
-            return Err(step_error(
-                ins,
-                "--exclude and --parents are not supported by berth's builder yet",
-            ));
+        let mut exclude = Vec::new();
+        for e in &c.exclude {
+            exclude.push(expand(e)?);
         }
+        berth_build::ignore::DockerIgnore::parse(&exclude.join("\n"))
+            .map_err(|e| step_error(ins, format!("--exclude: {e}")))?;
         let mut items = Vec::new();
         let mut inline = Vec::new();
         for s in &c.sources {
@@ -242,9 +246,11 @@ impl Builder {
             inline_digest.update(c);
         }
         let digest = format!(
-            "{digest}|{}|{dest}|{owner:?}|{mode:?}|{add}|{}",
+            "{digest}|{}|{dest}|{owner:?}|{mode:?}|{add}|{}|{}|{}",
             items.join("\n"),
-            hex::encode(inline_digest.finalize())
+            hex::encode(inline_digest.finalize()),
+            exclude.join("\n"),
+            c.parents
         );
         let plan = CopyPlan {
             source,
@@ -254,6 +260,8 @@ impl Builder {
             owner,
             mode,
             add,
+            exclude,
+            parents: c.parents,
         };
         let created_by = format!("{} # buildkit", ins.original);
         self.fs_step(st, ins, FsOp::Copy(plan), created_by, digest)
@@ -564,7 +572,31 @@ fn copy(
         mode: plan.mode,
         ..ResourceOptions::default()
     };
+    let excluder = berth_build::ignore::DockerIgnore::parse(&plan.exclude.join("\n"))
+        .map_err(|e| format!("--exclude: {e}"))?;
+    let base_dest = dest;
     for src in &sources {
+        // `--parents`: the source's own directories are kept below the destination.
+        let parent_dir;
+        let dest: &str = if plan.parents {
+            let (p, _) = split(src);
+            parent_dir = if p == "." || p == "/" {
+                base_dest.to_string()
+            } else {
+                format!(
+                    "{}/{}",
+                    base_dest.trim_end_matches('/'),
+                    p.trim_start_matches('/')
+                )
+            };
+            &parent_dir
+        } else {
+            base_dest
+        };
+        let dest_is_dir = dest_is_dir || plan.parents;
+        if !excluder.is_empty() && excluder.is_excluded(split(src).1) {
+            continue;
+        }
         let real = inroot::resolve(src_root, src).map_err(|e| format!("{src}: {e}"))?;
         let fd =
             inroot::open(src_root, Path::new(&real), How::Path).map_err(|e| not_found(src, e))?;
@@ -572,9 +604,27 @@ fn copy(
         let is_dir =
             rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory;
         if is_dir {
+            let dir_dest;
+            let dest: &str = if plan.parents {
+                dir_dest = format!(
+                    "{}/{}",
+                    base_dest.trim_end_matches('/'),
+                    src.trim_start_matches('/')
+                );
+                &dir_dest
+            } else {
+                dest
+            };
             let dfd = mkdir(dest_root, dest)?;
             let sdir = inroot::open(src_root, Path::new(&real), How::Dir)
                 .map_err(|e| not_found(src, e))?;
+            let mut res_opts = res_opts.clone();
+            if !excluder.is_empty() {
+                let mut skipped = Vec::new();
+                walk(sdir.as_fd(), "", usize::MAX, &excluder, &mut skipped)
+                    .map_err(|e| format!("{src}: {e}"))?;
+                res_opts.skip = skipped.into_iter().map(String::into_bytes).collect();
+            }
             pipe(
                 |w| {
                     berth_archive::write_resource(
