@@ -512,3 +512,80 @@ fn copy_exclude_parents_and_add_archives() {
         "/ex/a/keep.txt\n/ex/b/c/deep.txt\n/par/src/a/keep.txt\n/par/src/b/c/deep.txt\n/unpacked/inside/x.txt\n600 12 34\n"
     );
 }
+
+#[test]
+fn language_features_behave_like_docker() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let ctx = d.dir.path().join("ctx");
+    // A base with an ONBUILD trigger.
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nONBUILD RUN echo triggered > /onbuild\n",
+    );
+    ok(&d.berth(&["build", "-t", "withtrigger", ctx.to_str().unwrap()]));
+    write(&ctx, "dep.txt", "dep\n");
+    write(
+        &ctx,
+        "Dockerfile",
+        r#"ARG V=meta
+FROM busybox AS first
+ARG V
+ARG ONLY_HERE=1
+ENV FROM_ENV=env
+ARG FROM_ENV=arg
+RUN echo "V=$V here=$ONLY_HERE env=$FROM_ENV" > /first.txt
+SHELL ["/bin/sh", "-ec"]
+RUN --mount=type=cache,target=/cache echo run >> /cache/count && wc -l < /cache/count > /count.txt
+RUN <<EOT
+#!/bin/sh
+echo "shebang script as $(id -u)" > /script.txt
+EOT
+STOPSIGNAL SIGUSR1
+
+FROM withtrigger AS second
+RUN echo "V=${V:-unset}" > /second.txt
+
+FROM busybox
+COPY --from=first /first.txt /count.txt /script.txt /out/
+COPY --from=1 /second.txt /onbuild /out/
+CMD ["sh", "-c", "cat /out/*"]
+"#,
+    );
+    let c = ctx.to_str().unwrap();
+    ok(&d.berth(&["build", "-t", "lang:1", "--no-cache", c]));
+    let out = ok(&d.berth(&["run", "--rm", "lang:1"]));
+    // ENV wins over an ARG of the same name; a meta ARG needs re-declaring to be seen; stage ARGs stay in their stage.
+    assert!(out.contains("V=meta here=1 env=env\n"), "{out}");
+    assert!(out.contains("V=unset\n"), "{out}");
+    assert!(out.contains("shebang script as 0\n"), "{out}");
+    assert!(
+        out.contains("triggered\n"),
+        "ONBUILD ran in the stage built on it: {out}"
+    );
+    assert!(out.contains("1\n"), "{out}");
+    // The cache mount keeps its content across builds (the count grows even with --no-cache).
+    ok(&d.berth(&[
+        "build",
+        "-t",
+        "lang:2",
+        "--no-cache",
+        "--build-arg",
+        "V=given",
+        c,
+    ]));
+    let out = ok(&d.berth(&["run", "--rm", "lang:2"]));
+    assert!(out.contains("V=given here=1"), "{out}");
+    assert!(out.contains("2\n"), "cache mount persisted: {out}");
+    // --target stops at a stage, with that stage's config.
+    ok(&d.berth(&["build", "-t", "lang:first", "--target", "first", c]));
+    let sig = ok(&d.berth(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Config.StopSignal}} {{json .Config.Shell}}",
+        "lang:first",
+    ]));
+    assert_eq!(sig.trim(), r#"SIGUSR1 ["/bin/sh","-ec"]"#);
+}

@@ -177,9 +177,20 @@ impl Engine {
             stdin: shim_cfg.open_stdin,
         };
         expect_ok(conn.request(&attach).await?)?;
-        // The root is mounted now: check the command exists, as Docker's runtime does at create.
+        // The root is mounted now: check the command exists, as Docker's runtime does at create. A command on
+        // a mount (a bind of a script, a build's heredoc) is not in the root: the runtime has the last word.
+        let cmd = &input.args[0];
+        let on_mount = cmd.starts_with('/')
+            && rec.mounts.iter().any(|m| {
+                let d = m.destination.trim_end_matches('/');
+                cmd == d || cmd.starts_with(&format!("{d}/"))
+            });
         let ready = plumbed.and_then(|()| {
-            check_executable(&shim_cfg.rootfs, &input.args[0], &input.env, &input.cwd)
+            if on_mount {
+                Ok(())
+            } else {
+                check_executable(&shim_cfg.rootfs, cmd, &input.env, &input.cwd)
+            }
         });
         if let Err(e) = ready {
             let _ = conn.request(&Request::Kill { signal: 9 }).await;
