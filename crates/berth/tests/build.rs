@@ -589,3 +589,95 @@ CMD ["sh", "-c", "cat /out/*"]
     ]));
     assert_eq!(sig.trim(), r#"SIGUSR1 ["/bin/sh","-ec"]"#);
 }
+
+#[test]
+fn add_downloads_from_a_url_and_checks_its_checksum() {
+    let d = Daemon::start();
+    d.import_busybox();
+    // A web server on loopback, serving one file.
+    let www = d.dir.path().join("www");
+    write(&www, "remote.txt", "from the web\n");
+    let port = common::free_port();
+    let mut server = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(&www)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 -m http.server");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the test web server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let ctx = d.dir.path().join("ctx");
+    let url = format!("http://127.0.0.1:{port}/remote.txt");
+    write(
+        &ctx,
+        "Dockerfile",
+        &format!("FROM busybox\nADD {url} /dl/\nADD {url} /named.txt\nCMD [\"sh\", \"-c\", \"cat /dl/remote.txt; stat -c %a /dl/remote.txt /named.txt\"]\n"),
+    );
+    let c = ctx.to_str().unwrap();
+    let built = d.berth(&["build", "-t", "dl:1", c]);
+    let good = "sha256:".to_string() + &sha256_hex(b"from the web\n");
+    write(
+        &ctx,
+        "Dockerfile.sum",
+        &format!("FROM busybox\nADD --checksum={good} {url} /ok.txt\n"),
+    );
+    let sum_ok = d.berth(&[
+        "build",
+        "-f",
+        ctx.join("Dockerfile.sum").to_str().unwrap(),
+        c,
+    ]);
+    write(
+        &ctx,
+        "Dockerfile.bad",
+        &format!(
+            "FROM busybox\nADD --checksum=sha256:{} {url} /x\n",
+            "0".repeat(64)
+        ),
+    );
+    let sum_bad = d.berth(&[
+        "build",
+        "-f",
+        ctx.join("Dockerfile.bad").to_str().unwrap(),
+        c,
+    ]);
+    let _ = server.kill();
+    let _ = server.wait();
+    ok(&built);
+    assert_eq!(
+        ok(&d.berth(&["run", "--rm", "dl:1"])),
+        "from the web\n600\n600\n"
+    );
+    ok(&sum_ok);
+    assert!(failed(&sum_bad).contains("checksum mismatch"));
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let out = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(data)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    text(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}

@@ -40,13 +40,29 @@ pub(crate) enum SourceRoot {
     Layers(Vec<PathBuf>),
 }
 
+/// A file to add whose content is given rather than found in the source root.
+#[derive(Debug, Clone)]
+pub(crate) struct ExtraFile {
+    pub name: String,
+    pub content: ExtraContent,
+    /// Permission bits unless `--chmod` says otherwise (0644 for heredocs, 0600 for downloads, as Docker).
+    pub mode: u32,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum ExtraContent {
+    Bytes(Vec<u8>),
+    /// A file the daemon downloaded (in the step's scratch space).
+    File(PathBuf),
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct CopyPlan {
     pub source: SourceRoot,
     /// Source paths (relative to the source root), globs expanded later.
     pub items: Vec<String>,
-    /// Heredoc sources: file name and content.
-    pub inline: Vec<(String, Vec<u8>)>,
+    /// Files that are not in the source root: heredoc bodies and `ADD` downloads.
+    pub extra: Vec<ExtraFile>,
     /// Absolute destination, a trailing `/` kept.
     pub dest: String,
     pub owner: Option<(u32, u32)>,
@@ -141,7 +157,9 @@ impl Builder {
         berth_build::ignore::DockerIgnore::parse(&exclude.join("\n"))
             .map_err(|e| step_error(ins, format!("--exclude: {e}")))?;
         let mut items = Vec::new();
-        let mut inline = Vec::new();
+        let mut extra = Vec::new();
+        let mut extra_digest = Sha256::new();
+        let mut downloads: Option<super::Context> = None;
         for s in &c.sources {
             if let Some(name) = s.strip_prefix("<<") {
                 let name = name
@@ -157,16 +175,47 @@ impl Builder {
                 } else {
                     doc.content.clone()
                 };
-                inline.push((name.to_string(), content.into_bytes()));
+                extra_digest.update(name.as_bytes());
+                extra_digest.update([0]);
+                extra_digest.update(content.as_bytes());
+                extra.push(ExtraFile {
+                    name: name.to_string(),
+                    content: ExtraContent::Bytes(content.into_bytes()),
+                    mode: 0o644,
+                });
                 continue;
             }
-            if add
-                && (s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@"))
-            {
+            if add && (s.starts_with("git@") || s.ends_with(".git")) {
                 return Err(step_error(
                     ins,
-                    "ADD from a URL or git repository is not supported by berth's builder; download it in a RUN step",
+                    "ADD of a git repository is not supported by berth's builder; clone it in a RUN step",
                 ));
+            }
+            if add && (s.starts_with("http://") || s.starts_with("https://")) {
+                let url = expand(s)?;
+                if downloads.is_none() {
+                    downloads = Some(super::Context {
+                        dir: self.engine.builder_scratch("download")?,
+                    });
+                }
+                let dir = downloads
+                    .as_ref()
+                    .map(|d| d.dir().to_path_buf())
+                    .unwrap_or_default();
+                let checksum = c.checksum.as_deref().map(&expand).transpose()?;
+                self.say(format!("Downloading {url}\n"));
+                let (name, path, digest) = download(&url, &dir, extra.len(), checksum.as_deref())
+                    .await
+                    .map_err(|e| step_error(ins, e))?;
+                extra_digest.update(name.as_bytes());
+                extra_digest.update([0]);
+                extra_digest.update(digest.as_bytes());
+                extra.push(ExtraFile {
+                    name,
+                    content: ExtraContent::File(path),
+                    mode: 0o600,
+                });
+                continue;
             }
             items.push(expand(s)?);
         }
@@ -239,23 +288,17 @@ impl Builder {
                 (SourceRoot::Context(self.ctx.clone()), digest)
             }
         };
-        let mut inline_digest = Sha256::new();
-        for (n, c) in &inline {
-            inline_digest.update(n.as_bytes());
-            inline_digest.update([0]);
-            inline_digest.update(c);
-        }
         let digest = format!(
             "{digest}|{}|{dest}|{owner:?}|{mode:?}|{add}|{}|{}|{}",
             items.join("\n"),
-            hex::encode(inline_digest.finalize()),
+            hex::encode(extra_digest.finalize()),
             exclude.join("\n"),
             c.parents
         );
         let plan = CopyPlan {
             source,
             items,
-            inline,
+            extra,
             dest,
             owner,
             mode,
@@ -264,8 +307,11 @@ impl Builder {
             parents: c.parents,
         };
         let created_by = format!("{} # buildkit", ins.original);
-        self.fs_step(st, ins, FsOp::Copy(plan), created_by, digest)
-            .await
+        let done = self
+            .fs_step(st, ins, FsOp::Copy(plan), created_by, digest)
+            .await;
+        drop(downloads);
+        done
     }
 
     /// `--chown=user[:group]` through the stage image's `/etc/passwd` and `/etc/group`; a user without a group
@@ -307,6 +353,61 @@ impl Builder {
         let gid = if group.is_none() { ids.uid } else { ids.gid };
         Ok((ids.uid, gid))
     }
+}
+
+/// Downloads `url` into `dir` (as file number `n`), checking `checksum` (`sha256:<hex>`) when given; returns the
+/// file name Docker gives it (the URL path's last segment), the path, and its digest.
+async fn download(
+    url: &str,
+    dir: &Path,
+    n: usize,
+    checksum: Option<&str>,
+) -> std::result::Result<(String, PathBuf, String), String> {
+    use futures_util::StreamExt;
+    use std::io::Write;
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    let name = parsed
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| format!("cannot determine a file name from the URL {url}"))?;
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .timeout(std::time::Duration::from_secs(3600))
+        .build()
+        .map_err(|e| format!("{url}: {e}"))?;
+    let resp = client
+        .get(parsed)
+        .send()
+        .await
+        .map_err(|e| format!("downloading {url}: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!(
+            "downloading {url}: the server answered {}",
+            resp.status()
+        ));
+    }
+    let path = dir.join(format!("{n}"));
+    let mut file =
+        std::fs::File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| format!("downloading {url}: {e}"))?;
+        h.update(&chunk);
+        file.write_all(&chunk)
+            .map_err(|e| format!("write {}: {e}", path.display()))?;
+    }
+    let digest = format!("sha256:{}", hex::encode(h.finalize()));
+    if let Some(want) = checksum {
+        if want != digest {
+            return Err(format!(
+                "{url}: checksum mismatch: expected {want}, got {digest}"
+            ));
+        }
+    }
+    Ok((name, path, digest))
 }
 
 /// Refuses a context path with a symlink on the way that leads out of the context.
@@ -557,7 +658,7 @@ fn copy(
     for item in &plan.items {
         sources.extend(expand_glob(src_root, item)?);
     }
-    let count = sources.len() + plan.inline.len();
+    let count = sources.len() + plan.extra.len();
     let dest_is_dir = plan.dest.ends_with('/')
         || count > 1
         || inroot::open(dest_root, Path::new(&plan.dest), How::PathDir).is_ok();
@@ -691,37 +792,45 @@ fn copy(
             &extract_opts,
         )?;
     }
-    for (name, content) in &plan.inline {
+    for f in &plan.extra {
         let (dir, file) = if dest_is_dir {
-            (dest.to_string(), name.clone())
+            (dest.to_string(), f.name.clone())
         } else {
             let (p, n) = split(dest);
             (p.to_string(), n.to_string())
         };
         let dfd = mkdir(dest_root, &dir)?;
-        let mut tar = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(content.len() as u64);
-        h.set_mode(plan.mode.unwrap_or(0o644));
         let (uid, gid) = plan.owner.unwrap_or((0, 0));
-        h.set_uid(u64::from(uid));
-        h.set_gid(u64::from(gid));
-        h.set_mtime(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-        );
-        h.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(&mut h, &file, content.as_slice())
-            .map_err(|e| format!("heredoc {name}: {e}"))?;
-        let bytes = tar
-            .into_inner()
-            .map_err(|e| format!("heredoc {name}: {e}"))?;
-        berth_archive::extract_resource(
-            bytes.as_slice(),
+        let mode = plan.mode.unwrap_or(f.mode);
+        pipe(
+            |w| {
+                let io = |e: std::io::Error| berth_archive::ArchiveError::Write { source: e };
+                let (size, reader): (u64, Box<dyn Read>) = match &f.content {
+                    ExtraContent::Bytes(b) => (b.len() as u64, Box::new(b.as_slice())),
+                    ExtraContent::File(p) => {
+                        let file = std::fs::File::open(p).map_err(io)?;
+                        (file.metadata().map_err(io)?.len(), Box::new(file))
+                    }
+                };
+                let mut t = tar::Builder::new(w);
+                let mut h = tar::Header::new_gnu();
+                h.set_size(size);
+                h.set_mode(mode);
+                h.set_uid(u64::from(uid));
+                h.set_gid(u64::from(gid));
+                h.set_mtime(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0),
+                );
+                h.set_entry_type(tar::EntryType::Regular);
+                t.append_data(&mut h, &file, reader).map_err(io)?;
+                t.finish().map_err(io)?;
+                Ok(size)
+            },
             dfd.as_fd(),
-            Path::new(&dir),
+            &dir,
             &extract_opts,
         )
         .map_err(|e| format!("writing {dir}/{file}: {e}"))?;
