@@ -43,6 +43,11 @@ pub fn request(pairs: &[(String, String)]) -> ApiResult<BuildRequest> {
         s => serde_json::from_str(s)
             .map_err(|e| ApiError::bad_request(format!("invalid labels: {e}")))?,
     };
+    let cache_from: Vec<String> = match get("cachefrom").as_str() {
+        "" => Vec::new(),
+        s => serde_json::from_str(s)
+            .map_err(|e| ApiError::bad_request(format!("invalid cachefrom: {e}")))?,
+    };
     let tags: Vec<String> = pairs
         .iter()
         .filter(|(k, v)| k == "t" && !v.is_empty())
@@ -65,6 +70,7 @@ pub fn request(pairs: &[(String, String)]) -> ApiResult<BuildRequest> {
         network_mode: get("networkmode"),
         platform: get("platform"),
         quiet: flag("q", false),
+        cache_from,
     })
 }
 

@@ -681,3 +681,54 @@ fn sha256_hex(data: &[u8]) -> String {
         .unwrap()
         .to_string()
 }
+
+#[test]
+fn cache_from_reuses_the_layers_of_an_image_from_another_daemon() {
+    let a = Daemon::start();
+    a.import_busybox();
+    let ctx = a.dir.path().join("ctx");
+    write(&ctx, "f.txt", "shared\n");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nRUN echo ran-$((20+1)) | tee /r\nCOPY f.txt /f\nENV E=1\nCMD [\"cat\", \"/r\", \"/f\"]\n",
+    );
+    let c = ctx.to_str().unwrap();
+    ok(&a.berth(&["build", "-t", "app:1", c]));
+    let archive = a.dir.path().join("app.tar");
+    ok(&a.berth(&["save", "-o", archive.to_str().unwrap(), "busybox", "app:1"]));
+    let app_id = ok(&a.berth(&["images", "-q", "--no-trunc", "app:1"]));
+
+    // Another daemon gets the images as a pull would give them (no build cache of its own).
+    let b = Daemon::start();
+    ok(&b.berth(&["load", "-i", archive.to_str().unwrap()]));
+    let out = ok(&b.berth(&["build", "--cache-from", "app:1", "-t", "app:2", c]));
+    assert_eq!(
+        out.matches("Using cache").count(),
+        2,
+        "RUN and COPY reused: {out}"
+    );
+    assert!(!out.contains("ran-21"), "no RUN executed: {out}");
+    assert_eq!(ok(&b.berth(&["run", "--rm", "app:2"])), "ran-21\nshared\n");
+    let layers = |d: &Daemon, r: &str| {
+        ok(&d.berth(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", r]))
+    };
+    assert_eq!(layers(&b, "app:2"), layers(&a, "app:1"), "same layers");
+    let _ = app_id;
+    // Without it, or with a changed file, the steps run.
+    let plain = ok(&b.berth(&["build", "--no-cache", c]));
+    assert!(plain.contains("ran-21"), "{plain}");
+    write(&ctx, "f.txt", "changed\n");
+    let changed = ok(&b.berth(&["build", "--cache-from", "app:1", "-t", "app:3", c]));
+    assert!(
+        changed.contains("Using cache"),
+        "the RUN before the change is reused: {changed}"
+    );
+    assert_eq!(ok(&b.berth(&["run", "--rm", "app:3"])), "ran-21\nchanged\n");
+    // The docker CLI sends --cache-from too.
+    write(&ctx, "f.txt", "shared\n");
+    let c2 = Daemon::start();
+    ok(&c2.berth(&["load", "-i", archive.to_str().unwrap()]));
+    let out = ok(&c2.docker(&["build", "--cache-from", "app:1", "-t", "app:4", c]));
+    assert_eq!(out.matches("Using cache").count(), 2, "{out}");
+}

@@ -57,6 +57,9 @@ pub struct BuildArgs {
     /// Always remove intermediate containers
     #[arg(long)]
     pub force_rm: bool,
+    /// Images to consider as cache sources
+    #[arg(long = "cache-from")]
+    pub cache_from: Vec<String>,
     /// PATH, or "-" for a tar archive or a Dockerfile on STDIN
     pub context: String,
 }
@@ -133,6 +136,12 @@ pub fn query(a: &BuildArgs, dockerfile: &str) -> Result<String> {
     }
     if let Some(p) = &a.platform {
         q.push(format!("platform={}", enc(p)));
+    }
+    if !a.cache_from.is_empty() {
+        q.push(format!(
+            "cachefrom={}",
+            enc(&serde_json::to_string(&a.cache_from)?)
+        ));
     }
     if a.network != "default" {
         q.push(format!("networkmode={}", enc(&a.network)));

@@ -103,6 +103,62 @@ impl ImageStore {
         result
     }
 
+    /// Records an image made of the first `layers` layers of the local image `source` (a build's `--cache-from`
+    /// hit: the layers are already in the store), with `parent` as its parent and `config` as the caller made it
+    /// (`rootfs` and `created` are filled in here).
+    pub fn add_image_from_layers(
+        &self,
+        parent: Option<&str>,
+        mut config: ImageConfig,
+        source: &str,
+        layers: usize,
+    ) -> Result<crate::Image, ImageError> {
+        let src = self.get(source)?;
+        let rec = self
+            .inner
+            .meta
+            .read()?
+            .image(&src.id)?
+            .ok_or_else(|| ImageError::NotFound {
+                reference: src.id.clone(),
+            })?;
+        if layers > rec.layers.len() || layers > src.diff_ids.len() {
+            return Err(ImageError::NotFound {
+                reference: format!("{source} (layer {layers})"),
+            });
+        }
+        let mut lease = self.inner.leases.lease();
+        let now = Utc::now();
+        let created = now.to_rfc3339_opts(SecondsFormat::Nanos, true);
+        config.created = Some(created.clone());
+        config.rootfs.diff_ids = src.diff_ids[..layers].to_vec();
+        for h in config.history.iter_mut().filter(|h| h.created.is_none()) {
+            h.created = Some(created.clone());
+        }
+        let config_blob = self
+            .inner
+            .content
+            .write_blob(&config.to_vec()?, &mut lease)?;
+        let id = config_blob.digest;
+        let record = crate::meta::ImageRecord {
+            config_digest: id.clone(),
+            manifest: None,
+            layers: rec.layers[..layers].to_vec(),
+            created: now,
+            parent: parent.map(str::to_string).unwrap_or_default(),
+        };
+        let (_, mut committed) = self.commit(&[NewImage {
+            id: id.clone(),
+            record,
+            snapshots: Vec::new(),
+            tags: Vec::new(),
+        }])?;
+        drop(lease);
+        committed
+            .pop()
+            .ok_or(ImageError::NotFound { reference: id })
+    }
+
     fn add_image_on(
         &self,
         parent: Option<&crate::Image>,

@@ -86,7 +86,12 @@ impl Builder {
         content_digest: String,
     ) -> Result<()> {
         let key = st.key.then(&["FS", &created_by, &content_digest]);
-        if let Some(img) = self.cached(&key).await? {
+        let step = History {
+            created_by: Some(created_by.clone()),
+            comment: Some(super::step::HISTORY_COMMENT.to_string()),
+            ..History::default()
+        };
+        if let Some(img) = self.cached_step(st, &key, Some(step)).await? {
             st.key = key;
             // WORKDIR and friends keep the config the step set (the cached image has the same).
             self.use_cached(st, img);
@@ -116,6 +121,7 @@ impl Builder {
             comment: Some(super::step::HISTORY_COMMENT.to_string()),
             ..History::default()
         });
+        super::step::record_key(&mut config, &key);
         let parent = st.image.as_ref().map(|i| i.id.clone());
         let upper = scratch.dir().join("upper");
         let img = self

@@ -56,6 +56,8 @@ pub struct BuildRequest {
     pub platform: String,
     /// Only the image id is reported.
     pub quiet: bool,
+    /// Images whose recorded steps may be reused (`--cache-from`).
+    pub cache_from: Vec<String>,
 }
 
 /// What a build reports while it runs.
@@ -213,13 +215,26 @@ impl Engine {
                 )));
             }
         }
-        let b = Arc::new(Builder::new(
-            self.clone(),
-            ctx.dir().to_path_buf(),
-            df,
-            req,
-            events,
-        )?);
+        let mut cache_from = BTreeMap::new();
+        for name in &req.cache_from {
+            match self.resolve_image(name).await {
+                Ok(img) => {
+                    for (key, layers) in step::recorded_keys(&img.config) {
+                        cache_from.entry(key).or_insert((img.id.clone(), layers));
+                    }
+                }
+                Err(_) => {
+                    if !req.quiet {
+                        let _ = events.send(BuildEvent::Stream(format!(
+                            "[Warning] --cache-from image {name} not found locally, ignored\n"
+                        )));
+                    }
+                }
+            }
+        }
+        let mut b = Builder::new(self.clone(), ctx.dir().to_path_buf(), df, req, events)?;
+        b.cache_from = cache_from;
+        let b = Arc::new(b);
         let id = b.run().await?;
         Ok(id)
     }
@@ -314,6 +329,8 @@ pub(crate) struct Builder {
     results: Mutex<BTreeMap<usize, Image>>,
     /// Intermediate containers to remove at the end (kept after failures unless `forcerm`).
     containers: Mutex<Vec<String>>,
+    /// `--cache-from`: step key to (image, number of its layers at that step).
+    cache_from: BTreeMap<String, (String, usize)>,
 }
 
 /// A stage's state between instructions.
@@ -416,6 +433,7 @@ impl Builder {
             step_no: AtomicUsize::new(0),
             results: Mutex::new(BTreeMap::new()),
             containers: Mutex::new(Vec::new()),
+            cache_from: BTreeMap::new(),
         };
         let mut needed = BTreeSet::new();
         b.collect_needed(target, &mut needed)?;

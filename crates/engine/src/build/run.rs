@@ -188,7 +188,12 @@ impl Builder {
         let key = st
             .key
             .then(&["RUN", &created_by, &mount_specs.join("\n"), &network]);
-        if let Some(img) = self.cached(&key).await? {
+        let step = History {
+            created_by: Some(created_by.clone()),
+            comment: Some(super::step::HISTORY_COMMENT.to_string()),
+            ..History::default()
+        };
+        if let Some(img) = self.cached_step(st, &key, Some(step)).await? {
             st.key = key;
             self.use_cached(st, img);
             return Ok(());
@@ -265,6 +270,7 @@ impl Builder {
             comment: Some(super::step::HISTORY_COMMENT.to_string()),
             ..History::default()
         });
+        super::step::record_key(&mut config, &key);
         let upper = self.engine.paths(&id).dir.join("upper");
         let img = self
             .engine

@@ -133,13 +133,15 @@ impl Builder {
                 return Ok(img.clone());
             }
         }
-        if let Some(img) = self.cached(&st.key).await? {
+        let key = st.key.clone();
+        if let Some(img) = self.cached_step(st, &key, None).await? {
             st.image = Some(img.clone());
             st.pending = false;
             return Ok(img);
         }
         let parent = st.image.as_ref().map(|i| i.id.clone());
-        let config = st.config.clone();
+        let mut config = st.config.clone();
+        record_key(&mut config, &st.key);
         let img = self
             .engine
             .images_blocking(move |s| {
@@ -171,6 +173,52 @@ impl Builder {
             Ok(img) => Ok(Some(img)),
             Err(_) => Ok(None),
         }
+    }
+
+    /// [`Builder::cached`], then the `--cache-from` images: one that recorded `key` gives its layers up to that
+    /// step, under the config this build has at that point (plus `step`'s history entry).
+    pub(crate) async fn cached_step(
+        &self,
+        st: &StageState,
+        key: &Key,
+        step: Option<History>,
+    ) -> Result<Option<Image>> {
+        if let Some(img) = self.cached(key).await? {
+            return Ok(Some(img));
+        }
+        if self.req.no_cache {
+            return Ok(None);
+        }
+        let Some((source, layers)) = self.cache_from.get(&key.0).cloned() else {
+            return Ok(None);
+        };
+        // The source's layers below this step must be the parent's own.
+        let parent_layers = st
+            .image
+            .as_ref()
+            .map(|i| i.diff_ids.clone())
+            .unwrap_or_default();
+        let src = source.clone();
+        let src_img = self.engine.images_blocking(move |s| s.get(&src)).await?;
+        if layers < parent_layers.len()
+            || src_img.diff_ids.get(..parent_layers.len()) != Some(&parent_layers[..])
+        {
+            return Ok(None);
+        }
+        let mut config = st.config.clone();
+        if let Some(h) = step {
+            config.history.push(h);
+        }
+        record_key(&mut config, key);
+        let parent = st.image.as_ref().map(|i| i.id.clone());
+        let img = self
+            .engine
+            .images_blocking(move |s| {
+                s.add_image_from_layers(parent.as_deref(), config, &source, layers)
+            })
+            .await?;
+        self.remember(key, &img).await;
+        Ok(Some(img))
     }
 
     pub(crate) async fn remember(&self, key: &Key, img: &Image) {
@@ -455,6 +503,40 @@ impl Builder {
         }
         env
     }
+}
+
+/// The config field where a built image lists its steps' cache keys (and how many history entries each step's
+/// image had), so that `--cache-from` can reuse its layers on another daemon, as BuildKit's inline cache does.
+pub(crate) const CACHE_FIELD: &str = "berth.build.cache.v0";
+
+pub(crate) fn record_key(config: &mut ImageConfig, key: &Key) {
+    let n = config.history.len();
+    let list = config
+        .extra
+        .entry(CACHE_FIELD.to_string())
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Value::Array(a) = list {
+        a.push(serde_json::json!({"key": key.0, "history": n}));
+    }
+}
+
+/// The steps an image recorded: cache key to the number of layers its image had.
+pub(crate) fn recorded_keys(config: &ImageConfig) -> Vec<(String, usize)> {
+    let Some(Value::Array(list)) = config.extra.get(CACHE_FIELD) else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|r| {
+            let key = r["key"].as_str()?.to_string();
+            let n = usize::try_from(r["history"].as_u64()?).ok()?;
+            let history = config.history.get(..n)?;
+            let layers = history
+                .iter()
+                .filter(|h| !h.empty_layer.unwrap_or(false))
+                .count();
+            Some((key, layers))
+        })
+        .collect()
 }
 
 /// `EXPOSE` words into `port/proto` keys (`80`, `80/udp`, `8000-8002`).
