@@ -732,3 +732,37 @@ fn cache_from_reuses_the_layers_of_an_image_from_another_daemon() {
     let out = ok(&c2.docker(&["build", "--cache-from", "app:1", "-t", "app:4", c]));
     assert_eq!(out.matches("Using cache").count(), 2, "{out}");
 }
+
+#[test]
+fn run_mounts_bind_from_other_stages_and_refuse_escapes() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let ctx = d.dir.path().join("ctx");
+    write(&ctx, "in-context.txt", "ctx\n");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox AS tools\n\
+         RUN mkdir -p /opt/t && echo tool-output > /opt/t/file\n\
+         FROM busybox\n\
+         RUN --mount=type=bind,from=tools,source=/opt/t,target=/mnt/t cat /mnt/t/file > /got\n\
+         RUN --mount=type=bind,from=tools,source=/opt/t/file,target=/one cat /one >> /got\n\
+         RUN --mount=type=bind,source=in-context.txt,target=/c cat /c >> /got\n\
+         CMD [\"cat\", \"/got\"]\n",
+    );
+    let c = ctx.to_str().unwrap();
+    ok(&d.berth(&["build", "-t", "mnt:1", c]));
+    assert_eq!(
+        ok(&d.berth(&["run", "--rm", "mnt:1"])),
+        "tool-output\ntool-output\nctx\n"
+    );
+    // A bind source in the context that leads out of it is refused (the host's files are never mounted).
+    std::os::unix::fs::symlink("/etc", ctx.join("hostetc")).unwrap();
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=bind,source=hostetc,target=/h cat /h/hostname\n",
+    );
+    let msg = failed(&d.berth(&["build", c]));
+    assert!(msg.contains("outside the build context"), "{msg}");
+}

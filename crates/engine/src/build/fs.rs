@@ -416,8 +416,89 @@ async fn download(
     Ok((name, path, digest))
 }
 
+/// Copies `source` (a path inside the image made of `lower`) out to `scratch/data`, for a `RUN --mount` bind from
+/// another stage or image; returns the host path to bind (a directory, or the file itself).
+pub(crate) fn export_path(
+    lower: Vec<PathBuf>,
+    scratch: &Path,
+    source: &str,
+) -> std::result::Result<PathBuf, String> {
+    let src = scratch.join("src");
+    for d in ["upper", "work", "mnt", "empty"] {
+        std::fs::create_dir_all(src.join(d))
+            .map_err(|e| format!("create {}: {e}", src.display()))?;
+    }
+    let data = scratch.join("data");
+    std::fs::create_dir_all(&data).map_err(|e| format!("create {}: {e}", data.display()))?;
+    let lower = if lower.is_empty() {
+        vec![src.join("empty")]
+    } else {
+        lower
+    };
+    let view = inroot::private_view(
+        &Overlay {
+            lower,
+            upper: src.join("upper"),
+            work: src.join("work"),
+        },
+        &src.join("mnt"),
+        &[],
+        false,
+    )
+    .map_err(|e| format!("mount the source image: {e}"))?;
+    let root = view.root();
+    let path = if source.is_empty() { "/" } else { source };
+    let real = inroot::resolve(root, path).map_err(|e| format!("{path}: {e}"))?;
+    let fd = inroot::open(root, Path::new(&real), How::Path).map_err(|e| not_found(path, e))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| format!("{path}: {e}"))?;
+    let data_dir =
+        std::fs::File::open(&data).map_err(|e| format!("open {}: {e}", data.display()))?;
+    let opts = ExtractOptions {
+        refuse_absolute: true,
+        ..ExtractOptions::default()
+    };
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
+        let dir = inroot::open(root, Path::new(&real), How::Dir).map_err(|e| not_found(path, e))?;
+        pipe(
+            |w| {
+                berth_archive::write_resource(
+                    Resource::Dir(dir.as_fd()),
+                    b".",
+                    Path::new(path),
+                    w,
+                    &ResourceOptions::default(),
+                )
+            },
+            data_dir.as_fd(),
+            "the bind's copy",
+            &opts,
+        )?;
+        return Ok(data);
+    }
+    let (parent, name) = split(&real);
+    let pfd = inroot::open(root, Path::new(parent), How::Dir).map_err(|e| not_found(path, e))?;
+    pipe(
+        |w| {
+            berth_archive::write_resource(
+                Resource::Entry {
+                    parent: pfd.as_fd(),
+                    name: OsStr::new(name),
+                },
+                name.as_bytes(),
+                Path::new(path),
+                w,
+                &ResourceOptions::default(),
+            )
+        },
+        data_dir.as_fd(),
+        "the bind's copy",
+        &opts,
+    )?;
+    Ok(data.join(name))
+}
+
 /// Refuses a context path with a symlink on the way that leads out of the context.
-fn check_symlinks(ctx: &Path, rel: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_symlinks(ctx: &Path, rel: &str) -> std::result::Result<(), String> {
     let mut stack: Vec<String> = Vec::new();
     let mut pending: Vec<String> = rel
         .split('/')

@@ -23,7 +23,18 @@ pub(crate) fn mount_option(spec: &str, key: &str) -> Option<String> {
 }
 
 /// A `RUN --mount` as a container mount.
-fn run_mount(b: &Builder, spec: &str) -> std::result::Result<Mount, String> {
+/// A `RUN --mount` ready to use, or a bind of another stage's or image's files, made once the step must run.
+enum RunMount {
+    Ready(Mount),
+    From {
+        from: String,
+        source: String,
+        target: String,
+        rw: bool,
+    },
+}
+
+fn run_mount(b: &Builder, spec: &str) -> std::result::Result<RunMount, String> {
     let get = |k: &str| mount_option(spec, k);
     let kind = get("type").unwrap_or_else(|| "bind".into());
     let target = get("target")
@@ -34,26 +45,31 @@ fn run_mount(b: &Builder, spec: &str) -> std::result::Result<Mount, String> {
     let flag = |k: &str| get(k).is_some_and(|v| v.is_empty() || v == "true");
     match kind.as_str() {
         "bind" => {
-            if get("from").is_some() {
-                return Err(format!(
-                    "--mount={spec}: binding from another stage or image is not supported; COPY --from the files instead"
-                ));
-            }
             let source = get("source").or_else(|| get("src")).unwrap_or_default();
+            let rw = flag("rw") || flag("readwrite");
+            if let Some(from) = get("from") {
+                return Ok(RunMount::From {
+                    from,
+                    source,
+                    target,
+                    rw,
+                });
+            }
             let rel = context_relative(&source)?;
+            super::fs::check_symlinks(&b.ctx, &rel)?;
             let host = b.ctx.join(&rel);
             if !host.exists() {
                 return Err(format!(
                     "--mount={spec}: {source} is not in the build context"
                 ));
             }
-            Ok(Mount {
+            Ok(RunMount::Ready(Mount {
                 target: Some(target),
                 source: Some(host.display().to_string()),
                 typ: Some(MountTypeEnum::BIND),
-                read_only: Some(!(flag("rw") || flag("readwrite"))),
+                read_only: Some(!rw),
                 ..Mount::default()
-            })
+            }))
         }
         "cache" => {
             let id = get("id").unwrap_or_else(|| target.clone());
@@ -63,15 +79,15 @@ fn run_mount(b: &Builder, spec: &str) -> std::result::Result<Mount, String> {
                 .join("cache-mounts")
                 .join(hex::encode(Sha256::digest(id.as_bytes())));
             std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-            Ok(Mount {
+            Ok(RunMount::Ready(Mount {
                 target: Some(target),
                 source: Some(dir.display().to_string()),
                 typ: Some(MountTypeEnum::BIND),
                 read_only: Some(flag("ro") || flag("readonly")),
                 ..Mount::default()
-            })
+            }))
         }
-        "tmpfs" => Ok(Mount {
+        "tmpfs" => Ok(RunMount::Ready(Mount {
             target: Some(target),
             typ: Some(MountTypeEnum::TMPFS),
             tmpfs_options: get("size").map(|s| MountTmpfsOptions {
@@ -79,7 +95,7 @@ fn run_mount(b: &Builder, spec: &str) -> std::result::Result<Mount, String> {
                 ..MountTmpfsOptions::default()
             }),
             ..Mount::default()
-        }),
+        })),
         "secret" | "ssh" => Err(format!(
             "--mount=type={kind}: berth's builder has no secrets or SSH agent forwarding"
         )),
@@ -142,13 +158,38 @@ impl Builder {
         let created_by = format!("RUN {args_shown}{} # buildkit", argv.join(" "));
         let mut mounts = Vec::new();
         let mut mount_specs = Vec::new();
+        let mut from_binds = Vec::new();
         for m in &r.mounts {
             let spec = self
                 .lexer
                 .process_word(m, &|n| st.lookup(n))
                 .map_err(|e| step_error(ins, e))?;
-            mounts.push(run_mount(self, &spec).map_err(|e| step_error(ins, e))?);
-            mount_specs.push(spec);
+            match run_mount(self, &spec).map_err(|e| step_error(ins, e))? {
+                RunMount::Ready(m) => {
+                    mounts.push(m);
+                    mount_specs.push(spec);
+                }
+                RunMount::From {
+                    from,
+                    source,
+                    target,
+                    rw,
+                } => {
+                    let img = match self.stage_ref(&from, st.index) {
+                        Some(i) => self.stage_result(i).ok_or_else(|| {
+                            EngineError::Internal(format!("stage {from} has not been built"))
+                        })?,
+                        None => self
+                            .engine
+                            .resolve_image(&from)
+                            .await
+                            .map_err(|e| step_error(ins, e))?,
+                    };
+                    // The source's content is its image: its id goes in the key.
+                    mount_specs.push(format!("{spec}@{}", img.id));
+                    from_binds.push((img.id, source, target, rw));
+                }
+            }
         }
         let scratch = if heredoc_files.is_empty() {
             None
@@ -200,6 +241,33 @@ impl Builder {
         }
         if st.image.is_none() {
             self.materialize(st).await?;
+        }
+        // Binds from other stages or images: their files, copied out to scratch space for this step.
+        let mut exported = Vec::new();
+        for (image, source, target, rw) in from_binds {
+            let id = image.clone();
+            let lower = self
+                .engine
+                .images_blocking(move |s| s.layer_dirs(&id))
+                .await?;
+            let scratch = super::Context {
+                dir: self.engine.builder_scratch("bind")?,
+            };
+            let dir = scratch.dir().to_path_buf();
+            let src = source.clone();
+            let host =
+                tokio::task::spawn_blocking(move || super::fs::export_path(lower, &dir, &src))
+                    .await
+                    .map_err(EngineError::join)?
+                    .map_err(|e| step_error(ins, format!("--mount from={image}: {e}")))?;
+            mounts.push(Mount {
+                target: Some(target),
+                source: Some(host.display().to_string()),
+                typ: Some(MountTypeEnum::BIND),
+                read_only: Some(!rw),
+                ..Mount::default()
+            });
+            exported.push(scratch);
         }
         let parent = st.image.as_ref().map(|i| i.id.clone()).unwrap_or_default();
         let cfg = &st.config.config;
@@ -257,6 +325,7 @@ impl Builder {
         }
         let state = self.engine.wait(&id, WaitCondition::NotRunning).await?;
         drop(scratch);
+        drop(exported);
         if state.exit_code != 0 {
             return Err(EngineError::Invalid(format!(
                 "The command '{}' returned a non-zero code: {}",
