@@ -25,7 +25,7 @@ pub(crate) fn mount_option(spec: &str, key: &str) -> Option<String> {
 /// A `RUN --mount` as a container mount.
 /// A `RUN --mount` ready to use, or a bind of another stage's or image's files, made once the step must run.
 enum RunMount {
-    Ready(Mount),
+    Ready(Box<Mount>),
     From {
         from: String,
         source: String,
@@ -63,13 +63,13 @@ fn run_mount(b: &Builder, spec: &str) -> std::result::Result<RunMount, String> {
                     "--mount={spec}: {source} is not in the build context"
                 ));
             }
-            Ok(RunMount::Ready(Mount {
+            Ok(RunMount::Ready(Box::new(Mount {
                 target: Some(target),
                 source: Some(host.display().to_string()),
                 typ: Some(MountTypeEnum::BIND),
                 read_only: Some(!rw),
                 ..Mount::default()
-            }))
+            })))
         }
         "cache" => {
             let id = get("id").unwrap_or_else(|| target.clone());
@@ -79,15 +79,15 @@ fn run_mount(b: &Builder, spec: &str) -> std::result::Result<RunMount, String> {
                 .join("cache-mounts")
                 .join(hex::encode(Sha256::digest(id.as_bytes())));
             std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-            Ok(RunMount::Ready(Mount {
+            Ok(RunMount::Ready(Box::new(Mount {
                 target: Some(target),
                 source: Some(dir.display().to_string()),
                 typ: Some(MountTypeEnum::BIND),
                 read_only: Some(flag("ro") || flag("readonly")),
                 ..Mount::default()
-            }))
+            })))
         }
-        "tmpfs" => Ok(RunMount::Ready(Mount {
+        "tmpfs" => Ok(RunMount::Ready(Box::new(Mount {
             target: Some(target),
             typ: Some(MountTypeEnum::TMPFS),
             tmpfs_options: get("size").map(|s| MountTmpfsOptions {
@@ -95,7 +95,7 @@ fn run_mount(b: &Builder, spec: &str) -> std::result::Result<RunMount, String> {
                 ..MountTmpfsOptions::default()
             }),
             ..Mount::default()
-        })),
+        }))),
         "secret" | "ssh" => Err(format!(
             "--mount=type={kind}: berth's builder has no secrets or SSH agent forwarding"
         )),
@@ -166,7 +166,7 @@ impl Builder {
                 .map_err(|e| step_error(ins, e))?;
             match run_mount(self, &spec).map_err(|e| step_error(ins, e))? {
                 RunMount::Ready(m) => {
-                    mounts.push(m);
+                    mounts.push(*m);
                     mount_specs.push(spec);
                 }
                 RunMount::From {
