@@ -766,3 +766,38 @@ fn run_mounts_bind_from_other_stages_and_refuse_escapes() {
     let msg = failed(&d.berth(&["build", c]));
     assert!(msg.contains("outside the build context"), "{msg}");
 }
+
+#[test]
+fn platform_args_are_the_hosts() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let ctx = d.dir.path().join("ctx");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM --platform=$BUILDPLATFORM busybox\nARG TARGETARCH\nARG TARGETOS\nRUN echo \"$TARGETOS/$TARGETARCH\" > /p\nCMD [\"cat\", \"/p\"]\n",
+    );
+    let c = ctx.to_str().unwrap();
+    ok(&d.berth(&["build", "-t", "plat:1", c]));
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    assert_eq!(
+        ok(&d.berth(&["run", "--rm", "plat:1"])),
+        format!("linux/{arch}\n")
+    );
+    let other = if arch == "amd64" {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    };
+    write(
+        &ctx,
+        "Dockerfile",
+        &format!("FROM --platform={other} busybox\n"),
+    );
+    let msg = failed(&d.berth(&["build", c]));
+    assert!(msg.contains("host's platform"), "{msg}");
+}

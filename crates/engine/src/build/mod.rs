@@ -130,6 +130,23 @@ impl<R: Read> Read for CompleteTar<R> {
     }
 }
 
+/// BuildKit's automatic platform args (`TARGETARCH`...): this host's platform, since berth builds for it.
+pub(crate) fn automatic_arg(name: &str) -> Option<String> {
+    let h = berth_image::Platform::host();
+    let variant = h.variant.clone().unwrap_or_default();
+    let platform = match &h.variant {
+        Some(v) => format!("{}/{}/{v}", h.os, h.architecture),
+        None => format!("{}/{}", h.os, h.architecture),
+    };
+    Some(match name {
+        "TARGETPLATFORM" | "BUILDPLATFORM" => platform,
+        "TARGETOS" | "BUILDOS" => h.os,
+        "TARGETARCH" | "BUILDARCH" => h.architecture,
+        "TARGETVARIANT" | "BUILDVARIANT" => variant,
+        _ => return None,
+    })
+}
+
 /// Build args Docker lets every Dockerfile use without declaring them (and leaves out of the history).
 const PREDEFINED_ARGS: &[&str] = &[
     "HTTP_PROXY",
@@ -397,7 +414,7 @@ impl Builder {
                             .process_word(d, &|n| meta.get(n).cloned())
                             .map_err(|e| step_error(ins, e))?,
                     ),
-                    (None, None) => None,
+                    (None, None) => automatic_arg(name),
                 };
                 if let Some(v) = value {
                     meta.insert(name.clone(), v);
@@ -460,7 +477,9 @@ impl Builder {
 
     fn expand_meta(&self, word: &str) -> Result<String> {
         self.lexer
-            .process_word(word, &|n| self.meta.get(n).cloned())
+            .process_word(word, &|n| {
+                self.meta.get(n).cloned().or_else(|| automatic_arg(n))
+            })
             .map_err(|e| EngineError::Invalid(format!("{word}: {e}")))
     }
 

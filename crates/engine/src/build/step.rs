@@ -17,6 +17,32 @@ impl Builder {
         let stage = &self.df.stages[index];
         let n = self.next_step();
         let base = self.expand_meta(&stage.base)?;
+        // `FROM --platform=`: berth builds for the host's platform (`$BUILDPLATFORM`/`$TARGETPLATFORM` are it).
+        if let Some(p) = &stage.platform {
+            let p = self
+                .lexer
+                .process_word(p, &|n| match n {
+                    "BUILDPLATFORM" | "TARGETPLATFORM" => {
+                        let h = berth_image::Platform::host();
+                        Some(format!("{}/{}", h.os, h.architecture))
+                    }
+                    _ => self
+                        .meta
+                        .get(n)
+                        .cloned()
+                        .or_else(|| super::automatic_arg(n)),
+                })
+                .map_err(|e| EngineError::Invalid(format!("FROM --platform={p}: {e}")))?;
+            let want = berth_image::Platform::parse(&p)
+                .map_err(|e| EngineError::Invalid(format!("FROM --platform={p}: {e}")))?;
+            let host = berth_image::Platform::host();
+            if !want.matches(&host.os, &host.architecture, None) {
+                return Err(EngineError::Invalid(format!(
+                    "FROM --platform={p}: berth builds for this host's platform ({}/{}) only",
+                    host.os, host.architecture
+                )));
+            }
+        }
         let shown = match &stage.name {
             Some(name) => format!("FROM {base} AS {name}"),
             None => format!("FROM {base}"),
@@ -320,7 +346,11 @@ impl Builder {
                     let value = match (given, default) {
                         (Some(v), _) => Some(v),
                         (None, Some(d)) => Some(self.expand(st, ins, d)?),
-                        (None, None) => self.meta.get(name).cloned(),
+                        (None, None) => self
+                            .meta
+                            .get(name)
+                            .cloned()
+                            .or_else(|| super::automatic_arg(name)),
                     };
                     st.args.retain(|(k, _)| k != name);
                     match value {
