@@ -492,10 +492,32 @@ mod tests {
         ])
         .unwrap();
         match c.cmd {
-            Cmd::Run(r) => {
+            Cmd::Run(mut r) => {
+                r.create.split();
                 assert_eq!(r.create.hostname.as_deref(), Some("box"));
+                assert_eq!(r.create.image, "busybox");
                 assert_eq!(r.create.command, vec!["sh", "-c", "echo hi"]);
                 assert!(r.create.rm);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        // Options end at the image: `-c` after it belongs to the command (it is also `--cpu-shares`).
+        let c = Cli::try_parse_from([
+            "berth",
+            "run",
+            "--entrypoint",
+            "sh",
+            "busybox",
+            "-c",
+            "echo hi",
+        ])
+        .unwrap();
+        match c.cmd {
+            Cmd::Run(mut r) => {
+                r.create.split();
+                assert_eq!(r.create.image, "busybox");
+                assert_eq!(r.create.command, vec!["-c", "echo hi"]);
+                assert_eq!(r.create.cpu_shares, None);
             }
             other => panic!("parsed as {other:?}"),
         }
