@@ -107,7 +107,13 @@ pub async fn build(
         r
     });
     tokio::spawn(async move {
-        while let Some(ev) = erx.recv().await {
+        loop {
+            let ev = tokio::select! {
+                ev = erx.recv() => ev,
+                // The client went away (the response body was dropped) even while the build is silent.
+                () = tx.closed() => return,
+            };
+            let Some(ev) = ev else { break };
             let msgs = match ev {
                 BuildEvent::Stream(s) => vec![json!({ "stream": s })],
                 BuildEvent::Aux(id) if quiet => {

@@ -32,6 +32,21 @@ fn failed(out: &Output) -> String {
     format!("{}{}", text(&out.stdout), text(&out.stderr))
 }
 
+/// A tar of regular files owned by root.
+fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        tar.append_data(&mut h, name, *data).unwrap();
+    }
+    tar.into_inner().unwrap()
+}
+
 fn write(dir: &Path, name: &str, content: &str) {
     let p = dir.join(name);
     if let Some(parent) = p.parent() {
@@ -377,23 +392,13 @@ fn dockerfile_and_context_from_stdin() {
     ok(&out);
     assert_eq!(ok(&d.berth(&["run", "--rm", "s:1"])), "from stdin\n");
     // `build -` with a tar context, and `-f -` with a directory.
-    let mut tar = tar::Builder::new(Vec::new());
-    for (name, data) in [
+    let bytes = tar_of(&[
         (
             "Dockerfile",
-            "FROM busybox\nCOPY x /x\nCMD [\"cat\", \"/x\"]\n",
+            b"FROM busybox\nCOPY x /x\nCMD [\"cat\", \"/x\"]\n",
         ),
-        ("x", "tarred\n"),
-    ] {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        tar.append_data(&mut h, name, data.as_bytes()).unwrap();
-    }
-    let bytes = tar.into_inner().unwrap();
+        ("x", b"tarred\n"),
+    ]);
     ok(&run(&["build", "-t", "s:2", "-"], &bytes));
     assert_eq!(ok(&d.berth(&["run", "--rm", "s:2"])), "tarred\n");
     let ctx = d.dir.path().join("ctx");
@@ -474,16 +479,7 @@ fn copy_exclude_parents_and_add_archives() {
     write(&ctx, "src/b/c/deep.txt", "deep\n");
     write(&ctx, "src/b/c/also.log", "drop\n");
     // A gzip tar for ADD to unpack.
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(9);
-    h.set_mode(0o644);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    tar.append_data(&mut h, "inside/x.txt", &b"unpacked\n"[..])
-        .unwrap();
-    let raw = tar.into_inner().unwrap();
+    let raw = tar_of(&[("inside/x.txt", b"unpacked\n")]);
     let gz = Command::new("gzip")
         .arg("-c")
         .stdin(Stdio::piped())

@@ -423,29 +423,10 @@ pub(crate) fn export_path(
     scratch: &Path,
     source: &str,
 ) -> std::result::Result<PathBuf, String> {
-    let src = scratch.join("src");
-    for d in ["upper", "work", "mnt", "empty"] {
-        std::fs::create_dir_all(src.join(d))
-            .map_err(|e| format!("create {}: {e}", src.display()))?;
-    }
     let data = scratch.join("data");
     std::fs::create_dir_all(&data).map_err(|e| format!("create {}: {e}", data.display()))?;
-    let lower = if lower.is_empty() {
-        vec![src.join("empty")]
-    } else {
-        lower
-    };
-    let view = inroot::private_view(
-        &Overlay {
-            lower,
-            upper: src.join("upper"),
-            work: src.join("work"),
-        },
-        &src.join("mnt"),
-        &[],
-        false,
-    )
-    .map_err(|e| format!("mount the source image: {e}"))?;
+    let view = overlay_view(lower, &scratch.join("src"))
+        .map_err(|e| format!("mount the source image: {e}"))?;
     let root = view.root();
     let path = if source.is_empty() { "/" } else { source };
     let real = inroot::resolve(root, path).map_err(|e| format!("{path}: {e}"))?;
@@ -671,29 +652,30 @@ fn walk(
     Ok(())
 }
 
-/// Mounts the step's overlay and applies `op` to it (blocking).
-fn apply(dir: &Path, lower: Vec<PathBuf>, op: &FsOp) -> std::result::Result<(), String> {
-    let mk =
-        |p: &Path| std::fs::create_dir_all(p).map_err(|e| format!("create {}: {e}", p.display()));
+/// An image's layers (`lower`, none for an empty image) mounted as an overlay in a private mount namespace, with
+/// its upper and work directories (and mount point) under `dir`. Dropping the view unmounts it.
+fn overlay_view(lower: Vec<PathBuf>, dir: &Path) -> std::result::Result<inroot::View, String> {
     for d in ["upper", "work", "mnt", "empty"] {
-        mk(&dir.join(d))?;
+        let p = dir.join(d);
+        std::fs::create_dir_all(&p).map_err(|e| format!("create {}: {e}", p.display()))?;
     }
     let lower = if lower.is_empty() {
         vec![dir.join("empty")]
     } else {
         lower
     };
-    let view = inroot::private_view(
-        &Overlay {
-            lower,
-            upper: dir.join("upper"),
-            work: dir.join("work"),
-        },
-        &dir.join("mnt"),
-        &[],
-        false,
-    )
-    .map_err(|e| format!("mount the build step's file system: {e}"))?;
+    let overlay = Overlay {
+        lower,
+        upper: dir.join("upper"),
+        work: dir.join("work"),
+    };
+    inroot::private_view(&overlay, &dir.join("mnt"), &[], false).map_err(|e| e.to_string())
+}
+
+/// Mounts the step's overlay and applies `op` to it (blocking).
+fn apply(dir: &Path, lower: Vec<PathBuf>, op: &FsOp) -> std::result::Result<(), String> {
+    let view =
+        overlay_view(lower, dir).map_err(|e| format!("mount the build step's file system: {e}"))?;
     match op {
         FsOp::Mkdir(path) => inroot::mkdir_all(view.root(), Path::new(path), 0o755, None)
             .map(drop)
@@ -717,27 +699,8 @@ fn copy(
             ctx_file.as_fd()
         }
         SourceRoot::Layers(lower) => {
-            let d = scratch.join("src");
-            for s in ["upper", "work", "mnt", "empty"] {
-                std::fs::create_dir_all(d.join(s))
-                    .map_err(|e| format!("create {}: {e}", d.display()))?;
-            }
-            let lower = if lower.is_empty() {
-                vec![d.join("empty")]
-            } else {
-                lower.clone()
-            };
-            src_view = inroot::private_view(
-                &Overlay {
-                    lower,
-                    upper: d.join("upper"),
-                    work: d.join("work"),
-                },
-                &d.join("mnt"),
-                &[],
-                false,
-            )
-            .map_err(|e| format!("mount the source image: {e}"))?;
+            src_view = overlay_view(lower.clone(), &scratch.join("src"))
+                .map_err(|e| format!("mount the source image: {e}"))?;
             src_view.root()
         }
     };
