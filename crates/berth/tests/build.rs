@@ -784,11 +784,44 @@ fn platform_args_are_the_hosts() {
         ok(&d.berth(&["run", "--rm", "plat:1"])),
         format!("linux/{arch}\n")
     );
+    // The CLI's --platform (the host's), --label and --network none.
+    let host = format!("linux/{arch}");
+    let netfile = ctx.join("Dockerfile.net");
+    write(&ctx, "Dockerfile.net", "FROM busybox\nRUN cat /proc/net/dev | tail -n +3 | wc -l > /links\nCMD [\"cat\", \"/links\"]\n");
+    ok(&d.berth(&[
+        "build",
+        "--platform",
+        &host,
+        "--label",
+        "team=core",
+        "--network",
+        "none",
+        "-t",
+        "plat:2",
+        "-f",
+        netfile.to_str().unwrap(),
+        c,
+    ]));
+    let label = ok(&d.berth(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"team\"}}",
+        "plat:2",
+    ]));
+    assert_eq!(label.trim(), "core");
+    assert_eq!(
+        ok(&d.berth(&["run", "--rm", "--network", "none", "plat:2"])).trim(),
+        "1",
+        "RUN saw only lo"
+    );
     let other = if arch == "amd64" {
         "linux/arm64"
     } else {
         "linux/amd64"
     };
+    let msg = failed(&d.berth(&["build", "--platform", other, c]));
+    assert!(msg.contains("host's platform"), "{msg}");
     write(
         &ctx,
         "Dockerfile",
