@@ -19,6 +19,31 @@ fn push_and_pull_through_berths_own_registry() {
         pushed.contains("Pushed") && pushed.contains("1: digest: sha256:"),
         "{pushed}"
     );
+    // The imported layer, stored uncompressed, went out gzip-compressed, as Docker sends layers.
+    let raw = std::process::Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{name}"),
+        ])
+        .output()
+        .expect("skopeo");
+    let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&raw.stderr)));
+    let layer = &manifest["layers"][0];
+    assert!(
+        layer["mediaType"].as_str().unwrap_or("").ends_with("gzip"),
+        "{manifest}"
+    );
+    let diff_size: u64 = text(
+        &d.berth(&["image", "inspect", "-f", "{{.Size}}", &name])
+            .stdout,
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    assert!(layer["size"].as_u64().unwrap() < diff_size, "{manifest}");
     let id = text(&d.berth(&["images", "-q", "--no-trunc", &name]).stdout)
         .trim()
         .to_string();

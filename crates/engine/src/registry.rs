@@ -132,6 +132,10 @@ impl Engine {
     ) -> Result<PushOutcome> {
         let r = Reference::parse(name).map_err(|e| EngineError::Invalid(e.to_string()))?;
         self.resolve_image(&r.full()).await?;
+        // Layers kept uncompressed locally go out gzip-compressed, as Docker sends them.
+        let full = r.full();
+        self.images_blocking(move |s| s.compress_layers_for_push(&full))
+            .await?;
         let client = self.registry_for(&r, cred);
         let mut opts = PushOptions::default();
         if self.inner.cfg.registry.max_concurrent_uploads > 0 {

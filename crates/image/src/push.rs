@@ -130,6 +130,65 @@ impl ImageStore {
         })
     }
 
+    /// Before a push, as Docker does: layers stored uncompressed (imported, committed, built) become gzip blobs,
+    /// and the image's record points at them from then on (the image id, a digest of the config, is unchanged;
+    /// later pushes reuse the compressed blobs, and GC takes the uncompressed ones once nothing uses them).
+    /// Images that came with a manifest are pushed as they came. Returns how many layers were compressed.
+    pub fn compress_layers_for_push(&self, name_or_id: &str) -> Result<usize, ImageError> {
+        let img = self.resolve(name_or_id)?;
+        let rec = self
+            .inner
+            .meta
+            .read()?
+            .image(&img.id)?
+            .ok_or_else(|| ImageError::NotFound {
+                reference: name_or_id.to_string(),
+            })?;
+        if rec.manifest.is_some() {
+            return Ok(0);
+        }
+        let plain = |mt: &str| mt == media::DOCKER_LAYER_TAR || mt == media::OCI_LAYER_TAR;
+        if !rec.layers.iter().any(|l| plain(&l.media_type)) {
+            return Ok(0);
+        }
+        let mut lease = self.inner.leases.lease();
+        let mut layers = rec.layers.clone();
+        let mut done = 0;
+        for l in layers.iter_mut().filter(|l| plain(&l.media_type)) {
+            let mut src = self.inner.content.open_blob(&l.digest)?;
+            let mut writer = self.inner.content.writer()?;
+            let ingest = writer.path().to_path_buf();
+            {
+                let mut gz = flate2::write::GzEncoder::new(
+                    std::io::BufWriter::new(&mut writer),
+                    flate2::Compression::fast(),
+                );
+                std::io::copy(&mut src, &mut gz)
+                    .and_then(|_| gz.finish())
+                    .and_then(|mut w| std::io::Write::flush(&mut w))
+                    .map_err(|e| ImageError::io("compressing a layer into", &ingest, e))?;
+            }
+            let blob = writer.commit(None, None, &mut lease)?;
+            l.diff_size = l.size;
+            l.digest = blob.digest;
+            l.size = blob.size;
+            l.media_type = media::DOCKER_LAYER_GZIP.to_string();
+            done += 1;
+        }
+        let new = crate::meta::ImageRecord { layers, ..rec };
+        self.inner.meta.update(|t| {
+            if t.image(&img.id)?.is_none() {
+                return Err(ImageError::NotFound {
+                    reference: img.id.clone(),
+                });
+            }
+            t.put_image(&img.id, &new)?;
+            Ok(())
+        })?;
+        drop(lease);
+        Ok(done)
+    }
+
     /// Records `repository@digest` for image `image_id` (after a push, as Docker does).
     pub fn add_repo_digest(
         &self,
