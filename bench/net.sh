@@ -9,18 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-20}"
 shift || true
-pkgs=(busybox-static runc docker.io podman netavark aardvark-dns nftables iptables iproute2 util-linux python3)
-missing=()
-for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  # Never let the packages start their own daemons on this host (no docker0 bridge, no firewall changes).
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null || { rm -f /usr/sbin/policy-rc.d; exit 1; }
-  rm -f /usr/sbin/policy-rc.d
-fi
-if [ -z "${BERTH_BIN:-}" ]; then
-  cargo build --release -p berth >/dev/null
-  BERTH_BIN="$PWD/target/release/berth"
-fi
+. bench/peers.sh
+install_peers "${PEERS[@]}"
+berth_bin
 exec timeout --signal=TERM --kill-after=60 3600 python3 -B bench/net.py --berth "$BERTH_BIN" --runs "$RUNS" "$@"

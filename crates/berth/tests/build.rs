@@ -6,31 +6,10 @@
 
 mod common;
 
-use common::{text, Daemon, BERTH};
+use common::{failed, ok, text, Daemon, BERTH};
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed ({:?}): {}{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-fn failed(out: &Output) -> String {
-    assert!(
-        !out.status.success(),
-        "unexpectedly succeeded: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    format!("{}{}", text(&out.stdout), text(&out.stderr))
-}
+use std::process::{Command, Stdio};
 
 /// A tar of regular files owned by root.
 fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
@@ -347,9 +326,10 @@ fn bad_builds_fail_clearly_and_tag_nothing() {
         let msg = failed(&out);
         assert!(msg.contains(want), "{df:?}: want {want:?} in {msg}");
         if df.contains("visible-output") {
+            let shown = text(&out.stdout);
             assert!(
-                msg.contains("visible-output"),
-                "the failing RUN's output is shown: {msg}"
+                shown.contains("visible-output"),
+                "the failing RUN's output is shown: {shown}"
             );
         }
         let images = ok(&d.berth(&["images", "-q", "bad"]));

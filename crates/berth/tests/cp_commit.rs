@@ -4,31 +4,10 @@
 
 mod common;
 
-use common::{text, Daemon, BERTH};
+use common::{failed, ok, text, Daemon, BERTH};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed ({:?}): {}{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-fn failed(out: &Output) -> String {
-    assert!(
-        !out.status.success(),
-        "unexpectedly succeeded: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stderr)
-}
 
 /// `berth` or `docker` with `input` on stdin.
 fn with_stdin(d: &Daemon, docker: bool, args: &[&str], input: &[u8]) -> Output {

@@ -8,20 +8,9 @@
 
 mod common;
 
-use common::{text, Daemon};
+use common::{ok, text, Daemon};
 use std::io::{Read, Write};
 use std::time::Duration;
-
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed ({:?}): {}{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
 
 /// GET `path` from `addr` over plain HTTP/1.0; the body, or None when nothing answers.
 fn http_get(addr: &str, path: &str) -> Option<String> {

@@ -4,18 +4,7 @@
 
 mod common;
 
-use common::{text, Daemon};
-
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed ({:?}): {}{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
+use common::{ok, text, Daemon};
 
 #[test]
 fn named_volume_keeps_data_across_containers() {

@@ -1,4 +1,4 @@
-//! System commands: version, info, events, system df.
+//! System commands: version, info, events, system df, system prune.
 
 use crate::client::{enc, next_chunk, Client, API_VERSION};
 use crate::cmd_container::{filters_json, parse_time_arg};
@@ -237,4 +237,87 @@ pub async fn df(c: &Client, a: DfArgs) -> Result<i32> {
         )?
     );
     Ok(0)
+}
+
+#[derive(Args, Debug)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images not just dangling ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Prune anonymous volumes
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+/// `system prune`: stopped containers, unused networks, dangling (or with `-a` all unused) images, the build
+/// cache, and with `--volumes` anonymous volumes, in Docker's order and words.
+pub async fn system_prune(c: &Client, a: SystemPruneArgs) -> Result<i32> {
+    let mut warning = String::from("WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n");
+    if a.volumes {
+        warning.push_str("  - all anonymous volumes not used by at least one container\n");
+    }
+    warning.push_str(if a.all {
+        "  - all images without at least one container associated to them\n  - all build cache\n"
+    } else {
+        "  - all dangling images\n  - unused build cache\n"
+    });
+    if !crate::cmd_container::confirm(&warning, a.force) {
+        return Ok(0);
+    }
+    let mut total = 0u64;
+    let list = |v: &Value, key: &str| -> Vec<String> {
+        v[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect()
+    };
+    let v = c.post_json("/containers/prune", None).await?;
+    total += v["SpaceReclaimed"].as_u64().unwrap_or(0);
+    print_deleted("Deleted Containers:", &list(&v, "ContainersDeleted"));
+    let v = c.post_json("/networks/prune", None).await?;
+    print_deleted("Deleted Networks:", &list(&v, "NetworksDeleted"));
+    if a.volumes {
+        let v = c.post_json("/volumes/prune", None).await?;
+        total += v["SpaceReclaimed"].as_u64().unwrap_or(0);
+        print_deleted("Deleted Volumes:", &list(&v, "VolumesDeleted"));
+    }
+    let q = if a.all {
+        format!("/images/prune?filters={}", enc(r#"{"dangling":["false"]}"#))
+    } else {
+        "/images/prune".to_string()
+    };
+    let v = c.post_json(&q, None).await?;
+    total += v["SpaceReclaimed"].as_u64().unwrap_or(0);
+    let mut images = Vec::new();
+    for d in v["ImagesDeleted"].as_array().into_iter().flatten() {
+        for (k, label) in [("Untagged", "untagged"), ("Deleted", "deleted")] {
+            if let Some(s) = d[k].as_str() {
+                images.push(format!("{label}: {s}"));
+            }
+        }
+    }
+    print_deleted("Deleted Images:", &images);
+    let v = c.post_json("/build/prune", None).await?;
+    total += v["SpaceReclaimed"].as_u64().unwrap_or(0);
+    print_deleted("Deleted build cache objects:", &list(&v, "CachesDeleted"));
+    println!(
+        "Total reclaimed space: {}",
+        crate::format::human::human_size(total as f64)
+    );
+    Ok(0)
+}
+
+fn print_deleted(title: &str, items: &[String]) {
+    if !items.is_empty() {
+        println!("{title}");
+        for i in items {
+            println!("{i}");
+        }
+        println!();
+    }
 }

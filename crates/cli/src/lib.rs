@@ -222,7 +222,7 @@ pub enum SystemCmd {
     /// Show berth disk usage
     Df(cmd_system::DfArgs),
     /// Remove unused data
-    Prune(cmd_build::SystemPruneArgs),
+    Prune(cmd_system::SystemPruneArgs),
     Info(cmd_system::FormatArgs),
     Events(cmd_system::EventsArgs),
 }
@@ -455,7 +455,7 @@ async fn dispatch(c: &client::Client, cmd: Cmd) -> Result<i32> {
         } => cmd_build::builder_prune(c, a).await,
         Cmd::System {
             cmd: SystemCmd::Prune(a),
-        } => cmd_build::system_prune(c, a).await,
+        } => cmd_system::system_prune(c, a).await,
         Cmd::Version(a) => cs::version(c, a).await,
         Cmd::Volume { cmd } => cmd_volume::run(c, cmd).await,
         Cmd::Update(a) => cmd_update::update(c, a).await,
