@@ -4,40 +4,10 @@
 
 mod common;
 
-use common::{failed, ok, text, Daemon, BERTH};
+use common::{failed, ok, text, Daemon};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-/// `berth` or `docker` with `input` on stdin.
-fn with_stdin(d: &Daemon, docker: bool, args: &[&str], input: &[u8]) -> Output {
-    let mut cmd = if docker {
-        let mut c = Command::new("docker");
-        c.env("DOCKER_HOST", format!("unix://{}", d.socket().display()))
-            .env("DOCKER_CONFIG", d.dir.path().join("docker-config"));
-        c
-    } else {
-        let mut c = Command::new(BERTH);
-        c.env("BERTH_HOST", format!("unix://{}", d.socket().display()))
-            .env_remove("DOCKER_HOST");
-        c
-    };
-    let mut child = cmd
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().expect("wait");
-    let _ = writer.join();
-    out
-}
 
 /// The CLI under test: berth's or docker's.
 fn cli(d: &Daemon, docker: bool, args: &[&str]) -> Output {
@@ -438,27 +408,17 @@ fn cp_streams_tar_archives_on_stdin_and_stdout() {
     for docker in [false, true] {
         let dest = format!("/in-{}", name(docker));
         exec(&d, "tar", &format!("mkdir {dest}"));
-        ok(&with_stdin(
-            &d,
-            docker,
-            &["cp", "-", &format!("tar:{dest}")],
-            &tarball,
-        ));
+        ok(&d.with_stdin(docker, &["cp", "-", &format!("tar:{dest}")], &tarball));
         assert_eq!(exec(&d, "tar", &format!("cat {dest}/sub/b.txt")), "beta\n");
         // Only into a directory.
-        let err = failed(&with_stdin(
-            &d,
-            docker,
-            &["cp", "-", "tar:/d/one"],
-            &tarball,
-        ));
+        let err = failed(&d.with_stdin(docker, &["cp", "-", "tar:/d/one"], &tarball));
         assert!(err.contains("must be a directory"), "{err}");
     }
     // A stream that is not a complete tar changes nothing.
     // Cut inside the second entry, well before the end-of-archive marker.
     let cut = &tarball[..1100];
     let before = exec(&d, "tar", "ls -R /d");
-    failed(&with_stdin(&d, false, &["cp", "-", "tar:/d"], cut));
+    failed(&d.with_stdin(false, &["cp", "-", "tar:/d"], cut));
     assert_eq!(exec(&d, "tar", "ls -R /d"), before);
 }
 
@@ -680,7 +640,7 @@ fn hostile_uploads_are_refused_whole() {
             raw_entry(&mut t, &n, k, l, b"x");
         }
         t.extend_from_slice(&[0u8; 1024]);
-        let out = with_stdin(&d, false, &["cp", "-", "hostile:/dst"], &t);
+        let out = d.with_stdin(false, &["cp", "-", "hostile:/dst"], &t);
         let err = failed(&out);
         assert!(err.contains("Error response from daemon"), "{what}: {err}");
         assert_eq!(

@@ -25,6 +25,9 @@ pub struct DaemonConfig {
     pub registry_mirrors: Vec<String>,
     pub max_concurrent_downloads: usize,
     pub max_concurrent_uploads: usize,
+    /// Per-registry CAs and client certificates: `certs.d` beside the configuration file, then
+    /// Docker's `/etc/docker/certs.d`, so a host set up for Docker works unchanged.
+    pub certs_dirs: Vec<PathBuf>,
     pub network: berth_engine::network::NetworkConfig,
 }
 
@@ -91,6 +94,23 @@ pub fn load(flags: &Flags) -> anyhow::Result<DaemonConfig> {
         }
     };
     resolve(flags, json)
+}
+
+/// `certs.d` next to the configuration file (`/etc/berth/certs.d` by default), then Docker's.
+fn certs_dirs(flags: &Flags) -> Vec<PathBuf> {
+    let config = flags
+        .config_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let mut dirs = vec![config
+        .parent()
+        .unwrap_or_else(|| Path::new("/"))
+        .join("certs.d")];
+    let docker = PathBuf::from("/etc/docker/certs.d");
+    if !dirs.contains(&docker) {
+        dirs.push(docker);
+    }
+    dirs
 }
 
 pub fn parse_json(b: &[u8]) -> anyhow::Result<DaemonJson> {
@@ -186,6 +206,7 @@ pub fn resolve(flags: &Flags, json: DaemonJson) -> anyhow::Result<DaemonConfig> 
         registry_mirrors: json.registry_mirrors.clone().unwrap_or_default(),
         max_concurrent_downloads: json.max_concurrent_downloads.unwrap_or(3) as usize,
         max_concurrent_uploads: json.max_concurrent_uploads.unwrap_or(5) as usize,
+        certs_dirs: certs_dirs(flags),
     })
 }
 
@@ -208,6 +229,13 @@ mod tests {
         assert_eq!(c.log_level, "debug");
         assert_eq!(c.hosts, vec!["unix:///run/berth/berth.sock"]);
         assert_eq!(c.network.bridge, "berth0");
+        assert_eq!(
+            c.certs_dirs,
+            vec![
+                PathBuf::from("/etc/berth/certs.d"),
+                PathBuf::from("/etc/docker/certs.d")
+            ]
+        );
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
                 registry_mirrors: cfg.registry_mirrors.clone(),
                 max_concurrent_downloads: cfg.max_concurrent_downloads,
                 max_concurrent_uploads: cfg.max_concurrent_uploads,
+                certs_dirs: cfg.certs_dirs.clone(),
             },
             network: cfg.network.clone(),
         },

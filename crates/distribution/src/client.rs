@@ -6,6 +6,10 @@
 //!   host, or CIDR of its IP address) or on loopback (`localhost`, 127.0.0.0/8, `::1`, as Docker
 //!   treats them) is tried over HTTPS without certificate verification first, then plain HTTP; the
 //!   first answer decides, per host, for the life of the client.
+//!   A registry with a directory in one of `certs_dirs` (Docker's `/etc/docker/certs.d/<host[:port]>`) is
+//!   verified against the CAs there (`*.crt`) as well, and offered the client certificate there
+//!   (`*.cert` + `*.key`); see [`crate::tls`]. The token server of such a registry is reached
+//!   with the same TLS settings, as Docker does.
 //! - Auth: a 401 carries a challenge (see [`crate::auth`]); the token or Basic credentials obtained
 //!   are cached per host and scope, so only the first request of a scope pays the round trip.
 //!   Credentials come from [`DockerConfig`], looked up once per registry key.
@@ -16,6 +20,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,6 +53,9 @@ pub struct ClientOptions {
     pub retry_delay: Duration,
     pub connect_timeout: Duration,
     pub user_agent: String,
+    /// Per-registry CAs and client certificates, `<dir>/<host[:port]>/` (Docker's `certs.d`); the
+    /// first directory that has one for a host is used.
+    pub certs_dirs: Vec<PathBuf>,
 }
 
 impl Default for ClientOptions {
@@ -60,6 +68,7 @@ impl Default for ClientOptions {
             retry_delay: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(30),
             user_agent: format!("berth/{}", env!("CARGO_PKG_VERSION")),
+            certs_dirs: Vec::new(),
         }
     }
 }
@@ -94,6 +103,8 @@ struct State {
     auth: HashMap<String, HostAuth>,
     tokens: HashMap<(String, String), crate::auth::Token>,
     creds: HashMap<String, Option<Credential>>,
+    /// Clients for hosts with a `certs.d` directory, with the fingerprint of what it held.
+    tls: HashMap<String, ([u8; 32], reqwest::Client)>,
 }
 
 /// The registry client (cheap to clone; share one per daemon).
@@ -161,15 +172,29 @@ fn in_cidr(ip: IpAddr, cidr: &str) -> bool {
     }
 }
 
+fn http_builder(opts: &ClientOptions) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .user_agent(opts.user_agent.clone())
+        .connect_timeout(opts.connect_timeout)
+        .redirect(reqwest::redirect::Policy::limited(10))
+}
+
+/// `host[:port]` of a URL.
+fn url_host(url: &str) -> Option<String> {
+    let u = reqwest::Url::parse(url).ok()?;
+    let h = u.host_str()?;
+    Some(match u.port() {
+        Some(p) => format!("{h}:{p}"),
+        None => h.to_string(),
+    })
+}
+
 impl RegistryClient {
     /// Builds the client; fails only when the TLS stack cannot be set up.
     pub fn new(opts: ClientOptions) -> Result<RegistryClient, DistError> {
         let build = |insecure: bool| {
-            reqwest::Client::builder()
-                .user_agent(opts.user_agent.clone())
-                .connect_timeout(opts.connect_timeout)
+            http_builder(&opts)
                 .danger_accept_invalid_certs(insecure)
-                .redirect(reqwest::redirect::Policy::limited(10))
                 .build()
                 .map_err(|source| DistError::Transport {
                     registry: "local".to_string(),
@@ -189,7 +214,10 @@ impl RegistryClient {
     /// `X-Registry-Auth`): it shares the connection pools but has its own token cache, so one caller's
     /// credentials and tokens never serve another. `registry` is a reference domain or a login server.
     pub fn with_credential(&self, registry: &str, cred: Option<Credential>) -> RegistryClient {
-        let mut state = State::default();
+        let mut state = State {
+            tls: self.state().tls.clone(),
+            ..State::default()
+        };
         if let Some(c) = cred {
             let (_, key) = registry_key(registry);
             state.creds.insert(key, Some(c));
@@ -224,12 +252,76 @@ impl RegistryClient {
         })
     }
 
-    pub(crate) fn http(&self, ep: &Endpoint) -> &reqwest::Client {
+    pub(crate) fn http(&self, ep: &Endpoint) -> reqwest::Client {
         if ep.insecure {
-            &self.insecure
-        } else {
-            &self.secure
+            return self.insecure.clone();
         }
+        match self.state().tls.get(&ep.host) {
+            Some((_, c)) => c.clone(),
+            None => self.secure.clone(),
+        }
+    }
+
+    /// Reads `host`'s `certs.d` directory, as Docker does at every operation (a CA added later is
+    /// used without a restart): a client that trusts its CAs and offers its client certificate, or
+    /// `None` when there is no such directory. The client is rebuilt only when the files changed,
+    /// so connections stay pooled.
+    fn host_tls(&self, host: &str) -> Result<Option<reqwest::Client>, DistError> {
+        let mut found = None;
+        for dir in &self.opts.certs_dirs {
+            found = crate::tls::read_host_dir(dir, host)?;
+            if found.is_some() {
+                break;
+            }
+        }
+        let client = match found {
+            None => {
+                self.state().tls.remove(host);
+                None
+            }
+            Some(t) => {
+                if let Some((fp, c)) = self.state().tls.get(host) {
+                    if *fp == t.fingerprint {
+                        return Ok(Some(c.clone()));
+                    }
+                }
+                let fingerprint = t.fingerprint;
+                tracing::debug!(host, dir = %t.dir.display(), roots = t.roots.len(), client_cert = t.identity.is_some(), "registry TLS from certs.d");
+                let mut b = http_builder(&self.opts);
+                for root in t.roots {
+                    b = b.add_root_certificate(root);
+                }
+                if let Some(id) = t.identity {
+                    b = b.identity(id);
+                }
+                let c = b.build().map_err(|source| DistError::Transport {
+                    registry: host.to_string(),
+                    what: "setting up TLS".to_string(),
+                    source,
+                })?;
+                self.state()
+                    .tls
+                    .insert(host.to_string(), (fingerprint, c.clone()));
+                Some(c)
+            }
+        };
+        Ok(client)
+    }
+
+    /// The client for a token realm: no verification on an insecure host, else the realm host's
+    /// own `certs.d` settings, else those of the registry that sent us there.
+    fn realm_http(&self, realm: &str, ep: &Endpoint) -> Result<reqwest::Client, DistError> {
+        let Some(host) = url_host(realm) else {
+            return Ok(self.http(ep));
+        };
+        if self.is_insecure(&host) {
+            return Ok(self.insecure.clone());
+        }
+        Ok(match self.host_tls(&host)? {
+            Some(c) => c,
+            None if ep.insecure => self.secure.clone(),
+            None => self.http(ep),
+        })
     }
 
     /// The endpoints of a registry domain, mirrors first when `pull` and the domain is docker.io.
@@ -256,9 +348,13 @@ impl RegistryClient {
                         })
                     }
                 };
+                let insecure = self.is_insecure(&host);
+                if !insecure {
+                    self.host_tls(&host)?;
+                }
                 out.push(Endpoint {
                     base: m.trim_end_matches('/').to_string(),
-                    insecure: self.is_insecure(&host),
+                    insecure,
                     host,
                     mirror: true,
                     cred_key: cred_key.clone(),
@@ -275,6 +371,7 @@ impl RegistryClient {
         let scheme = if insecure {
             self.probe_scheme(&host).await
         } else {
+            self.host_tls(&host)?;
             "https"
         };
         out.push(Endpoint {
@@ -342,12 +439,8 @@ impl RegistryClient {
                 } else {
                     self.credential(&ep.cred_key).await?
                 };
-                let http = if self.realm_insecure(&realm) {
-                    &self.insecure
-                } else {
-                    &self.secure
-                };
-                match fetch_token(http, &realm, service.as_deref(), scopes, cred.as_ref()).await {
+                let http = self.realm_http(&realm, ep)?;
+                match fetch_token(&http, &realm, service.as_deref(), scopes, cred.as_ref()).await {
                     Ok(t) => {
                         let v = format!("Bearer {}", t.value);
                         self.state().tokens.insert(key, t);
@@ -367,18 +460,6 @@ impl RegistryClient {
                 }
             }
         }
-    }
-
-    fn realm_insecure(&self, realm: &str) -> bool {
-        reqwest::Url::parse(realm)
-            .ok()
-            .and_then(|u| {
-                u.host_str().map(|h| match u.port() {
-                    Some(p) => format!("{h}:{p}"),
-                    None => h.to_string(),
-                })
-            })
-            .is_some_and(|h| self.is_insecure(&h))
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
@@ -403,7 +484,7 @@ impl RegistryClient {
             let authz = self
                 .cached_auth(ep, req.scopes, req.action, req.repository)
                 .await?;
-            let mut rb = build(self.http(ep));
+            let mut rb = build(&self.http(ep));
             if let Some(a) = &authz {
                 if let Ok(v) = HeaderValue::from_str(a) {
                     rb = rb.header(AUTHORIZATION, v);
@@ -412,7 +493,8 @@ impl RegistryClient {
             let resp = match rb.send().await {
                 Ok(r) => r,
                 Err(source) => {
-                    if req.idempotent && attempt < attempts {
+                    if req.idempotent && attempt < attempts && !crate::error::is_permanent(&source)
+                    {
                         tracing::debug!(error = %source, attempt, what = req.what, "retrying");
                         tokio::time::sleep(self.backoff(attempt)).await;
                         continue;
@@ -524,12 +606,8 @@ impl RegistryClient {
                 .and_then(parse_challenge);
             match challenge {
                 Some(Challenge::Bearer { realm, service, .. }) => {
-                    let http = if self.realm_insecure(&realm) {
-                        &self.insecure
-                    } else {
-                        &self.secure
-                    };
-                    match fetch_token(http, &realm, service.as_deref(), &[], Some(&cred)).await {
+                    let http = self.realm_http(&realm, &ep)?;
+                    match fetch_token(&http, &realm, service.as_deref(), &[], Some(&cred)).await {
                         Ok(_) => {}
                         Err(TokenFailure::Refused(_)) => {
                             return Err(DistError::LoginFailed { registry: name })

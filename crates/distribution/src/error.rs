@@ -43,12 +43,19 @@ pub enum DistError {
         detail: String,
     },
     /// The registry could not be reached or the connection failed, after every retry.
-    #[error("{what} from {registry}")]
+    #[error("{what} from {registry}: {}", causes(source))]
     Transport {
         registry: String,
         what: String,
         #[source]
         source: reqwest::Error,
+    },
+    /// The registry's `certs.d` directory holds something we cannot use.
+    #[error("invalid TLS configuration for {registry} in {}: {reason}", path.display())]
+    TlsConfig {
+        registry: String,
+        path: PathBuf,
+        reason: String,
     },
     /// The connection closed before the whole blob arrived, after every retry (what arrived is
     /// kept and the next pull resumes it).
@@ -109,6 +116,46 @@ pub enum DistError {
     Task { reason: String },
 }
 
+/// A transport error with its causes ("error sending request for url (...): client error
+/// (Connect): invalid peer certificate: UnknownIssuer"): the top message alone hides why.
+fn causes(e: &reqwest::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = std::error::Error::source(e);
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !parts.iter().any(|p| p.contains(&m)) {
+            parts.push(m);
+        }
+        cur = c.source();
+    }
+    parts.join(": ")
+}
+
+/// Whether a transport error cannot heal by retrying: a TLS failure (an untrusted or expired
+/// certificate, a refused client certificate) says the same thing every time.
+pub(crate) fn is_permanent(e: &reqwest::Error) -> bool {
+    is_tls_failure(e)
+}
+
+fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if c.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        // An io::Error's `source()` skips the error it wraps (and hyper wraps io errors in io
+        // errors), so look inside each layer.
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                cur = Some(inner);
+                continue;
+            }
+        }
+        cur = c.source();
+    }
+    false
+}
+
 impl DistError {
     /// The coarse category, for the API's status mapping.
     pub fn kind(&self) -> ErrorKind {
@@ -133,6 +180,7 @@ impl DistError {
             | DistError::Interrupted { .. }
             | DistError::PushRejected { .. }
             | DistError::Config { .. }
+            | DistError::TlsConfig { .. }
             | DistError::ConfigJson { .. }
             | DistError::CredentialHelper { .. }
             | DistError::Task { .. } => ErrorKind::Internal,
@@ -185,5 +233,21 @@ pub(crate) async fn blocking<T: Send + 'static>(
         Err(e) => Err(DistError::Task {
             reason: e.to_string(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_failures_are_found_inside_nested_io_errors() {
+        // What hyper hands reqwest for an untrusted certificate.
+        let rustls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let inner = std::io::Error::new(std::io::ErrorKind::InvalidData, rustls);
+        let outer = std::io::Error::other(inner);
+        assert!(is_tls_failure(&outer));
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(!is_tls_failure(&std::io::Error::other(refused)));
     }
 }

@@ -37,6 +37,7 @@ mod manifest;
 mod progress;
 mod pull;
 mod push;
+mod tls;
 
 pub use auth::{parse_challenge, Challenge};
 pub use catalog::SearchResult;

@@ -446,7 +446,8 @@ impl Ctx<'_> {
 /// Whether a failed upload is worth starting over.
 fn retryable(e: &DistError) -> bool {
     match e {
-        DistError::Transport { .. } | DistError::TooManyRequests { .. } => true,
+        DistError::Transport { source, .. } => !crate::error::is_permanent(source),
+        DistError::TooManyRequests { .. } => true,
         DistError::Status { status, .. } => *status >= 500,
         _ => false,
     }

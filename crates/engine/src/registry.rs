@@ -17,6 +17,8 @@ pub struct RegistryConfig {
     pub registry_mirrors: Vec<String>,
     pub max_concurrent_downloads: usize,
     pub max_concurrent_uploads: usize,
+    /// Per-registry CA and client certificate directories (`certs.d`), first match wins.
+    pub certs_dirs: Vec<std::path::PathBuf>,
 }
 
 /// Build the daemon's registry client.
@@ -27,6 +29,7 @@ pub fn client(cfg: &RegistryConfig, data_root: &std::path::Path) -> Result<Regis
         // The daemon has no credentials of its own: they come with each request.
         docker_config: berth_distribution::DockerConfig::new(data_root.join("no-credentials.json")),
         user_agent: format!("berth/{}", env!("CARGO_PKG_VERSION")),
+        certs_dirs: cfg.certs_dirs.clone(),
         ..Default::default()
     };
     RegistryClient::new(opts).map_err(|e| EngineError::Internal(e.to_string()))

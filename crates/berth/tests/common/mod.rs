@@ -103,22 +103,58 @@ impl Daemon {
         std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
     }
 
-    pub fn berth(&self, args: &[&str]) -> Output {
-        Command::new(BERTH)
-            .args(args)
-            .env("BERTH_HOST", format!("unix://{}", self.socket().display()))
+    /// berth's CLI pointed at this daemon, with this test's own `config.json` directory.
+    pub fn berth_cmd(&self) -> Command {
+        let mut c = Command::new(BERTH);
+        c.env("BERTH_HOST", format!("unix://{}", self.socket().display()))
             .env_remove("DOCKER_HOST")
-            .output()
-            .expect("run berth")
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"));
+        c
+    }
+
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.berth_cmd().args(args).output().expect("run berth")
+    }
+
+    /// The docker CLI pointed at this daemon, with this test's own `config.json` directory.
+    pub fn docker_cmd(&self) -> Command {
+        let mut c = Command::new("docker");
+        c.env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"));
+        c
     }
 
     pub fn docker(&self, args: &[&str]) -> Output {
-        Command::new("docker")
+        self.docker_cmd()
             .args(args)
-            .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
-            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
             .output()
             .expect("run the docker CLI (docker v28 must be on PATH)")
+    }
+
+    /// `berth` (or, with `docker`, the docker CLI) with `input` on stdin.
+    pub fn with_stdin(&self, docker: bool, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut cmd = if docker {
+            self.docker_cmd()
+        } else {
+            self.berth_cmd()
+        };
+        let mut child = cmd
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let input = input.to_vec();
+        // A writer thread, so a large input cannot deadlock against a full stdout pipe.
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output().expect("wait");
+        let _ = writer.join();
+        out
     }
 
     /// SIGKILL the daemon (containers must survive).
