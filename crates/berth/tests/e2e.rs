@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{text, Daemon, BERTH};
+use common::{ok, text, Daemon, BERTH};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -690,6 +690,63 @@ fn runc_runs_the_bundle_berth_generated_with_the_same_result() {
     ));
     assert!(out.status.success(), "runc: {}", text(&out.stderr));
     assert_eq!(text(&out.stdout), berth_out);
+}
+
+#[test]
+fn the_seccomp_filter_confines_the_container_and_its_execs() {
+    // The filter is compiled once by the daemon and loaded by the shim (not by the runtime): check
+    // that it is really in force. Creating a user namespace needs no capability, so only seccomp
+    // (Docker's profile refuses `unshare` without CAP_SYS_ADMIN) stops it; unconfined, it works.
+    let d = Daemon::start();
+    d.import_busybox_full();
+    let probe = [
+        "sh",
+        "-c",
+        "unshare -U true && echo free; grep -E '^(Seccomp|CapEff|CapPrm):' /proc/self/status",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm"];
+        args.extend(extra);
+        args.push("busybox");
+        args.extend(probe);
+        let out = d.berth(&args);
+        (text(&out.stdout), text(&out.stderr))
+    };
+    let (out, err) = run(&[]);
+    assert!(!out.contains("free"), "{out}");
+    assert!(err.contains("Operation not permitted"), "{err}");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    // The capability lent for loading the filter is gone before the program runs.
+    assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
+    assert!(out.contains("CapPrm:\t00000000a80425fb"), "{out}");
+    let (out, _) = run(&["--security-opt", "seccomp=unconfined"]);
+    assert!(out.contains("free") && out.contains("Seccomp:\t0"), "{out}");
+    let (out, _) = run(&["--security-opt", "no-new-privileges"]);
+    assert!(
+        !out.contains("free") && out.contains("Seccomp:\t2"),
+        "{out}"
+    );
+    let (out, _) = run(&["--user", "1000"]);
+    assert!(
+        out.contains("Seccomp:\t2") && out.contains("CapPrm:\t0000000000000000"),
+        "{out}"
+    );
+
+    // Execs get the same filter and the container's capabilities, with the docker CLI too.
+    ok(&d.berth(&["run", "-d", "--name", "confined", "busybox", "sleep", "300"]));
+    for docker in [false, true] {
+        let mut args = vec!["exec", "confined"];
+        args.extend(probe);
+        let out = if docker {
+            d.docker(&args)
+        } else {
+            d.berth(&args)
+        };
+        let o = text(&out.stdout);
+        assert!(!o.contains("free") && o.contains("Seccomp:\t2"), "{o}");
+        assert!(o.contains("CapPrm:\t00000000a80425fb"), "{o}");
+    }
+    ok(&d.berth(&["rm", "-f", "confined"]));
 }
 
 #[test]

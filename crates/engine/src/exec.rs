@@ -321,6 +321,18 @@ impl Engine {
             p["user"] =
                 json!({"uid": ids.uid, "gid": ids.gid, "additionalGids": ids.additional_gids});
         }
+        // The container's shim loads a precompiled seccomp filter into the exec'd process too, which
+        // needs the capability lent for it (given back before the program runs).
+        let section: Option<oci_spec::runtime::LinuxSeccomp> =
+            serde_json::from_value(spec["linux"]["seccomp"].clone()).ok();
+        if berth_runtime::filter::precompiles(section.as_ref()) {
+            if let Ok(mut process) = serde_json::from_value::<oci_spec::runtime::Process>(p.clone())
+            {
+                berth_runtime::filter::lend_capability(&mut process);
+                p = serde_json::to_value(&process)
+                    .map_err(|e| EngineError::Internal(format!("encode the exec process: {e}")))?;
+            }
+        }
         if c.privileged {
             let caps = berth_runtime::spec::resolve_capabilities(
                 &[],

@@ -5,8 +5,10 @@
 //! * [`shim`] — `berth shim`: one small single-threaded process per container that mounts its root, creates
 //!   it with youki's `libcontainer`, holds its stdio, writes its json-file log, records its exit and serves
 //!   attach/kill/start on a unix socket. It outlives the daemon, so containers survive a daemon restart.
+//! * [`filter`] — seccomp filters compiled once per profile by the daemon and loaded by the shim.
 //! * [`logfile`] — Docker's json-file log format with size-based rotation.
 
+pub mod filter;
 pub mod logfile;
 pub mod proto;
 pub mod shim;

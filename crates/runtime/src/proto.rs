@@ -191,6 +191,19 @@ pub struct ShimConfig {
     /// Files whose `oom_kill N` line tells whether the kernel OOM-killed a process of this container.
     #[serde(default)]
     pub oom_event_files: Vec<PathBuf>,
+    /// A seccomp filter the daemon compiled (see [`crate::filter`]); the spec then has no seccomp section
+    /// and the shim loads this before the container's process, and every exec'd one, runs its program.
+    #[serde(default)]
+    pub seccomp: Option<SeccompFilter>,
+}
+
+/// Where a precompiled seccomp program lies and how to load it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SeccompFilter {
+    /// The exported BPF program (native-endian `struct sock_filter`s).
+    pub program: PathBuf,
+    /// `seccomp(2)` flags (`SECCOMP_FILTER_FLAG_*`).
+    pub flags: u32,
 }
 
 #[derive(Debug, thiserror::Error)]

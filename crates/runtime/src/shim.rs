@@ -228,6 +228,7 @@ impl Console {
 
 struct Shim {
     cfg: ShimConfig,
+    executor: FilterExecutor,
     container: Container,
     started: bool,
     listener: UnixListener,
@@ -264,7 +265,9 @@ impl Shim {
     fn create(cfg: ShimConfig) -> Result<Shim, ShimError> {
         std::fs::create_dir_all(&cfg.runtime_root)
             .map_err(io_err(format!("create {}", cfg.runtime_root.display())))?;
+        let executor = FilterExecutor::load(cfg.seccomp.as_ref())?;
         let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
+            .with_executor(executor.clone())
             .with_root_path(&cfg.runtime_root)
             .map_err(|e| ShimError::Create(e.to_string()))?;
         let (console, mut stdio) = if cfg.tty {
@@ -346,6 +349,7 @@ impl Shim {
         };
         Ok(Shim {
             cfg,
+            executor,
             container,
             started: false,
             listener,
@@ -708,6 +712,7 @@ impl Shim {
         console_size: Option<(u16, u16)>,
     ) -> Result<Proc, ShimError> {
         let mut builder = ContainerBuilder::new(self.cfg.id.clone(), SyscallType::default())
+            .with_executor(self.executor.clone())
             .with_root_path(&self.cfg.runtime_root)
             .map_err(|e| ShimError::Exec(e.to_string()))?;
         let (console, mut stdio) = if tty {
@@ -791,6 +796,103 @@ impl Shim {
 }
 
 /// A console socket path next to the control socket (kept short: unix socket paths are limited).
+/// libcontainer's default executor, preceded by the daemon's precompiled seccomp filter (see
+/// [`crate::filter`]): it runs in the container's (or an exec's) init process after every other step of
+/// its setup, loads the filter, gives back the CAP_SYS_ADMIN that was lent for that (every capability
+/// outside the bounding set), and execs the program.
+#[derive(Clone)]
+struct FilterExecutor {
+    filter: Option<(berth_sys::seccomp::Program, u32)>,
+}
+
+impl FilterExecutor {
+    fn load(cfg: Option<&proto::SeccompFilter>) -> Result<FilterExecutor, ShimError> {
+        let Some(f) = cfg else {
+            return Ok(FilterExecutor { filter: None });
+        };
+        let bytes = std::fs::read(&f.program).map_err(io_err(format!(
+            "read seccomp program {}",
+            f.program.display()
+        )))?;
+        let program = berth_sys::seccomp::Program::from_bytes(&bytes)
+            .map_err(io_err(format!("seccomp program {}", f.program.display())))?;
+        Ok(FilterExecutor {
+            filter: Some((program, f.flags)),
+        })
+    }
+}
+
+/// Drops from every set the capabilities the process's bounding set does not hold.
+fn drop_unbounded_capabilities(
+    spec: &oci_spec::runtime::Spec,
+) -> Result<(), caps::errors::CapsError> {
+    let bounding = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref())
+        .and_then(|c| c.bounding().clone())
+        .unwrap_or_default();
+    let keep: caps::CapsHashSet = bounding.iter().filter_map(|c| caps_name(*c)).collect();
+    for set in [
+        caps::CapSet::Ambient,
+        caps::CapSet::Inheritable,
+        caps::CapSet::Effective,
+        caps::CapSet::Permitted,
+    ] {
+        let held = caps::read(None, set)?;
+        let kept: caps::CapsHashSet = held.intersection(&keep).copied().collect();
+        if kept != held {
+            caps::set(None, set, &kept)?;
+        }
+    }
+    Ok(())
+}
+
+/// The `caps` crate's name of an OCI capability (oci-spec prints `SYS_ADMIN`, `caps` parses `CAP_SYS_ADMIN`).
+fn caps_name(c: oci_spec::runtime::Capability) -> Option<caps::Capability> {
+    let name = c.to_string();
+    let name = if name.starts_with("CAP_") {
+        name
+    } else {
+        format!("CAP_{name}")
+    };
+    name.parse().ok()
+}
+
+impl libcontainer::workload::Executor for FilterExecutor {
+    fn exec(
+        &self,
+        spec: &oci_spec::runtime::Spec,
+    ) -> Result<(), libcontainer::workload::ExecutorError> {
+        use libcontainer::workload::ExecutorError;
+        if let Some((program, flags)) = &self.filter {
+            program.load(*flags).map_err(|e| {
+                ExecutorError::Other(format!("loading the container's seccomp filter: {e}"))
+            })?;
+            drop_unbounded_capabilities(spec).map_err(|e| {
+                ExecutorError::Other(format!(
+                    "dropping the capability lent for loading seccomp: {e}"
+                ))
+            })?;
+        }
+        libcontainer::workload::default::get_executor().exec(spec)
+    }
+
+    fn validate(
+        &self,
+        spec: &oci_spec::runtime::Spec,
+    ) -> Result<(), libcontainer::workload::ExecutorValidationError> {
+        libcontainer::workload::default::get_executor().validate(spec)
+    }
+
+    fn setup_envs(
+        &self,
+        envs: std::collections::HashMap<String, String>,
+    ) -> Result<(), libcontainer::workload::ExecutorSetEnvsError> {
+        libcontainer::workload::default::get_executor().setup_envs(envs)
+    }
+}
+
 fn console_path(socket: &Path, tag: &str) -> PathBuf {
     PathBuf::from(format!("{}.{tag}.con", socket.display()))
 }
@@ -836,6 +938,17 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oci_capability_names_map_onto_the_caps_crate() {
+        for (c, _) in crate::spec::defaults::ALL_CAPABILITIES {
+            assert!(caps_name(c).is_some(), "{c}");
+        }
+        assert_eq!(
+            caps_name(oci_spec::runtime::Capability::SysAdmin),
+            Some(caps::Capability::CAP_SYS_ADMIN)
+        );
+    }
 
     #[test]
     fn oom_counter_reads_v1_and_v2_formats() {

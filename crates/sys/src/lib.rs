@@ -11,6 +11,7 @@ pub mod lock;
 pub mod mount;
 pub mod netns;
 pub mod process;
+pub mod seccomp;
 
 /// An OS-level failure with the operation and the path or object it concerned.
 #[derive(Debug, thiserror::Error)]

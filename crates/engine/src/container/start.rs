@@ -114,6 +114,12 @@ impl Engine {
         let t_net = t0.elapsed();
         let input = spec_input(self, &rec, &paths.dir, &ids, network)?;
         let oci = spec::generate(&input).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        // The seccomp filter is compiled once per profile, here, instead of in every container's init: the
+        // runtime gets a copy of the spec without it (see `berth_runtime::filter`); `config.json` stays
+        // the container's whole OCI spec.
+        let mut runtime_spec = oci.clone();
+        let filter = berth_runtime::filter::take_from_spec(&mut runtime_spec)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
         // Fresh state dir: a previous run's socket and exit file must not be mistaken for this one's.
         let _ = std::fs::remove_dir_all(&paths.state);
         std::fs::create_dir_all(&paths.state)
@@ -124,6 +130,23 @@ impl Engine {
         }
         let bundle_cfg = paths.dir.join("config.json");
         write_json(&bundle_cfg, &oci)?;
+        let mut bundle = paths.dir.clone();
+        let seccomp = match filter {
+            Some(f) => {
+                bundle = paths.state.join("bundle");
+                std::fs::create_dir_all(&bundle)
+                    .map_err(|e| EngineError::io("create the runtime bundle", e))?;
+                write_json(&bundle.join("config.json"), &runtime_spec)?;
+                let program = paths.state.join("seccomp.bpf");
+                std::fs::write(&program, f.program.as_slice())
+                    .map_err(|e| EngineError::io("write the seccomp program", e))?;
+                Some(berth_runtime::proto::SeccompFilter {
+                    program,
+                    flags: f.flags,
+                })
+            }
+            None => None,
+        };
         let mut oom_event_files = Vec::new();
         let cg = &self.inner.cfg.cgroup_root;
         let rel = input.cgroups_path.trim_start_matches('/');
@@ -140,7 +163,7 @@ impl Engine {
         };
         let shim_cfg = ShimConfig {
             id: rec.id.clone(),
-            bundle: paths.dir.clone(),
+            bundle,
             rootfs: paths.dir.join("rootfs"),
             lower,
             upper: paths.dir.join("upper"),
@@ -157,6 +180,7 @@ impl Engine {
             tty: rec.config.tty.unwrap_or(false),
             console_size: console_size(rec.host_config.console_size.as_deref()),
             oom_event_files,
+            seccomp,
         };
         write_json(&paths.state.join("shim.json"), &shim_cfg)?;
         self.copy_up_volumes(&rec, &shim_cfg).await?;
