@@ -70,6 +70,7 @@ impl Engine {
     }
 
     pub async fn exec_create(&self, container: &str, config: ExecConfig) -> Result<String> {
+        crate::cgroups::warm_attach(&self.inner.cfg.cgroup_root);
         let h = self.lookup(container).await?;
         let rec = h.record();
         match rec.state.status {
@@ -140,6 +141,8 @@ impl Engine {
                 exec.container_id
             )));
         }
+        // The runtime attaches the exec'd process to the container's cgroups: start the kernel's wait now.
+        crate::cgroups::warm_attach(&self.inner.cfg.cgroup_root);
         let paths = self.paths(&exec.container_id);
         let process = self.exec_process(&exec, &paths.dir).await?;
         let process_path = paths.state.join(format!("exec-{}.json", &exec.id[..16]));

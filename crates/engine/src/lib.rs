@@ -11,6 +11,7 @@
 //! [`hello`] (the embedded hello-world image), [`system`] (info, version, disk usage).
 
 pub mod build;
+pub mod cgroups;
 pub mod container;
 pub mod error;
 pub mod events;

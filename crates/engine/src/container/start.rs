@@ -76,6 +76,9 @@ impl Engine {
 
     pub(crate) async fn start_locked(&self, h: &Arc<Handle>) -> Result<()> {
         let t0 = std::time::Instant::now();
+        // The runtime attaches the container to its cgroups a few milliseconds from now: start the
+        // kernel's wait for that now, in parallel (see `crate::cgroups`).
+        crate::cgroups::warm_attach(&self.inner.cfg.cgroup_root);
         let rec = h.record();
         let paths = self.paths(&rec.id);
         let image = self
