@@ -43,9 +43,18 @@ impl Drop for Netns {
 /// A stand-in for the host's resolver on 127.0.0.1: answers `example.com` with 192.0.2.77 (over UDP, and
 /// over TCP for `big.example.com`, which it truncates over UDP), and never answers anything else.
 async fn fake_upstream() -> (SocketAddr, JoinHandle<()>) {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).await.unwrap();
+    // UDP and TCP on one port: the UDP port the kernel picks may be taken for TCP by a parallel test,
+    // so pick again until both are free (bounded).
+    let mut pair = None;
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        if let Ok(tcp) = TcpListener::bind(addr).await {
+            pair = Some((udp, addr, tcp));
+            break;
+        }
+    }
+    let (udp, addr, tcp) = pair.expect("a loopback port free for both UDP and TCP");
     let answer = |q: &Message, truncate: bool| -> Vec<u8> {
         let mut resp = Message::response(q.metadata.id, q.metadata.op_code);
         resp.metadata.truncation = truncate;
