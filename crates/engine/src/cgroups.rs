@@ -8,7 +8,7 @@
 //! series, in the middle of its critical path. Docker and Podman pay it too. (On cgroup v2 hosts mounted
 //! with `favordynmods` it is gone; `CLONE_INTO_CGROUP` would avoid it on v2 but not on v1 hierarchies.)
 //!
-//! [`warm_attach`] starts that wait early, in parallel with the rest of the start (reading the image,
+//! [`crate::Engine::warm_cgroup_attach`] starts that wait early, in parallel with the rest of the start (reading the image,
 //! writing the spec, launching the shim): it "moves" the daemon into the cgroup it is already in, a
 //! no-op that takes the same lock. By the time the runtime attaches the container, the grace period has
 //! passed and its writes are fast. The engine calls it at create and at start (and for execs at both
@@ -50,23 +50,26 @@ pub fn own_procs_file(root: &Path, proc_cgroup: &str, v2: bool) -> Option<PathBu
     None
 }
 
-/// Starts the cgroup attach lock's grace period now (see the module docs); best effort, never fails a
-/// start. Returns at once; the write happens on a blocking thread.
-pub fn warm_attach(root: &Path) {
-    static PROCS: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    let procs = PROCS.get_or_init(|| {
-        let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-        let v2 = crate::system::cgroup_version(root) == "2";
-        own_procs_file(root, &text, v2)
-    });
-    let Some(procs) = procs.clone() else {
-        return;
-    };
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = std::fs::write(&procs, std::process::id().to_string()) {
-            tracing::debug!(path = %procs.display(), error = %e, "cgroup attach warm-up");
-        }
-    });
+impl crate::Engine {
+    /// Starts the cgroup attach lock's grace period now (see the module docs); best effort, never fails
+    /// a start. Returns at once; the write happens on a blocking thread.
+    pub(crate) fn warm_cgroup_attach(&self) {
+        static PROCS: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+        let cfg = &self.inner.cfg;
+        let procs = PROCS.get_or_init(|| {
+            let text = std::fs::read_to_string(cfg.proc_root.join("self/cgroup")).ok()?;
+            let v2 = crate::system::cgroup_version(&cfg.cgroup_root) == "2";
+            own_procs_file(&cfg.cgroup_root, &text, v2)
+        });
+        let Some(procs) = procs.clone() else {
+            return;
+        };
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = std::fs::write(&procs, std::process::id().to_string()) {
+                tracing::debug!(path = %procs.display(), error = %e, "cgroup attach warm-up");
+            }
+        });
+    }
 }
 
 #[cfg(test)]

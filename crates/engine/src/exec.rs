@@ -70,7 +70,7 @@ impl Engine {
     }
 
     pub async fn exec_create(&self, container: &str, config: ExecConfig) -> Result<String> {
-        crate::cgroups::warm_attach(&self.inner.cfg.cgroup_root);
+        self.warm_cgroup_attach();
         let h = self.lookup(container).await?;
         let rec = h.record();
         match rec.state.status {
@@ -142,9 +142,9 @@ impl Engine {
             )));
         }
         // The runtime attaches the exec'd process to the container's cgroups: start the kernel's wait now.
-        crate::cgroups::warm_attach(&self.inner.cfg.cgroup_root);
+        self.warm_cgroup_attach();
         let paths = self.paths(&exec.container_id);
-        let process = self.exec_process(&exec, &paths.dir).await?;
+        let process = self.exec_process(&exec, &paths).await?;
         let process_path = paths.state.join(format!("exec-{}.json", &exec.id[..16]));
         let data = serde_json::to_vec(&process)
             .map_err(|e| EngineError::Internal(format!("encode exec process: {e}")))?;
@@ -287,7 +287,8 @@ impl Engine {
     }
 
     /// The exec's OCI process: the container's process with the exec's command, env, cwd, user and terminal.
-    async fn exec_process(&self, exec: &Exec, dir: &std::path::Path) -> Result<Value> {
+    async fn exec_process(&self, exec: &Exec, paths: &crate::container::Paths) -> Result<Value> {
+        let dir = &paths.dir;
         let spec_path = dir.join("config.json");
         let spec: Value = serde_json::from_slice(
             &std::fs::read(&spec_path)
@@ -326,15 +327,12 @@ impl Engine {
         }
         // The container's shim loads a precompiled seccomp filter into the exec'd process too, which
         // needs the capability lent for it (given back before the program runs).
-        let section: Option<oci_spec::runtime::LinuxSeccomp> =
-            serde_json::from_value(spec["linux"]["seccomp"].clone()).ok();
-        if berth_runtime::filter::precompiles(section.as_ref()) {
-            if let Ok(mut process) = serde_json::from_value::<oci_spec::runtime::Process>(p.clone())
-            {
-                berth_runtime::filter::lend_capability(&mut process);
-                p = serde_json::to_value(&process)
-                    .map_err(|e| EngineError::Internal(format!("encode the exec process: {e}")))?;
-            }
+        if paths.seccomp_program().exists() {
+            let mut process = serde_json::from_value::<oci_spec::runtime::Process>(p)
+                .map_err(|e| EngineError::Internal(format!("decode the exec process: {e}")))?;
+            berth_runtime::filter::lend_capability(&mut process);
+            p = serde_json::to_value(&process)
+                .map_err(|e| EngineError::Internal(format!("encode the exec process: {e}")))?;
         }
         if c.privileged {
             let caps = berth_runtime::spec::resolve_capabilities(

@@ -114,14 +114,7 @@ impl ImageStore {
         layers: usize,
     ) -> Result<crate::Image, ImageError> {
         let src = self.get(source)?;
-        let rec = self
-            .inner
-            .meta
-            .read()?
-            .image(&src.id)?
-            .ok_or_else(|| ImageError::NotFound {
-                reference: src.id.clone(),
-            })?;
+        let rec = self.record_of(&src.id, &src.id)?;
         if layers > rec.layers.len() || layers > src.diff_ids.len() {
             return Err(ImageError::NotFound {
                 reference: format!("{source} (layer {layers})"),
@@ -129,12 +122,7 @@ impl ImageStore {
         }
         let mut lease = self.inner.leases.lease();
         let now = Utc::now();
-        let created = now.to_rfc3339_opts(SecondsFormat::Nanos, true);
-        config.created = Some(created.clone());
-        config.rootfs.diff_ids = src.diff_ids[..layers].to_vec();
-        for h in config.history.iter_mut().filter(|h| h.created.is_none()) {
-            h.created = Some(created.clone());
-        }
+        stamp(&mut config, now, src.diff_ids[..layers].to_vec());
         let config_blob = self
             .inner
             .content
@@ -227,12 +215,7 @@ impl ImageStore {
         }
 
         let now = Utc::now();
-        let created = now.to_rfc3339_opts(SecondsFormat::Nanos, true);
-        config.created = Some(created.clone());
-        config.rootfs.diff_ids = diff_ids;
-        for h in config.history.iter_mut().filter(|h| h.created.is_none()) {
-            h.created = Some(created.clone());
-        }
+        let created = stamp(&mut config, now, diff_ids);
         if let Some(h) = config.history.last_mut() {
             h.created = Some(created);
             h.empty_layer = empty.then_some(true);
@@ -261,4 +244,16 @@ impl ImageStore {
             .pop()
             .ok_or(ImageError::NotFound { reference: id })
     }
+}
+
+/// Fills in what a new image's config records about its making: `created` (also on history entries that have
+/// no date) and the layers' diff ids. Returns the timestamp as written.
+fn stamp(config: &mut ImageConfig, now: chrono::DateTime<Utc>, diff_ids: Vec<String>) -> String {
+    let created = now.to_rfc3339_opts(SecondsFormat::Nanos, true);
+    config.created = Some(created.clone());
+    config.rootfs.diff_ids = diff_ids;
+    for h in config.history.iter_mut().filter(|h| h.created.is_none()) {
+        h.created = Some(created.clone());
+    }
+    created
 }

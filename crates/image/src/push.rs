@@ -59,14 +59,7 @@ impl ImageStore {
     /// The manifest `push` sends for the image `name_or_id` names.
     pub fn push_manifest(&self, name_or_id: &str) -> Result<PushManifest, ImageError> {
         let img = self.resolve(name_or_id)?;
-        let rec = self
-            .inner
-            .meta
-            .read()?
-            .image(&img.id)?
-            .ok_or_else(|| ImageError::NotFound {
-                reference: name_or_id.to_string(),
-            })?;
+        let rec = self.record_of(&img.id, name_or_id)?;
         if let Some(m) = &rec.manifest {
             if self.has_blob(&m.digest)? {
                 let bytes = self.inner.content.read_blob(&m.digest, MAX_JSON_BLOB)?;
@@ -136,14 +129,7 @@ impl ImageStore {
     /// Images that came with a manifest are pushed as they came. Returns how many layers were compressed.
     pub fn compress_layers_for_push(&self, name_or_id: &str) -> Result<usize, ImageError> {
         let img = self.resolve(name_or_id)?;
-        let rec = self
-            .inner
-            .meta
-            .read()?
-            .image(&img.id)?
-            .ok_or_else(|| ImageError::NotFound {
-                reference: name_or_id.to_string(),
-            })?;
+        let rec = self.record_of(&img.id, name_or_id)?;
         if rec.manifest.is_some() {
             return Ok(0);
         }

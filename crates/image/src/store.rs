@@ -368,18 +368,26 @@ impl ImageStore {
         Ok(entries)
     }
 
+    /// The metadata record of the image `id`; `reference` is how the caller named it (for the error).
+    pub(crate) fn record_of(
+        &self,
+        id: &str,
+        reference: &str,
+    ) -> Result<crate::meta::ImageRecord, ImageError> {
+        self.inner
+            .meta
+            .read()?
+            .image(id)?
+            .ok_or_else(|| ImageError::NotFound {
+                reference: reference.to_string(),
+            })
+    }
+
     /// Overlay lowerdirs of the image, top-most layer first (re-unpacking a missing snapshot from
     /// its blob).
     pub fn layer_dirs(&self, image_id: &str) -> Result<Vec<PathBuf>, ImageError> {
         let img = self.get(image_id)?;
-        let rec = self
-            .inner
-            .meta
-            .read()?
-            .image(&img.id)?
-            .ok_or_else(|| ImageError::NotFound {
-                reference: image_id.to_string(),
-            })?;
+        let rec = self.record_of(&img.id, image_id)?;
         let mut dirs = Vec::with_capacity(img.chain_ids.len());
         let mut lease = self.inner.leases.lease();
         for (i, chain) in img.chain_ids.iter().enumerate() {

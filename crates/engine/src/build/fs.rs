@@ -257,16 +257,7 @@ impl Builder {
         let (source, digest) = match &c.from {
             Some(from) => {
                 let from = expand(from)?;
-                let img = match self.stage_ref(&from, st.index) {
-                    Some(i) => self.stage_result(i).ok_or_else(|| {
-                        EngineError::Internal(format!("stage {from} has not been built"))
-                    })?,
-                    None => self
-                        .engine
-                        .resolve_image(&from)
-                        .await
-                        .map_err(|e| step_error(ins, e))?,
-                };
+                let img = self.source_image(&from, st.index, ins).await?;
                 let id = img.id.clone();
                 let lower = self
                     .engine

@@ -625,6 +625,25 @@ impl Builder {
             .ok_or_else(|| EngineError::Internal("the target stage produced no image".into()))
     }
 
+    /// What a `--from=` (of `COPY` or `RUN --mount`) names: an earlier stage's result, else an image.
+    pub(crate) async fn source_image(
+        &self,
+        from: &str,
+        stage: usize,
+        ins: &parser::Instruction,
+    ) -> Result<Image> {
+        match self.stage_ref(from, stage) {
+            Some(i) => self
+                .stage_result(i)
+                .ok_or_else(|| EngineError::Internal(format!("stage {from} has not been built"))),
+            None => self
+                .engine
+                .resolve_image(from)
+                .await
+                .map_err(|e| step_error(ins, e)),
+        }
+    }
+
     pub(crate) fn stage_result(&self, index: usize) -> Option<Image> {
         self.results
             .lock()

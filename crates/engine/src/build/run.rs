@@ -175,16 +175,7 @@ impl Builder {
                     target,
                     rw,
                 } => {
-                    let img = match self.stage_ref(&from, st.index) {
-                        Some(i) => self.stage_result(i).ok_or_else(|| {
-                            EngineError::Internal(format!("stage {from} has not been built"))
-                        })?,
-                        None => self
-                            .engine
-                            .resolve_image(&from)
-                            .await
-                            .map_err(|e| step_error(ins, e))?,
-                    };
+                    let img = self.source_image(&from, st.index, ins).await?;
                     // The source's content is its image: its id goes in the key.
                     mount_specs.push(format!("{spec}@{}", img.id));
                     from_binds.push((img.id, source, target, rw));

@@ -167,7 +167,7 @@ pub fn validate_host_config(hc: &mut HostConfig) -> Result<()> {
 impl Engine {
     pub async fn create(&self, mut req: CreateRequest) -> Result<Record> {
         // A start usually follows: begin the kernel's cgroup-attach wait already (see `crate::cgroups`).
-        crate::cgroups::warm_attach(&self.inner.cfg.cgroup_root);
+        self.warm_cgroup_attach();
         let name = match req.name.take().filter(|n| !n.is_empty()) {
             Some(n) => {
                 if !valid_name(&n) {

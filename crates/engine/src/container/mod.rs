@@ -239,6 +239,14 @@ pub(crate) struct Paths {
     pub socket: PathBuf,
 }
 
+impl Paths {
+    /// The precompiled seccomp program the running shim loads into the container and its execs; it
+    /// exists exactly when the shim was given one (see `berth_runtime::filter`).
+    pub(crate) fn seccomp_program(&self) -> PathBuf {
+        self.state.join("seccomp.bpf")
+    }
+}
+
 impl Engine {
     pub(crate) fn paths(&self, id: &str) -> Paths {
         Paths {

@@ -78,7 +78,7 @@ impl Engine {
         let t0 = std::time::Instant::now();
         // The runtime attaches the container to its cgroups a few milliseconds from now: start the
         // kernel's wait for that now, in parallel (see `crate::cgroups`).
-        crate::cgroups::warm_attach(&self.inner.cfg.cgroup_root);
+        self.warm_cgroup_attach();
         let rec = h.record();
         let paths = self.paths(&rec.id);
         let image = self
@@ -140,7 +140,7 @@ impl Engine {
                 std::fs::create_dir_all(&bundle)
                     .map_err(|e| EngineError::io("create the runtime bundle", e))?;
                 write_json(&bundle.join("config.json"), &runtime_spec)?;
-                let program = paths.state.join("seccomp.bpf");
+                let program = paths.seccomp_program();
                 std::fs::write(&program, f.program.as_slice())
                     .map_err(|e| EngineError::io("write the seccomp program", e))?;
                 Some(berth_runtime::proto::SeccompFilter {
