@@ -21,9 +21,15 @@
 //!   "shutdown_timeout_secs": 30
 //! }
 //! ```
-//! `storage.kind` is `fs` (blobs and metadata under `root`), `memory` (for trials), or `s3` (with the `s3`
-//! feature: `{"kind": "s3", "bucket": "...", "endpoint": "http://...", "region": "...", "allow_http": true}`,
-//! credentials from the usual `AWS_*` environment variables, never from this file). With `auth.token` the
+//! `storage.kind` is `fs` (blobs and metadata under `root`), `memory` (for trials), or `s3` (any S3-compatible
+//! store: `{"kind": "s3", "bucket": "...", "endpoint": "http://...", "region": "...", "allow_http": true}`,
+//! credentials from the usual `AWS_*` environment variables, never from this file).
+//!
+//! Several replicas may share one bucket behind a load balancer: blobs, manifests, tags and referrers live only
+//! in the bucket, so any replica serves, lists and deletes what another received, and `berth registry gc`
+//! (or one replica's `gc.interval_secs`) collects the bucket while they all run. An upload in flight is staged
+//! in the local `root` of the replica that opened it until its final PUT, so the requests of one upload
+//! (`/v2/<name>/blobs/uploads/<uuid>`) must reach the same replica: route on that path (or use sticky sessions). With `auth.token` the
 //! registry runs Docker's token flow with its own token endpoint at `/token`; with only `auth.htpasswd`, Basic
 //! auth. Without `auth`, anyone may do anything: bind to loopback or put it behind a proxy.
 

@@ -1,6 +1,6 @@
 //! Real peers against a real server process: skopeo (copy in and out, inspect, list-tags, delete) in the
 //! clear, with token auth and over TLS; a server killed with SIGKILL mid-push; graceful shutdown finishing
-//! an upload in flight; `berth-registry gc`.
+//! an upload in flight; `berth-registry gc`; two replicas sharing one S3 bucket (moto's S3 server).
 
 mod common;
 
@@ -483,6 +483,119 @@ fn gc_command_dry_run_then_collect() {
     let real = gc(&[]);
     assert!(real.contains("deleted 3 blobs"), "{real}");
     assert_eq!(count(), before - 3);
+}
+
+/// Two registry processes, each with its own local root, store everything in one S3 bucket: what one
+/// replica receives, the other serves, lists and deletes; the collector run against the bucket finds it.
+#[test]
+fn two_replicas_share_one_s3_bucket() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let s3 = common::moto::Moto::start();
+    s3.create_bucket("registry");
+    let cfg = tmp.path().join("registry.json");
+    std::fs::write(
+        &cfg,
+        serde_json::json!({
+            "delete_enabled": true,
+            "storage": {"kind": "s3", "bucket": "registry", "endpoint": s3.endpoint,
+                        "region": common::moto::REGION, "allow_http": true},
+        })
+        .to_string(),
+    )
+    .expect("config");
+    let env = s3.env();
+    let cfg_arg = cfg.to_str().expect("utf-8 path");
+    let start =
+        |name: &str| Server::start_with_env(&tmp.path().join(name), &["--config", cfg_arg], &env);
+    let (one, two) = (start("one"), start("two"));
+    let (a, b) = (&one.addr, &two.addr);
+
+    let img = tmp.path().join("img");
+    oci_layout(
+        &img,
+        "v1",
+        &[
+            layer("one", b"first layer, in S3"),
+            layer("two", b"second layer"),
+        ],
+    );
+    let other = tmp.path().join("other");
+    oci_layout(&other, "v2", &[layer("three", b"only in v2")]);
+    for (dir, tag) in [(&img, "v1"), (&other, "v2")] {
+        ok(skopeo(&[
+            "copy",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:{tag}", dir.display()),
+            &format!("docker://{a}/shared/app:{tag}"),
+        ]));
+    }
+    let blobs = s3.keys("registry", "blobs/");
+    assert_eq!(
+        blobs.len(),
+        7,
+        "two configs, three layers, two manifests: {blobs:?}"
+    );
+
+    // The other replica serves what the first received, byte for byte.
+    let tags = json(&ok(skopeo(&[
+        "list-tags",
+        "--tls-verify=false",
+        &format!("docker://{b}/shared/app"),
+    ])));
+    assert_eq!(tags["Tags"], serde_json::json!(["v1", "v2"]));
+    let out = tmp.path().join("out");
+    ok(skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{b}/shared/app:v1"),
+        &format!("oci:{}:v1", out.display()),
+    ]));
+    assert_eq!(verify_layout(&out), 4, "manifest, config, two layers");
+    let cat = request(b, "GET", "/v2/_catalog", &[], b"");
+    assert_eq!(
+        json(&String::from_utf8_lossy(&cat.body))["repositories"],
+        serde_json::json!(["shared/app"])
+    );
+
+    // A delete through one replica is seen by the other.
+    ok(skopeo(&[
+        "delete",
+        "--tls-verify=false",
+        &format!("docker://{b}/shared/app:v2"),
+    ]));
+    let gone = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{a}/shared/app:v2"),
+    ]);
+    assert!(
+        !gone.status.success(),
+        "v2 still served by the other replica"
+    );
+
+    // The collector works on the bucket while both replicas run: v2's config and layer go, v1 stays whole.
+    let gc = Command::new(env!("CARGO_BIN_EXE_berth-registry"))
+        .args(["gc", "--grace-period", "0", "--config", cfg_arg, "--root"])
+        .arg(tmp.path().join("gc"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("run gc");
+    let report = String::from_utf8_lossy(&gc.stdout);
+    assert!(
+        gc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gc.stderr)
+    );
+    assert!(report.contains("deleted 3 blobs"), "{report}");
+    assert_eq!(s3.keys("registry", "blobs/").len(), 4);
+    let again = tmp.path().join("again");
+    ok(skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{a}/shared/app:v1"),
+        &format!("oci:{}:v1", again.display()),
+    ]));
+    assert_eq!(verify_layout(&again), 4);
 }
 
 fn walk_files(dir: &Path) -> usize {

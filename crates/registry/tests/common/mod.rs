@@ -3,6 +3,7 @@
 
 pub mod cdp;
 pub mod image;
+pub mod moto;
 pub mod proc;
 
 use std::sync::Arc;

@@ -15,21 +15,33 @@ pub struct Server {
 impl Server {
     /// Starts `berth-registry serve --addr 127.0.0.1:0 --root <root> <extra...>`, waits for its address.
     pub fn start(root: &Path, extra: &[&str]) -> Server {
-        Server::spawn(root, &["--log-level", "warn"], extra, Stdio::inherit())
+        Server::spawn(root, &["--log-level", "warn"], extra, &[], Stdio::inherit())
+    }
+
+    /// Like `start`, with extra environment variables.
+    pub fn start_with_env(root: &Path, extra: &[&str], env: &[(&str, String)]) -> Server {
+        Server::spawn(root, &["--log-level", "warn"], extra, env, Stdio::inherit())
     }
 
     /// Like `start`, with every log line (trace level) written to `log`.
     pub fn start_logged(root: &Path, extra: &[&str], log: &Path) -> Server {
         let f = std::fs::File::create(log).expect("log file");
-        Server::spawn(root, &["--log-level", "trace"], extra, Stdio::from(f))
+        Server::spawn(root, &["--log-level", "trace"], extra, &[], Stdio::from(f))
     }
 
-    fn spawn(root: &Path, log_args: &[&str], extra: &[&str], stderr: Stdio) -> Server {
+    fn spawn(
+        root: &Path,
+        log_args: &[&str],
+        extra: &[&str],
+        env: &[(&str, String)],
+        stderr: Stdio,
+    ) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_berth-registry"))
             .args(["serve", "--addr", "127.0.0.1:0", "--root"])
             .arg(root)
             .args(log_args)
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
