@@ -3,7 +3,7 @@
 # Run as root (the end-to-end tests use namespaces, overlayfs and cgroups).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-need=(libseccomp-dev pkg-config busybox-static runc tar skopeo chromium openssl docker-registry apache2-utils nftables iproute2 python3-docker python3-venv)
+need=(libseccomp-dev pkg-config busybox-static runc tar skopeo chromium openssl docker-registry apache2-utils nftables iproute2 python3-docker python3-venv podman)
 missing=()
 for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

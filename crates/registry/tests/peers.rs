@@ -1,6 +1,7 @@
 //! Real peers against a real server process: skopeo (copy in and out, inspect, list-tags, delete) in the
 //! clear, with token auth and over TLS; a server killed with SIGKILL mid-push; graceful shutdown finishing
-//! an upload in flight; `berth-registry gc`; two replicas sharing one S3 bucket (moto's S3 server).
+//! an upload in flight; `berth-registry gc`; two replicas sharing one S3 bucket (moto's S3 server); podman
+//! logging in, pushing and pulling through the token flow.
 
 mod common;
 
@@ -483,6 +484,199 @@ fn gc_command_dry_run_then_collect() {
     let real = gc(&[]);
     assert!(real.contains("deleted 3 blobs"), "{real}");
     assert_eq!(count(), before - 3);
+}
+
+/// podman with its own storage (vfs, no mounts), configuration and credentials file under `dir`.
+struct Podman {
+    dir: std::path::PathBuf,
+}
+
+impl Podman {
+    fn new(dir: &Path) -> Podman {
+        std::fs::create_dir_all(dir.join("tmp")).expect("podman dir");
+        std::fs::write(
+            dir.join("containers.conf"),
+            "[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+        )
+        .expect("containers.conf");
+        std::fs::write(dir.join("auth.json"), "{}").expect("auth.json");
+        Podman {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn run(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = Command::new("podman")
+            .arg("--root")
+            .arg(self.dir.join("root"))
+            .arg("--runroot")
+            .arg(self.dir.join("run"))
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+            .env("REGISTRY_AUTH_FILE", self.dir.join("auth.json"))
+            .env("TMPDIR", self.dir.join("tmp"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("podman must be installed (apt-get install podman)");
+        let mut input = child.stdin.take().expect("stdin");
+        input.write_all(stdin.as_bytes()).expect("write stdin");
+        drop(input);
+        child.wait_with_output().expect("podman output")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args, "");
+        assert!(
+            o.status.success(),
+            "podman {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            String::from_utf8_lossy(&o.stdout)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
+/// podman as a client of the token flow: refused anonymously, `podman login` then push in Docker's and OCI's
+/// formats, anonymous pull only where the rules allow it, and the digests podman reports are the registry's.
+#[test]
+fn podman_logs_in_pushes_and_pulls_through_the_token_flow() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let htpasswd = write_htpasswd(tmp.path());
+    let secret = tmp.path().join("secret");
+    std::fs::write(&secret, [7u8; 32]).expect("secret");
+    let cfg = tmp.path().join("config.json");
+    let c = serde_json::json!({
+        "auth": {
+            "htpasswd": htpasswd, "token": {"secret_file": secret},
+            "access": [{"repository": "public/*", "anonymous": ["pull"], "users": {"alice": ["pull", "push"]}}],
+        },
+    });
+    std::fs::write(&cfg, serde_json::to_vec(&c).expect("json")).expect("config");
+    let srv = Server::start(
+        &tmp.path().join("root"),
+        &["--config", cfg.to_str().unwrap_or_default()],
+    );
+    let a = &srv.addr;
+    let pm = Podman::new(&tmp.path().join("podman"));
+    let l = tmp.path().join("layer.tar");
+    std::fs::write(&l, layer("hello", b"pushed by podman")).expect("layer");
+    pm.ok(&["import", l.to_str().unwrap_or_default(), "local/app:v1"]);
+
+    let public = format!("{a}/public/app:v1");
+    let private = format!("{a}/private/app:v1");
+    let anon = pm.run(&["push", "--tls-verify=false", "local/app:v1", &public], "");
+    assert!(!anon.status.success(), "an anonymous push must be refused");
+    let err = String::from_utf8_lossy(&anon.stderr).to_lowercase();
+    assert!(
+        err.contains("unauthorized") || err.contains("authentication required"),
+        "{err}"
+    );
+    let wrong = pm.run(
+        &[
+            "login",
+            "--tls-verify=false",
+            "-u",
+            "alice",
+            "--password-stdin",
+            a,
+        ],
+        "nope",
+    );
+    assert!(!wrong.status.success(), "a wrong password must be refused");
+    let login = pm.run(
+        &[
+            "login",
+            "--tls-verify=false",
+            "-u",
+            "alice",
+            "--password-stdin",
+            a,
+        ],
+        "s3cret",
+    );
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+
+    let digest_file = tmp.path().join("digest");
+    let df = digest_file.to_str().unwrap_or_default();
+    pm.ok(&[
+        "push",
+        "--tls-verify=false",
+        "--digestfile",
+        df,
+        "local/app:v1",
+        &public,
+    ]);
+    let pushed = std::fs::read_to_string(&digest_file).expect("digest file");
+    pm.ok(&[
+        "push",
+        "--tls-verify=false",
+        "--format",
+        "v2s2",
+        "local/app:v1",
+        &private,
+    ]);
+
+    // What podman pushed, as another client sees it: OCI for an imported image, Docker's schema 2 on request.
+    let raw = ok(skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--no-creds",
+        &format!("docker://{public}"),
+    ]));
+    assert_eq!(Algorithm::Sha256.digest(raw.as_bytes()).to_string(), pushed);
+    assert_eq!(
+        json(&raw)["config"]["mediaType"],
+        "application/vnd.oci.image.config.v1+json"
+    );
+    let raw = json(&ok(skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        "alice:s3cret",
+        &format!("docker://{private}"),
+    ])));
+    assert_eq!(
+        raw["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+
+    // Pull back: anonymously where the rules allow it, only after login elsewhere.
+    pm.ok(&["logout", a]);
+    pm.ok(&["rmi", "local/app:v1"]);
+    pm.ok(&["pull", "--tls-verify=false", &public]);
+    let got = pm.ok(&["image", "inspect", "--format", "{{.Digest}}", &public]);
+    assert_eq!(got.trim(), pushed);
+    let refused = pm.run(&["pull", "--tls-verify=false", &private], "");
+    assert!(
+        !refused.status.success(),
+        "an anonymous pull of private/ must be refused"
+    );
+    pm.run(
+        &[
+            "login",
+            "--tls-verify=false",
+            "-u",
+            "alice",
+            "--password-stdin",
+            a,
+        ],
+        "s3cret",
+    );
+    pm.ok(&["pull", "--tls-verify=false", &private]);
+    let listed = pm.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(
+        listed.contains(&private) && listed.contains(&public),
+        "{listed}"
+    );
 }
 
 /// Two registry processes, each with its own local root, store everything in one S3 bucket: what one
