@@ -2,10 +2,10 @@
 # Side-by-side benchmark: berth registry vs Debian's docker-registry (distribution 2.8) on the same machine and
 # disk. Push and pull of a ~200 MB, 5-layer image with skopeo; manifest GET and blob HEAD requests per second
 # with wrk (loopback only, bounded duration); a 1 GB blob GET; idle RSS. Prints a table.
-#   crates/registry/bench/registry.sh            (installs skopeo, wrk, docker-registry, curl if missing)
-#   LAYER_MB=40 BIG_MB=1024 WRK_SECS=10 WRK_CONN=32 crates/registry/bench/registry.sh
+#   bench/registry.sh            (installs skopeo, wrk, docker-registry, curl if missing)
+#   LAYER_MB=40 BIG_MB=1024 WRK_SECS=10 WRK_CONN=32 bench/registry.sh
 set -euo pipefail
-cd "$(dirname "$0")/../../.."
+cd "$(dirname "$0")/.."
 LAYER_MB=${LAYER_MB:-40}
 BIG_MB=${BIG_MB:-1024}
 WRK_SECS=${WRK_SECS:-10}
