@@ -470,6 +470,36 @@ async fn bad_manifests_are_rejected() {
 }
 
 #[tokio::test]
+async fn a_reference_that_is_no_tag_names_no_manifest() {
+    // GET and HEAD of a manifest under an invalid tag find nothing (404, as the OCI conformance suite
+    // checks with `.INVALID_MANIFEST_NAME`); pushing to it is refused as an invalid tag.
+    let r = registry();
+    let (_, body) = r.push_image("lib/app", "v1", b"layer").await;
+    let path = "/v2/lib/app/manifests/.INVALID_MANIFEST_NAME";
+    let get = r.get(path).await;
+    assert_eq!(
+        (get.status, get.code().as_str()),
+        (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN")
+    );
+    let head = r.call(Method::HEAD, path, &[], Body::empty()).await;
+    assert_eq!(head.status, StatusCode::NOT_FOUND);
+    assert!(head.body.is_empty());
+    let put = r
+        .call(Method::PUT, path, &[("content-type", OCI_MANIFEST)], body)
+        .await;
+    assert_eq!(
+        (put.status, put.code().as_str()),
+        (StatusCode::BAD_REQUEST, "TAG_INVALID")
+    );
+    // A malformed digest is still a bad request.
+    let bad = r.get("/v2/lib/app/manifests/sha256:totallywrong").await;
+    assert_eq!(
+        (bad.status, bad.code().as_str()),
+        (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
+    );
+}
+
+#[tokio::test]
 async fn invalid_names_never_touch_the_store() {
     let r = registry();
     for path in [

@@ -10,6 +10,9 @@ use super::{empty, finish, header_value, page_params, query, ApiError, AppState}
 use crate::manifest::OCI_INDEX;
 use crate::registry::{Page, RegistryError};
 
+/// GET or HEAD of a manifest. A reference that is not a valid tag (nor a digest) names no manifest, so
+/// it is answered `404 MANIFEST_UNKNOWN` as the spec requires for a manifest not found (and as the OCI
+/// conformance suites check with `.INVALID_MANIFEST_NAME`); a PUT to it is still `400 TAG_INVALID`.
 pub(super) async fn get(
     st: &AppState,
     name: &str,
@@ -17,11 +20,15 @@ pub(super) async fn get(
     head: bool,
 ) -> Result<Response, ApiError> {
     let reg = &st.registry;
+    let unknown = |e: RegistryError| match e {
+        RegistryError::TagInvalid(t) => RegistryError::ManifestUnknown(t),
+        e => e,
+    };
     let (digest, link, body) = if head {
-        let (d, l) = reg.manifest_link(name, reference).await?;
+        let (d, l) = reg.manifest_link(name, reference).await.map_err(unknown)?;
         (d, l, None)
     } else {
-        let m = reg.manifest(name, reference).await?;
+        let m = reg.manifest(name, reference).await.map_err(unknown)?;
         (m.digest, m.link, Some(m.body))
     };
     let b = empty(StatusCode::OK)
