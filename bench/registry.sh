@@ -3,7 +3,7 @@
 # disk. Push and pull of a ~200 MB, 5-layer image with skopeo; manifest GET and blob HEAD requests per second
 # with wrk (loopback only, bounded duration); a 1 GB blob GET; idle RSS. Prints a table.
 #   bench/registry.sh            (installs skopeo, wrk, docker-registry, curl if missing)
-#   LAYER_MB=40 BIG_MB=1024 WRK_SECS=10 WRK_CONN=32 bench/registry.sh
+#   LAYER_MB=40 BIG_MB=1024 WRK_SECS=10 WRK_CONN=32 BERTH_BIN=target/release/berth bench/registry.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LAYER_MB=${LAYER_MB:-40}
@@ -16,8 +16,9 @@ for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-cargo build --release -q -p berth-registry --bin berth-registry
-BERTH=$PWD/target/release/berth-registry
+# `berth registry serve` as users run it; BERTH_BIN=path skips the build.
+if [ -z "${BERTH_BIN:-}" ]; then cargo build --release -q -p berth --bin berth --bin berth-shim; fi
+BERTH=${BERTH_BIN:-$PWD/target/release/berth}
 
 work=$(mktemp -d /var/tmp/registry-bench.XXXXXX)
 pids=()
@@ -59,7 +60,7 @@ LUA
 
 start_berth() {
   local port=$1
-  "$BERTH" serve --addr "127.0.0.1:$port" --root "$work/berth-root" --log-level warn >/dev/null 2>"$work/berth.log" &
+  "$BERTH" registry serve --addr "127.0.0.1:$port" --root "$work/berth-root" --log-level warn >/dev/null 2>"$work/berth.log" &
   pids+=($!); echo $!
 }
 start_distribution() {
