@@ -746,7 +746,56 @@ fn the_seccomp_filter_confines_the_container_and_its_execs() {
         assert!(!o.contains("free") && o.contains("Seccomp:\t2"), "{o}");
         assert!(o.contains("CapPrm:\t00000000a80425fb"), "{o}");
     }
+    // A non-root exec keeps no capability; nothing of the shim's reaches the process (only stdio and
+    // ls's own directory are open).
+    let out = d.berth(&[
+        "exec",
+        "-u",
+        "1000",
+        "confined",
+        "sh",
+        "-c",
+        &probe[2].replace("unshare -U true && echo free; ", ""),
+    ]);
+    let o = text(&out.stdout);
+    assert!(
+        o.contains("Seccomp:\t2")
+            && o.contains("CapPrm:\t0000000000000000")
+            && o.contains("CapEff:\t0000000000000000"),
+        "{o}"
+    );
+    let out = d.berth(&["exec", "confined", "ls", "/proc/self/fd"]);
+    assert_eq!(
+        text(&out.stdout).split_whitespace().collect::<Vec<_>>(),
+        ["0", "1", "2", "3"]
+    );
     ok(&d.berth(&["rm", "-f", "confined"]));
+    // With no_new_privs the exec gets it too, and the filter.
+    ok(&d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "nnp",
+        "--security-opt",
+        "no-new-privileges",
+        "busybox",
+        "sleep",
+        "300",
+    ]));
+    let out = d.berth(&[
+        "exec",
+        "nnp",
+        "grep",
+        "-E",
+        "^(NoNewPrivs|Seccomp):",
+        "/proc/self/status",
+    ]);
+    let o = text(&out.stdout);
+    assert!(
+        o.contains("NoNewPrivs:\t1") && o.contains("Seccomp:\t2"),
+        "{o}"
+    );
+    ok(&d.berth(&["rm", "-f", "nnp"]));
 }
 
 #[test]

@@ -117,6 +117,29 @@ fn exec_runs_commands_in_the_running_container() {
         ]);
         let o = text(&out.stdout);
         assert!(o.contains("00000000a80425fb"), "{cli}: {o}");
+        // The container's cgroups (every hierarchy), pid namespace and environment.
+        let out = run(&[
+            "exec",
+            "box",
+            "sh",
+            "-c",
+            "cat /proc/self/cgroup; echo ---; cat /proc/1/cgroup; echo ---; echo $$; grep -c . /proc/self/status >/dev/null; echo $PATH",
+        ]);
+        let o = text(&out.stdout);
+        let parts: Vec<&str> = o.split("---\n").collect();
+        assert_eq!(parts.len(), 3, "{cli}: {o}");
+        assert_eq!(parts[0], parts[1], "{cli}: the exec's cgroups are init's");
+        // (Seen through the container's cgroup namespace: a process outside its cgroups shows "/..".)
+        assert!(
+            parts[0].contains(":/\n") && !parts[0].contains(".."),
+            "{cli}: {o}"
+        );
+        let pid: u32 = parts[2].lines().next().unwrap_or("").parse().unwrap_or(0);
+        assert!(
+            pid > 1 && pid < 100,
+            "{cli}: pid {pid} is not in the container's pid namespace"
+        );
+        assert!(parts[2].contains("/usr/bin"), "{cli}: {o}");
         let (o, rc) = piped(&d, cli, &["exec", "-i", "box", "cat"], "through stdin\n");
         assert_eq!((o.as_str(), rc), ("through stdin\n", Some(0)), "{cli}");
         let (o, rc) = d.in_pty(

@@ -12,8 +12,10 @@
 //! writing the spec, launching the shim): it "moves" the daemon into the cgroup it is already in, a
 //! no-op that takes the same lock. By the time the runtime attaches the container, the grace period has
 //! passed and its writes are fast. The engine calls it at create and at start (and for execs at both
-//! steps too): each writer keeps the fast path open for at least one more grace period, so the runtime's
-//! attach lands inside it even when the client pauses between the two calls.
+//! steps on cgroup v2): each writer keeps the fast path open for at least one more grace period, so the
+//! runtime's attach lands inside it even when the client pauses between the two calls. An exec on cgroup
+//! v1 takes no such lock at all: the shim's launcher moves its one thread through `tasks` (see
+//! `berth_sys::launch`), so there is nothing to warm.
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +53,12 @@ pub fn own_procs_file(root: &Path, proc_cgroup: &str, v2: bool) -> Option<PathBu
 }
 
 impl crate::Engine {
+    /// Whether the host's cgroups are v2 (unified), as the runtime sees them.
+    pub(crate) fn cgroup_v2(&self) -> bool {
+        static V2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *V2.get_or_init(|| crate::system::cgroup_version(&self.inner.cfg.cgroup_root) == "2")
+    }
+
     /// Starts the cgroup attach lock's grace period now (see the module docs); best effort, never fails
     /// a start. Returns at once; the write happens on a blocking thread.
     pub(crate) fn warm_cgroup_attach(&self) {

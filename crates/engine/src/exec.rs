@@ -70,7 +70,9 @@ impl Engine {
     }
 
     pub async fn exec_create(&self, container: &str, config: ExecConfig) -> Result<String> {
-        self.warm_cgroup_attach();
+        if self.cgroup_v2() {
+            self.warm_cgroup_attach();
+        }
         let h = self.lookup(container).await?;
         let rec = h.record();
         match rec.state.status {
@@ -141,8 +143,11 @@ impl Engine {
                 exec.container_id
             )));
         }
-        // The runtime attaches the exec'd process to the container's cgroups: start the kernel's wait now.
-        self.warm_cgroup_attach();
+        // On cgroup v2 the launcher attaches the exec'd process through `cgroup.procs`: start the kernel's
+        // wait now (on v1 it moves by thread, which waits for nothing).
+        if self.cgroup_v2() {
+            self.warm_cgroup_attach();
+        }
         let paths = self.paths(&exec.container_id);
         let process = self.exec_process(&exec, &paths).await?;
         let process_path = paths.state.join(format!("exec-{}.json", &exec.id[..16]));
@@ -325,15 +330,8 @@ impl Engine {
             p["user"] =
                 json!({"uid": ids.uid, "gid": ids.gid, "additionalGids": ids.additional_gids});
         }
-        // The container's shim loads a precompiled seccomp filter into the exec'd process too, which
-        // needs the capability lent for it (given back before the program runs).
-        if paths.seccomp_program().exists() {
-            let mut process = serde_json::from_value::<oci_spec::runtime::Process>(p)
-                .map_err(|e| EngineError::Internal(format!("decode the exec process: {e}")))?;
-            berth_runtime::filter::lend_capability(&mut process);
-            p = serde_json::to_value(&process)
-                .map_err(|e| EngineError::Internal(format!("encode the exec process: {e}")))?;
-        }
+        // The shim's launcher loads the container's seccomp filter into the exec'd process itself, while
+        // it still holds every capability: the process needs nothing lent for it.
         if c.privileged {
             let caps = berth_runtime::spec::resolve_capabilities(
                 &[],

@@ -61,7 +61,6 @@ impl ShimConn {
     }
 
     async fn read_frame(&mut self) -> Result<Option<(Kind, Vec<u8>)>> {
-        let mut buf = vec![0u8; 32 * 1024];
         loop {
             if let Some(f) = self
                 .decoder
@@ -70,15 +69,16 @@ impl ShimConn {
             {
                 return Ok(Some(f));
             }
+            let buf = self.decoder.buffer();
+            buf.reserve(64 * 1024);
             let n = self
                 .stream
-                .read(&mut buf)
+                .read_buf(buf)
                 .await
                 .map_err(|e| EngineError::io("read from shim", e))?;
             if n == 0 {
                 return Ok(None);
             }
-            self.decoder.push(&buf[..n]);
         }
     }
 }

@@ -19,11 +19,17 @@ pub struct Entry {
 const MAX_LINE: usize = 16 * 1024;
 
 /// Writes entries, buffering partial lines per stream, rotating by size.
+///
+/// This is on the path of every byte a container prints, so entries are encoded by hand (the same JSON
+/// `serde_json` writes for an [`Entry`]), every entry of one [`LogWriter::write`] goes out in one `write(2)`,
+/// and complete lines are encoded straight from the caller's buffer.
 pub struct LogWriter {
     cfg: LogConfig,
     file: File,
     size: u64,
     partial: [Vec<u8>; 2],
+    /// Encoded entries not yet written.
+    out: Vec<u8>,
 }
 
 impl LogWriter {
@@ -38,53 +44,82 @@ impl LogWriter {
             file,
             size,
             partial: [Vec::new(), Vec::new()],
+            out: Vec::new(),
         })
     }
 
-    /// Feed bytes read from stream 1 (stdout) or 2 (stderr).
+    /// Feed bytes read from stream 1 (stdout) or 2 (stderr). Every line this completes is written (lines
+    /// longer than 16 KiB in 16 KiB entries, as Docker splits them); the rest waits for more bytes.
     pub fn write(&mut self, stream: u8, data: &[u8]) -> std::io::Result<()> {
         let idx = if stream == 2 { 1 } else { 0 };
-        self.partial[idx].extend_from_slice(data);
-        loop {
-            let buf = &self.partial[idx];
-            let cut = match buf.iter().position(|&b| b == b'\n') {
-                Some(p) if p < MAX_LINE => p + 1,
-                _ if buf.len() >= MAX_LINE => MAX_LINE,
-                _ => break,
+        let time = now_rfc3339();
+        let mut rest = data;
+        while !rest.is_empty() {
+            let held = self.partial[idx].len();
+            let room = MAX_LINE - held;
+            let window = &rest[..rest.len().min(room)];
+            let cut = match window.iter().position(|&b| b == b'\n') {
+                Some(p) => p + 1,
+                None if window.len() == room => room,
+                None => {
+                    self.partial[idx].extend_from_slice(window);
+                    break;
+                }
             };
-            let line: Vec<u8> = self.partial[idx].drain(..cut).collect();
-            self.emit(idx, &line)?;
+            if held == 0 {
+                self.entry(idx, &rest[..cut], &time)?;
+            } else {
+                let mut line = std::mem::take(&mut self.partial[idx]);
+                line.extend_from_slice(&rest[..cut]);
+                self.entry(idx, &line, &time)?;
+                line.clear();
+                self.partial[idx] = line;
+            }
+            rest = &rest[cut..];
         }
-        Ok(())
+        self.write_out()
     }
 
     /// Write out what is left of unterminated lines (at the end of the container).
     pub fn flush(&mut self) -> std::io::Result<()> {
+        let time = now_rfc3339();
         for idx in 0..2 {
             if !self.partial[idx].is_empty() {
                 let line = std::mem::take(&mut self.partial[idx]);
-                self.emit(idx, &line)?;
+                self.entry(idx, &line, &time)?;
             }
         }
+        self.write_out()?;
         self.file.flush()
     }
 
-    fn emit(&mut self, idx: usize, line: &[u8]) -> std::io::Result<()> {
-        let entry = Entry {
-            log: String::from_utf8_lossy(line).into_owned(),
-            stream: if idx == 1 { "stderr" } else { "stdout" }.to_string(),
-            time: now_rfc3339(),
-        };
-        let mut json = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
-        json.push(b'\n');
-        if self.cfg.max_size > 0
-            && self.size > 0
-            && self.size + json.len() as u64 > self.cfg.max_size
-        {
+    /// Encodes one entry after those waiting in `out`, rotating first (and writing out what waits) when
+    /// the entry would take the live file past its size limit.
+    fn entry(&mut self, idx: usize, line: &[u8], time: &str) -> std::io::Result<()> {
+        let before = self.out.len();
+        encode_entry(
+            &mut self.out,
+            line,
+            if idx == 1 { "stderr" } else { "stdout" },
+            time,
+        );
+        let len = (self.out.len() - before) as u64;
+        let pending = self.size + before as u64;
+        if self.cfg.max_size > 0 && pending > 0 && pending + len > self.cfg.max_size {
+            let entry = self.out.split_off(before);
+            self.write_out()?;
             self.rotate()?;
+            self.out = entry;
         }
-        self.file.write_all(&json)?;
-        self.size += json.len() as u64;
+        Ok(())
+    }
+
+    fn write_out(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            self.file.write_all(&self.out)?;
+            self.size += self.out.len() as u64;
+            self.out.clear();
+        }
         Ok(())
     }
 
@@ -109,6 +144,70 @@ impl LogWriter {
         self.size = 0;
         Ok(())
     }
+}
+
+/// Appends `{"log":LINE,"stream":STREAM,"time":TIME}\n`, byte for byte what `serde_json` writes for an
+/// [`Entry`] whose `log` is `String::from_utf8_lossy(line)`.
+fn encode_entry(out: &mut Vec<u8>, line: &[u8], stream: &str, time: &str) {
+    out.reserve(line.len() + 64);
+    out.extend_from_slice(b"{\"log\":\"");
+    for chunk in line.utf8_chunks() {
+        escape_into(out, chunk.valid().as_bytes());
+        if !chunk.invalid().is_empty() {
+            out.extend_from_slice("\u{FFFD}".as_bytes());
+        }
+    }
+    out.extend_from_slice(b"\",\"stream\":\"");
+    out.extend_from_slice(stream.as_bytes());
+    out.extend_from_slice(b"\",\"time\":\"");
+    out.extend_from_slice(time.as_bytes());
+    out.extend_from_slice(b"\"}\n");
+}
+
+/// How `serde_json` escapes a byte of a string: 0 for none, else the letter after the backslash (`u` for
+/// `\u00XX`).
+const ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+/// Appends valid UTF-8 `s` as the inside of a JSON string: runs that need no escape are copied whole.
+fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut start = 0;
+    for (i, &b) in s.iter().enumerate() {
+        let e = ESCAPE[b as usize];
+        if e == 0 {
+            continue;
+        }
+        out.extend_from_slice(&s[start..i]);
+        if e == b'u' {
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 15) as usize],
+            ]);
+        } else {
+            out.extend_from_slice(&[b'\\', e]);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&s[start..]);
 }
 
 /// The path of rotation `n` (0 is the live file).
@@ -165,6 +264,59 @@ mod tests {
             ]
         );
         assert!(e[0].time.ends_with('Z'));
+    }
+
+    #[test]
+    fn entries_are_encoded_as_serde_json_writes_them() {
+        let mut lines: Vec<Vec<u8>> = vec![
+            b"plain text\n".to_vec(),
+            (0u8..=255).collect(),
+            "quotes \" and \\ backslashes, tabs\t, \u{7f} del, caf\u{e9}, \u{1F600}\n"
+                .as_bytes()
+                .to_vec(),
+            vec![b'a', 0xff, 0xfe, b'b', 0xe2, 0x82, b'c', 0xf0, 0x9f, 0x98],
+            Vec::new(),
+        ];
+        lines.push(vec![0u8; 100]);
+        for line in &lines {
+            let mut got = Vec::new();
+            encode_entry(&mut got, line, "stderr", "2026-11-28T00:00:00.000000001Z");
+            let entry = Entry {
+                log: String::from_utf8_lossy(line).into_owned(),
+                stream: "stderr".into(),
+                time: "2026-11-28T00:00:00.000000001Z".into(),
+            };
+            let mut want = serde_json::to_vec(&entry).unwrap();
+            want.push(b'\n');
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want),
+                "{line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_lines_are_split_at_16k_across_writes() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("c-json.log");
+        let mut w = LogWriter::open(LogConfig {
+            path: path.clone(),
+            max_size: 0,
+            max_files: 1,
+        })
+        .unwrap();
+        let long = vec![b'x'; MAX_LINE * 2 + 10];
+        for piece in long.chunks(7000) {
+            w.write(1, piece).unwrap();
+        }
+        w.write(1, b"\nnext\n").unwrap();
+        w.flush().unwrap();
+        let e = read_entries(&path);
+        let lens: Vec<usize> = e.iter().map(|e| e.log.len()).collect();
+        assert_eq!(lens, vec![MAX_LINE, MAX_LINE, 11, 5]);
+        assert!(e[2].log.ends_with("x\n"));
+        assert_eq!(e[3].log, "next\n");
     }
 
     #[test]

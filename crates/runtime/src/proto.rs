@@ -60,29 +60,50 @@ pub fn parse_header(h: &[u8; HEADER_LEN]) -> Result<(Kind, usize), ProtoError> {
     Ok((kind, len))
 }
 
-/// Incremental decoder for a byte stream of frames.
+/// Incremental decoder for a byte stream of frames. Frames are taken from the front without moving what
+/// follows; the consumed front is dropped when it is all consumed or has grown large.
 #[derive(Debug, Default)]
 pub struct Decoder {
     buf: Vec<u8>,
+    start: usize,
 }
 
 impl Decoder {
     pub fn push(&mut self, data: &[u8]) {
+        self.compact();
         self.buf.extend_from_slice(data);
     }
+
+    /// The buffer to read more bytes into directly (append to it; don't touch what it holds).
+    pub fn buffer(&mut self) -> &mut Vec<u8> {
+        self.compact();
+        &mut self.buf
+    }
+
+    fn compact(&mut self) {
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start >= 64 * 1024 && self.start * 2 >= self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+    }
+
     /// The next complete frame, if any.
     pub fn next_frame(&mut self) -> Result<Option<(Kind, Vec<u8>)>, ProtoError> {
-        if self.buf.len() < HEADER_LEN {
+        let avail = &self.buf[self.start..];
+        if avail.len() < HEADER_LEN {
             return Ok(None);
         }
         let mut h = [0u8; HEADER_LEN];
-        h.copy_from_slice(&self.buf[..HEADER_LEN]);
+        h.copy_from_slice(&avail[..HEADER_LEN]);
         let (kind, len) = parse_header(&h)?;
-        if self.buf.len() < HEADER_LEN + len {
+        if avail.len() < HEADER_LEN + len {
             return Ok(None);
         }
-        let payload = self.buf[HEADER_LEN..HEADER_LEN + len].to_vec();
-        self.buf.drain(..HEADER_LEN + len);
+        let payload = avail[HEADER_LEN..HEADER_LEN + len].to_vec();
+        self.start += HEADER_LEN + len;
         Ok(Some((kind, payload)))
     }
 }
@@ -236,6 +257,28 @@ mod tests {
         let req: Request = serde_json::from_slice(&got[1].1).unwrap();
         assert_eq!(req, Request::Start);
         assert_eq!(got[2], (Kind::Stderr, vec![]));
+    }
+
+    #[test]
+    fn many_frames_through_the_read_buffer_keep_their_order() {
+        // Frames of varied sizes arriving in odd-sized reads, appended through `buffer()` as the
+        // daemon reads: the consumed front is dropped on the way and nothing is lost or reordered.
+        let frames: Vec<Vec<u8>> = (0..400u32)
+            .map(|i| vec![(i % 251) as u8; (i as usize * 37) % 3000])
+            .collect();
+        let mut bytes = Vec::new();
+        for f in &frames {
+            bytes.extend(encode(Kind::Stdout, f));
+        }
+        let mut d = Decoder::default();
+        let mut got = Vec::new();
+        for chunk in bytes.chunks(7001) {
+            d.buffer().extend_from_slice(chunk);
+            while let Some((_, p)) = d.next_frame().unwrap() {
+                got.push(p);
+            }
+        }
+        assert_eq!(got, frames);
     }
 
     #[test]

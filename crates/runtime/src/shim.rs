@@ -237,7 +237,12 @@ struct Shim {
     log: Option<LogWriter>,
     clients: Vec<Client>,
     next_client: u64,
+    /// Output read from a process, after room for a frame header, so a frame goes out without a copy.
+    io_buf: Vec<u8>,
 }
+
+/// How much output one read takes (a pipe holds 64 KiB by default).
+const IO_CHUNK: usize = 64 * 1024;
 
 impl Shim {
     fn setup(cfg: ShimConfig) -> Result<Shim, ShimError> {
@@ -358,6 +363,7 @@ impl Shim {
             log,
             clients: Vec::new(),
             next_client: 1,
+            io_buf: vec![0; proto::HEADER_LEN + IO_CHUNK],
         })
     }
 
@@ -477,8 +483,8 @@ impl Shim {
             return;
         };
         let Some(f) = p.out[si].as_mut() else { return };
-        let mut buf = [0u8; 32 * 1024];
-        let n = match f.read(&mut buf) {
+        let buf = &mut self.io_buf;
+        let n = match f.read(&mut buf[proto::HEADER_LEN..]) {
             // EIO is how a pty master reports that the last slave closed.
             Ok(0) | Err(_) => {
                 p.out[si] = None;
@@ -486,20 +492,19 @@ impl Shim {
             }
             Ok(n) => n,
         };
-        let data = &buf[..n];
         let stream = if si == 1 { 2u8 } else { 1u8 };
-        let frame = proto::encode(
-            if stream == 1 {
-                Kind::Stdout
-            } else {
-                Kind::Stderr
-            },
-            data,
-        );
+        let kind = if stream == 1 {
+            Kind::Stdout
+        } else {
+            Kind::Stderr
+        };
+        buf[..proto::HEADER_LEN].copy_from_slice(&proto::header(kind, n));
+        let frame = &buf[..proto::HEADER_LEN + n];
+        let data = &frame[proto::HEADER_LEN..];
         match p.owner {
             Some(owner) => {
                 if let Some(ci) = self.clients.iter().position(|c| c.id == owner) {
-                    if self.clients[ci].stream.write_all(&frame).is_err() {
+                    if self.clients[ci].stream.write_all(frame).is_err() {
                         self.clients.remove(ci);
                     }
                 }
@@ -510,7 +515,7 @@ impl Shim {
                 }
                 self.clients.retain_mut(|c| {
                     let wants = if stream == 1 { c.stdout } else { c.stderr };
-                    !wants || c.stream.write_all(&frame).is_ok()
+                    !wants || c.stream.write_all(frame).is_ok()
                 });
             }
         }
@@ -703,6 +708,10 @@ impl Shim {
         }
     }
 
+    /// Starts an exec'd process in the container with berth's own launcher ([`berth_sys::launch`]): it
+    /// joins the container's cgroups thread by thread (no global lock on cgroup v1) and its namespaces,
+    /// and sets the process up from its OCI `process` as the container's init was (user, groups, rlimits,
+    /// `no_new_privs`, capabilities, the container's seccomp filter), with pipes or a terminal.
     fn spawn_exec(
         &mut self,
         exec: &str,
@@ -711,32 +720,32 @@ impl Shim {
         open_stdin: bool,
         console_size: Option<(u16, u16)>,
     ) -> Result<Proc, ShimError> {
-        let mut builder = ContainerBuilder::new(self.cfg.id.clone(), SyscallType::default())
-            .with_executor(self.executor.clone())
-            .with_root_path(&self.cfg.runtime_root)
-            .map_err(|e| ShimError::Exec(e.to_string()))?;
-        let (console, mut stdio) = if tty {
-            let c = Console::bind(console_path(&self.cfg.socket, &exec[..exec.len().min(12)]))?;
-            builder = builder.with_console_socket(Some(&c.path));
-            (Some(c), None)
+        let data = std::fs::read(process).map_err(io_err(format!("read {}", process.display())))?;
+        let process: oci_spec::runtime::Process = serde_json::from_slice(&data)
+            .map_err(|e| ShimError::Exec(format!("decode {}: {e}", process.display())))?;
+        let init = self.procs[0].pid;
+        let (mut stdio, terminal) = if tty {
+            let (ours, theirs) = UnixStream::pair().map_err(io_err("socketpair"))?;
+            (None, Some((ours, theirs)))
         } else {
-            (None, Some(pipes(open_stdin)?))
+            (Some(pipes(open_stdin)?), None)
         };
-        if let Some(st) = stdio.as_mut() {
-            if let Some([i, o, e]) = st.child.take() {
-                builder = builder.with_stdin(i).with_stdout(o).with_stderr(e);
-            }
-        }
-        let pid = builder
-            .as_tenant()
-            .with_process(Some(process))
-            .with_detach(true)
-            .build()
-            .map_err(|e| ShimError::Exec(error_chain(&e)))?
-            .as_raw();
-        Ok(match (console, stdio) {
-            (Some(c), _) => {
-                let master = c.receive()?;
+        let launch_stdio = match (&mut stdio, &terminal) {
+            (Some(st), _) => match st.child.take() {
+                Some(fds) => berth_sys::launch::Stdio::Fds(fds),
+                None => return Err(ShimError::Exec("no stdio for the process".into())),
+            },
+            (None, Some((_, theirs))) => berth_sys::launch::Stdio::Terminal(
+                theirs.try_clone().map_err(io_err("dup socket"))?,
+            ),
+            (None, None) => return Err(ShimError::Exec("no stdio for the process".into())),
+        };
+        let spec = exec_launch(&process, init, self.executor.filter.clone(), launch_stdio)?;
+        let pid = berth_sys::launch::launch(spec).map_err(|e| ShimError::Exec(e.to_string()))?;
+        Ok(match (terminal, stdio) {
+            (Some((ours, theirs)), _) => {
+                drop(theirs);
+                let master = berth_sys::launch::receive_terminal(&ours)?;
                 if let Some((rows, cols)) = console_size {
                     let _ = berth_sys::fd::set_winsize(&master, rows, cols);
                 }
@@ -891,6 +900,102 @@ impl libcontainer::workload::Executor for FilterExecutor {
     ) -> Result<(), libcontainer::workload::ExecutorSetEnvsError> {
         libcontainer::workload::default::get_executor().setup_envs(envs)
     }
+}
+
+/// The namespaces an exec joins, all of the container init's (a namespace it shares with the host is the
+/// host's, so joining it changes nothing); mount last, so the rest resolve against the host's `/proc`.
+const EXEC_NAMESPACES: [nix::sched::CloneFlags; 6] = [
+    nix::sched::CloneFlags::CLONE_NEWCGROUP,
+    nix::sched::CloneFlags::CLONE_NEWIPC,
+    nix::sched::CloneFlags::CLONE_NEWUTS,
+    nix::sched::CloneFlags::CLONE_NEWNET,
+    nix::sched::CloneFlags::CLONE_NEWPID,
+    nix::sched::CloneFlags::CLONE_NEWNS,
+];
+
+/// What [`berth_sys::launch`] needs to start `process` in the container whose init is `init`.
+fn exec_launch(
+    process: &oci_spec::runtime::Process,
+    init: i32,
+    seccomp: Option<(berth_sys::seccomp::Program, u32)>,
+    stdio: berth_sys::launch::Stdio,
+) -> Result<berth_sys::launch::Launch, ShimError> {
+    use std::ffi::CString;
+    let cstr = |s: &str, what: &str| {
+        CString::new(s).map_err(|_| ShimError::Exec(format!("{what} {s:?} holds a NUL byte")))
+    };
+    let read = |p: &str| std::fs::read_to_string(p).map_err(io_err(format!("read {p}")));
+    let (cgroup_tasks, cgroup_procs) = berth_sys::launch::cgroup_targets(
+        &read(&format!("/proc/{init}/cgroup"))?,
+        &read("/proc/self/cgroup")?,
+        &berth_sys::launch::cgroup_mounts(&read("/proc/self/mountinfo")?),
+    );
+    let set = |s: &Option<oci_spec::runtime::Capabilities>| -> caps::CapsHashSet {
+        s.iter().flatten().filter_map(|c| caps_name(*c)).collect()
+    };
+    let c = process.capabilities().clone().unwrap_or_default();
+    let capabilities = berth_sys::launch::Capabilities {
+        bounding: set(c.bounding()),
+        effective: set(c.effective()),
+        permitted: set(c.permitted()),
+        inheritable: set(c.inheritable()),
+        ambient: set(c.ambient()),
+    };
+    let user = process.user();
+    let mut rlimits = Vec::new();
+    for r in process.rlimits().iter().flatten() {
+        rlimits.push((rlimit_resource(r.typ()), r.soft(), r.hard()));
+    }
+    Ok(berth_sys::launch::Launch {
+        namespaces: berth_sys::launch::open_namespaces(init, &EXEC_NAMESPACES)?,
+        cgroup_tasks,
+        cgroup_procs,
+        args: process
+            .args()
+            .iter()
+            .flatten()
+            .map(|a| cstr(a, "argument"))
+            .collect::<Result<_, _>>()?,
+        env: process
+            .env()
+            .iter()
+            .flatten()
+            .map(|e| cstr(e, "environment variable"))
+            .collect::<Result<_, _>>()?,
+        cwd: cstr(&process.cwd().to_string_lossy(), "working directory")?,
+        uid: user.uid(),
+        gid: user.gid(),
+        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        rlimits,
+        oom_score_adj: process.oom_score_adj(),
+        no_new_privileges: process.no_new_privileges().unwrap_or(false),
+        seccomp,
+        capabilities,
+        stdio,
+    })
+}
+
+/// The kernel's number for an OCI rlimit type.
+fn rlimit_resource(t: oci_spec::runtime::PosixRlimitType) -> i32 {
+    use oci_spec::runtime::PosixRlimitType as T;
+    (match t {
+        T::RlimitCpu => libc::RLIMIT_CPU,
+        T::RlimitFsize => libc::RLIMIT_FSIZE,
+        T::RlimitData => libc::RLIMIT_DATA,
+        T::RlimitStack => libc::RLIMIT_STACK,
+        T::RlimitCore => libc::RLIMIT_CORE,
+        T::RlimitRss => libc::RLIMIT_RSS,
+        T::RlimitNproc => libc::RLIMIT_NPROC,
+        T::RlimitNofile => libc::RLIMIT_NOFILE,
+        T::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        T::RlimitAs => libc::RLIMIT_AS,
+        T::RlimitLocks => libc::RLIMIT_LOCKS,
+        T::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        T::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        T::RlimitNice => libc::RLIMIT_NICE,
+        T::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        T::RlimitRttime => libc::RLIMIT_RTTIME,
+    }) as i32
 }
 
 fn console_path(socket: &Path, tag: &str) -> PathBuf {

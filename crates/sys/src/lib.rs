@@ -7,6 +7,7 @@
 
 pub mod fd;
 pub mod inroot;
+pub mod launch;
 pub mod lock;
 pub mod mount;
 pub mod netns;
