@@ -542,6 +542,54 @@ fn events_record_the_container_lifecycle() {
 fn logs_follow_tail_and_rotation() {
     let d = Daemon::start();
     d.import_busybox();
+    // `--log-driver none`: output still reaches an attached client, nothing is kept, `logs` says why;
+    // a driver berth does not have is refused at create.
+    for cli in ["berth", "docker"] {
+        let run = |args: &[&str]| {
+            if cli == "docker" {
+                d.docker(args)
+            } else {
+                d.berth(args)
+            }
+        };
+        let name = format!("quiet-{cli}");
+        let out = run(&[
+            "run",
+            "--name",
+            &name,
+            "--log-driver",
+            "none",
+            "busybox",
+            "echo",
+            "unlogged",
+        ]);
+        assert_eq!(
+            text(&out.stdout),
+            "unlogged\n",
+            "{cli}: {}",
+            text(&out.stderr)
+        );
+        let out = run(&["logs", &name]);
+        assert!(!out.status.success(), "{cli}");
+        assert!(
+            text(&out.stderr).contains("configured logging driver does not support reading"),
+            "{cli}: {}",
+            text(&out.stderr)
+        );
+        let out = run(&["run", "--rm", "--log-driver", "syslog", "busybox", "true"]);
+        assert!(!out.status.success(), "{cli}");
+        assert!(
+            text(&out.stderr).contains("no log driver named 'syslog'"),
+            "{cli}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = d.berth(&["inspect", "--format", "{{.LogPath}}", "quiet-berth"]);
+    let log = text(&out.stdout).trim().to_string();
+    assert!(
+        log.is_empty() || !std::path::Path::new(&log).exists(),
+        "no log file: {log}"
+    );
     let out = d.berth(&[
         "run",
         "-d",
@@ -690,6 +738,46 @@ fn runc_runs_the_bundle_berth_generated_with_the_same_result() {
     ));
     assert!(out.status.success(), "runc: {}", text(&out.stderr));
     assert_eq!(text(&out.stdout), berth_out);
+}
+
+#[test]
+fn containers_and_execs_start_with_default_signal_handling() {
+    // The shim ignores SIGPIPE (it writes to clients that may go away); its programs must not inherit
+    // that, or `yes | head` never ends. Nothing blocked, nothing ignored, as under Docker.
+    let d = Daemon::start();
+    d.import_busybox_full();
+    // (busybox sh itself ignores SIGQUIT for what it runs, so the state is read by grep run directly.)
+    let probe = ["grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"];
+    let want = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n";
+    let out = d.berth(&[&["run", "--rm", "busybox"][..], &probe].concat());
+    assert_eq!(text(&out.stdout), want, "{}", text(&out.stderr));
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "busybox",
+        "timeout",
+        "10",
+        "sh",
+        "-c",
+        "yes | head -n 2",
+    ]);
+    assert!(out.status.success(), "yes | head must end by itself");
+    assert_eq!(text(&out.stdout), "y\ny\n", "{}", text(&out.stderr));
+    ok(&d.berth(&["run", "-d", "--name", "sig", "busybox", "sleep", "300"]));
+    let out = d.berth(&[&["exec", "sig"][..], &probe].concat());
+    assert_eq!(text(&out.stdout), want, "{}", text(&out.stderr));
+    let out = d.berth(&[
+        "exec",
+        "sig",
+        "timeout",
+        "10",
+        "sh",
+        "-c",
+        "yes | head -n 2",
+    ]);
+    assert!(out.status.success(), "yes | head must end by itself");
+    assert_eq!(text(&out.stdout), "y\ny\n", "{}", text(&out.stderr));
+    ok(&d.berth(&["rm", "-f", "sig"]));
 }
 
 #[test]

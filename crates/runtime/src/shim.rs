@@ -874,6 +874,8 @@ impl libcontainer::workload::Executor for FilterExecutor {
         spec: &oci_spec::runtime::Spec,
     ) -> Result<(), libcontainer::workload::ExecutorError> {
         use libcontainer::workload::ExecutorError;
+        berth_sys::process::reset_signals()
+            .map_err(|e| ExecutorError::Other(format!("resetting signals: {e}")))?;
         if let Some((program, flags)) = &self.filter {
             program.load(*flags).map_err(|e| {
                 ExecutorError::Other(format!("loading the container's seccomp filter: {e}"))

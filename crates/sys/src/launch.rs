@@ -23,7 +23,6 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use nix::sched::CloneFlags;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::unistd::{ForkResult, Gid, Uid};
 
 use crate::seccomp::Program;
@@ -180,15 +179,7 @@ fn joiner(l: Launch, err_w: OwnedFd, pid_w: OwnedFd) -> ! {
 
 /// The process itself, in the container's namespaces: everything up to `execve`.
 fn process(l: Launch) -> Result<std::convert::Infallible, String> {
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-        .map_err(|e| format!("unblock signals: {e}"))?;
-    for sig in Signal::iterator() {
-        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
-            continue;
-        }
-        // SAFETY: restoring the default disposition installs no handler of ours.
-        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
-    }
+    crate::process::reset_signals().map_err(|e| format!("reset signals: {e}"))?;
     nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
     match &l.stdio {
         Stdio::Fds(fds) => {

@@ -29,6 +29,50 @@ pub fn signal(pid: i32, signal: i32) -> Result<()> {
     kill(Pid::from_raw(pid), sig).map_err(|e| SysError::os("kill", pid, e))
 }
 
+/// Give a process about to exec a program the signal state a program expects: nothing blocked and every
+/// disposition at its default. Ignored signals survive `execve`, and the shim (a Rust program) ignores
+/// SIGPIPE, so without this `yes | head` in a container would never end.
+pub fn reset_signals() -> Result<()> {
+    use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(|e| SysError::os("sigprocmask", "unblock all", e))?;
+    // Every signal the kernel has, the real-time ones included (glibc refuses to touch the two it keeps for
+    // itself, 32 and 33, so this goes to the kernel directly).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: `dfl` is a valid kernel `struct sigaction` (x86-64 and aarch64 layout, 8-byte mask) that
+        // installs the default disposition, no handler of ours; the old action is not asked for.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
+        if r != 0 {
+            return Err(SysError::os("rt_sigaction", sig, nix::Error::last()));
+        }
+    }
+    Ok(())
+}
+
 /// Redirect the standard descriptors 0, 1, 2 to /dev/null (a detached shim must not hold its parent's pipes).
 pub fn stdio_to_devnull() -> Result<()> {
     use std::os::fd::AsRawFd;

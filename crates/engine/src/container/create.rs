@@ -99,7 +99,21 @@ pub fn merge_image_config(cfg: &mut ContainerConfig, image: &Value) {
 }
 
 /// Docker's checks on resources and modes, with Docker's messages.
+/// The container's log driver: `json-file` unless it asks for another (`""` is the default too).
+pub fn log_driver(hc: &HostConfig) -> &str {
+    match hc.log_config.as_ref().and_then(|l| l.typ.as_deref()) {
+        None | Some("") => "json-file",
+        Some(d) => d,
+    }
+}
+
 pub fn validate_host_config(hc: &mut HostConfig) -> Result<()> {
+    let driver = log_driver(hc);
+    if !matches!(driver, "json-file" | "none") {
+        return Err(EngineError::Invalid(format!(
+            "logger: no log driver named '{driver}' is registered (berth has json-file and none)"
+        )));
+    }
     let mem = hc.memory.unwrap_or(0);
     if mem != 0 && mem < 6 * 1024 * 1024 {
         return Err(EngineError::Invalid(

@@ -1,7 +1,7 @@
 //! `logs`: read the json-file log (rotated files oldest first), filter by time and tail, and follow.
 
 use super::Status;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::Engine;
 use berth_runtime::logfile::{rotated, Entry};
 use std::collections::VecDeque;
@@ -46,6 +46,12 @@ impl Engine {
     ) -> Result<mpsc::Receiver<LogLine>> {
         let h = self.lookup(name_or_id).await?;
         let rec = h.record();
+        if super::create::log_driver(&rec.host_config) == "none" {
+            // Docker's words (dockerd answers 501; the clients print the message either way).
+            return Err(EngineError::Invalid(
+                "configured logging driver does not support reading".into(),
+            ));
+        }
         let path = PathBuf::from(&rec.log_path);
         let (tx, rx) = mpsc::channel(256);
         let wait = h.wait.subscribe();

@@ -174,7 +174,7 @@ impl Engine {
             runtime_root: self.inner.cfg.exec_root.join("rt"),
             socket: paths.socket.clone(),
             exit_file: paths.state.join("exit.json"),
-            log: Some(LogConfig {
+            log: (super::create::log_driver(&rec.host_config) != "none").then(|| LogConfig {
                 path: PathBuf::from(&rec.log_path),
                 max_size: log_max_size,
                 max_files: log_max_files,
