@@ -399,12 +399,21 @@ def m_exec(e, n):
     return xs
 
 
-def m_attach(e, size, reps=3):
-    """Attach throughput: `run --rm busybox head -c SIZE /dev/zero` with stdout attached (stdcopy-framed,
-    no TTY) into a counting reader on the host; MiB/s, checked against the byte count."""
+# Attach streams: NUL bytes (the json-file log's worst case: every byte becomes `\u0000`) and text lines
+# (what containers print: one log entry per line).
+TEXT_LINE = "the quick brown fox jumps over the lazy dog 0123456789 ABCDEFGHIJKLMNOPQRSTUVWXYZ abcdefghijklmnop"
+STREAMS = {
+    "zeros": lambda size: ["head", "-c", str(size), "/dev/zero"],
+    "text": lambda size: ["sh", "-c", f"yes {TEXT_LINE} | head -c {size}"],
+}
+
+
+def m_attach(e, size, stream="zeros", reps=3):
+    """Attach throughput: `run --rm busybox <stream>` with stdout attached (stdcopy-framed, no TTY) into a
+    counting reader on the host; MiB/s, checked against the byte count."""
     out = []
     for _ in range(reps):
-        p = subprocess.Popen(e.cli + ["run", "--rm", "busybox", "head", "-c", str(size), "/dev/zero"], env=e.env,
+        p = subprocess.Popen(e.cli + ["run", "--rm", "busybox"] + STREAMS[stream](size), env=e.env,
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         t = time.perf_counter()
         got = 0
@@ -421,11 +430,17 @@ def m_attach(e, size, reps=3):
     return out
 
 
-def pipe_baseline(size, reps=3):
+def pipe_baseline(size, stream="zeros", reps=3):
     """The same bytes through a plain pipe from a host process: the floor of what attach can reach."""
     out = []
+    bb = "/bin/busybox"
+    cmd = STREAMS[stream](size)
+    if cmd[0] == "sh":
+        cmd = [bb, "sh", "-c", cmd[2].replace("yes ", f"{bb} yes ").replace("| head", f"| {bb} head")]
+    else:
+        cmd = [bb] + cmd
     for _ in range(reps):
-        p = subprocess.Popen(["/bin/busybox", "head", "-c", str(size), "/dev/zero"], stdout=subprocess.PIPE)
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE)
         t = time.perf_counter()
         got = 0
         while True:
@@ -464,6 +479,7 @@ def measure(e, a, ports, res):
              ("dns", lambda: m_dns(e, a.lookups)),
              ("exec", lambda: m_exec(e, a.runs)),
              ("attach", lambda: m_attach(e, a.bytes)),
+             ("attach_text", lambda: m_attach(e, a.bytes, "text")),
              ("stats", lambda: m_stats(e, a.containers))]
     for key, f in steps:
         if a.only and key not in a.only.split(","):
@@ -552,14 +568,17 @@ def report(res, a, engines, notes):
     table(f"5a. `exec CONTAINER true` ({a.runs} runs, ms)", ["engine", "median", "p95", "berth/engine (median)"],
           [[k, fmt(med(r[k])), fmt(pct(r[k], 95)), ratio(bb, med(r[k]))] for k in order if k in r])
 
-    r = res.get("attach", {})
-    if r:
+    for key, stream, what in [("attach", "zeros", f"head -c {a.bytes} /dev/zero"),
+                              ("attach_text", "text", f"yes <100-byte line> | head -c {a.bytes}")]:
+        r = res.get(key, {})
+        if not r:
+            continue
         bb = med(r["berth"]) if "berth" in r else None
-        base = med(pipe_baseline(a.bytes))
+        base = med(pipe_baseline(a.bytes, stream))
         rows = [[k, fmt(med(r[k]), 0), fmt(min(r[k]), 0), ratio(bb, med(r[k])),
                  fmt(med(r[k]) / base * 100, 0) + "%"] for k in order if k in r]
         rows.append(["plain pipe (host process)", fmt(base, 0), "", "", "100%"])
-        table(f"5c. attach throughput: `run --rm busybox head -c {a.bytes} /dev/zero` to the CLI (3 runs, MiB/s)",
+        table(f"5c. attach throughput, {stream}: `run --rm busybox {what}` to the CLI (3 runs, MiB/s)",
               ["engine", "median", "min", "berth/engine", "of a pipe"], rows)
 
     r = res.get("stats", {})
@@ -591,7 +610,7 @@ def main():
     ap.add_argument("--lookups", type=int, default=500)
     ap.add_argument("--containers", type=int, default=STATS_CONTAINERS)
     ap.add_argument("--engines", default="berth,docker,podman")
-    ap.add_argument("--only", default="", help="comma-separated subset of run,port,throughput,dns,exec,attach,stats")
+    ap.add_argument("--only", default="", help="comma-separated subset of run,port,throughput,dns,exec,attach,attach_text,stats")
     a = ap.parse_args()
     a.bytes = max(1 << 20, min(a.bytes, 4 << 30))
     if os.geteuid() != 0:

@@ -157,6 +157,14 @@ fn flags(s: &LinuxSeccomp) -> u32 {
 pub fn compile(s: &LinuxSeccomp) -> Result<Vec<u8>, FilterError> {
     let default = action(s.default_action(), s.default_errno_ret())?;
     let mut ctx = ScmpFilterContext::new(default).map_err(lib_err("new filter"))?;
+    // A binary tree by syscall number instead of libseccomp's default chain of comparisons. The kernel runs
+    // the whole filter once per syscall number and ABI when it is attached (to cache what is always
+    // allowed), so the chain made every container start and exec pay ~1.5 ms in `seccomp(2)` for Docker's
+    // profile; the tree also answers each syscall in O(log n). Needs libseccomp 2.5 (Debian 12 has 2.5.4);
+    // older ones keep the chain.
+    if let Err(e) = ctx.set_ctl_optimize(2) {
+        tracing::debug!(error = %e, "seccomp: binary-tree optimization unavailable");
+    }
     for a in s.architectures().iter().flatten() {
         ctx.add_arch(arch(*a))
             .map_err(lib_err(format!("architecture {a:?}")))?;
@@ -228,8 +236,8 @@ pub fn compile_cached(s: &LinuxSeccomp) -> Result<Arc<Vec<u8>>, FilterError> {
     if c.len() >= 64 {
         c.clear();
     }
-    c.insert(key, program.clone());
-    Ok(program)
+    // Another thread may have compiled the same section meanwhile: everyone shares the first.
+    Ok(c.entry(key).or_insert(program).clone())
 }
 
 /// Whether a spec with this section runs with a precompiled filter (and so lends CAP_SYS_ADMIN to the
