@@ -119,6 +119,11 @@ impl LogWriter {
             self.file.write_all(&self.out)?;
             self.size += self.out.len() as u64;
             self.out.clear();
+            // A burst of output (a read of NUL bytes encodes to six times its size) must not stay
+            // allocated for the life of the container.
+            if self.out.capacity() > 256 * 1024 {
+                self.out.shrink_to(64 * 1024);
+            }
         }
         Ok(())
     }

@@ -238,6 +238,8 @@ struct Shim {
     clients: Vec<Client>,
     next_client: u64,
     /// Output read from a process, after room for a frame header, so a frame goes out without a copy.
+    /// Allocated at the first output: a container that prints nothing costs nothing for it (memory per
+    /// running container is what a host with many containers pays).
     io_buf: Vec<u8>,
 }
 
@@ -363,7 +365,7 @@ impl Shim {
             log,
             clients: Vec::new(),
             next_client: 1,
-            io_buf: vec![0; proto::HEADER_LEN + IO_CHUNK],
+            io_buf: Vec::new(),
         })
     }
 
@@ -483,6 +485,9 @@ impl Shim {
             return;
         };
         let Some(f) = p.out[si].as_mut() else { return };
+        if self.io_buf.is_empty() {
+            self.io_buf = vec![0; proto::HEADER_LEN + IO_CHUNK];
+        }
         let buf = &mut self.io_buf;
         let n = match f.read(&mut buf[proto::HEADER_LEN..]) {
             // EIO is how a pty master reports that the last slave closed.
