@@ -66,8 +66,7 @@ impl crate::Engine {
         let cfg = &self.inner.cfg;
         let procs = PROCS.get_or_init(|| {
             let text = std::fs::read_to_string(cfg.proc_root.join("self/cgroup")).ok()?;
-            let v2 = crate::system::cgroup_version(&cfg.cgroup_root) == "2";
-            own_procs_file(&cfg.cgroup_root, &text, v2)
+            own_procs_file(&cfg.cgroup_root, &text, self.cgroup_v2())
         });
         let Some(procs) = procs.clone() else {
             return;

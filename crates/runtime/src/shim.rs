@@ -241,6 +241,9 @@ struct Shim {
     /// Allocated at the first output: a container that prints nothing costs nothing for it (memory per
     /// running container is what a host with many containers pays).
     io_buf: Vec<u8>,
+    /// The cgroup files an exec joins through (`tasks` on v1, `cgroup.procs` on v2), found at the first
+    /// exec: the init's cgroups, the shim's and the mounts do not change while the container runs.
+    exec_cgroups: Option<(Vec<PathBuf>, Vec<PathBuf>)>,
 }
 
 /// How much output one read takes (a pipe holds 64 KiB by default).
@@ -366,6 +369,7 @@ impl Shim {
             clients: Vec::new(),
             next_client: 1,
             io_buf: Vec::new(),
+            exec_cgroups: None,
         })
     }
 
@@ -729,27 +733,35 @@ impl Shim {
         let process: oci_spec::runtime::Process = serde_json::from_slice(&data)
             .map_err(|e| ShimError::Exec(format!("decode {}: {e}", process.display())))?;
         let init = self.procs[0].pid;
-        let (mut stdio, terminal) = if tty {
+        let cgroups = match &self.exec_cgroups {
+            Some(c) => c.clone(),
+            None => {
+                let c = berth_sys::launch::cgroup_targets_of(init)?;
+                self.exec_cgroups.insert(c).clone()
+            }
+        };
+        // A terminal's master comes back over `ours`; pipes keep our ends in `stdio`.
+        let (launch_stdio, terminal, stdio) = if tty {
             let (ours, theirs) = UnixStream::pair().map_err(io_err("socketpair"))?;
-            (None, Some((ours, theirs)))
+            (berth_sys::launch::Stdio::Terminal(theirs), Some(ours), None)
         } else {
-            (Some(pipes(open_stdin)?), None)
+            let mut st = pipes(open_stdin)?;
+            let fds = st
+                .child
+                .take()
+                .ok_or_else(|| ShimError::Exec("no stdio for the process".into()))?;
+            (berth_sys::launch::Stdio::Fds(fds), None, Some(st))
         };
-        let launch_stdio = match (&mut stdio, &terminal) {
-            (Some(st), _) => match st.child.take() {
-                Some(fds) => berth_sys::launch::Stdio::Fds(fds),
-                None => return Err(ShimError::Exec("no stdio for the process".into())),
-            },
-            (None, Some((_, theirs))) => berth_sys::launch::Stdio::Terminal(
-                theirs.try_clone().map_err(io_err("dup socket"))?,
-            ),
-            (None, None) => return Err(ShimError::Exec("no stdio for the process".into())),
-        };
-        let spec = exec_launch(&process, init, self.executor.filter.clone(), launch_stdio)?;
+        let spec = exec_launch(
+            &process,
+            init,
+            cgroups,
+            self.executor.filter.clone(),
+            launch_stdio,
+        )?;
         let pid = berth_sys::launch::launch(spec).map_err(|e| ShimError::Exec(e.to_string()))?;
         Ok(match (terminal, stdio) {
-            (Some((ours, theirs)), _) => {
-                drop(theirs);
+            (Some(ours), _) => {
                 let master = berth_sys::launch::receive_terminal(&ours)?;
                 if let Some((rows, cols)) = console_size {
                     let _ = berth_sys::fd::set_winsize(&master, rows, cols);
@@ -924,6 +936,7 @@ const EXEC_NAMESPACES: [nix::sched::CloneFlags; 6] = [
 fn exec_launch(
     process: &oci_spec::runtime::Process,
     init: i32,
+    (cgroup_tasks, cgroup_procs): (Vec<PathBuf>, Vec<PathBuf>),
     seccomp: Option<(berth_sys::seccomp::Program, u32)>,
     stdio: berth_sys::launch::Stdio,
 ) -> Result<berth_sys::launch::Launch, ShimError> {
@@ -931,12 +944,6 @@ fn exec_launch(
     let cstr = |s: &str, what: &str| {
         CString::new(s).map_err(|_| ShimError::Exec(format!("{what} {s:?} holds a NUL byte")))
     };
-    let read = |p: &str| std::fs::read_to_string(p).map_err(io_err(format!("read {p}")));
-    let (cgroup_tasks, cgroup_procs) = berth_sys::launch::cgroup_targets(
-        &read(&format!("/proc/{init}/cgroup"))?,
-        &read("/proc/self/cgroup")?,
-        &berth_sys::launch::cgroup_mounts(&read("/proc/self/mountinfo")?),
-    );
     let set = |s: &Option<oci_spec::runtime::Capabilities>| -> caps::CapsHashSet {
         s.iter().flatten().filter_map(|c| caps_name(*c)).collect()
     };

@@ -123,10 +123,10 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), crate::SysError> {
         .map_err(|e| crate::SysError::os("pipe2", "exec", e))
 }
 
-/// Reports `msg` on the error pipe and leaves.
-fn fail(err_w: &OwnedFd, msg: &str, code: i32) -> ! {
+/// Reports `msg` on the error pipe and leaves (the caller reads the message, not the status).
+fn fail(err_w: &OwnedFd, msg: &str) -> ! {
     let _ = nix::unistd::write(err_w, msg.as_bytes());
-    exit_now(code)
+    exit_now(1)
 }
 
 fn exit_now(code: i32) -> ! {
@@ -139,13 +139,13 @@ fn exit_now(code: i32) -> ! {
 fn joiner(l: Launch, err_w: OwnedFd, pid_w: OwnedFd) -> ! {
     for f in &l.cgroup_tasks {
         if let Err(e) = std::fs::write(f, "0") {
-            fail(&err_w, &format!("join cgroup {}: {e}", f.display()), 1);
+            fail(&err_w, &format!("join cgroup {}: {e}", f.display()));
         }
     }
     let me = std::process::id().to_string();
     for f in &l.cgroup_procs {
         if let Err(e) = std::fs::write(f, &me) {
-            fail(&err_w, &format!("join cgroup {}: {e}", f.display()), 1);
+            fail(&err_w, &format!("join cgroup {}: {e}", f.display()));
         }
     }
     for (fd, kind) in &l.namespaces {
@@ -153,21 +153,18 @@ fn joiner(l: Launch, err_w: OwnedFd, pid_w: OwnedFd) -> ! {
             fail(
                 &err_w,
                 &format!("join the container's {kind:?} namespace: {e}"),
-                1,
             );
         }
     }
     // SAFETY: this process is a single-threaded fork (see `launch`).
     match unsafe { nix::unistd::fork() } {
-        Err(e) => fail(&err_w, &format!("fork in the container: {e}"), 1),
+        Err(e) => fail(&err_w, &format!("fork in the container: {e}")),
         Ok(ForkResult::Child) => {
             drop(pid_w);
-            let msg = match process(l) {
+            match process(l) {
                 Ok(never) => match never {},
-                Err(m) => m,
-            };
-            let code = if msg.contains("not found") { 127 } else { 126 };
-            fail(&err_w, &msg, code)
+                Err(msg) => fail(&err_w, &msg),
+            }
         }
         Ok(ForkResult::Parent { child }) => {
             let mut f = std::fs::File::from(pid_w);
@@ -504,6 +501,17 @@ pub fn cgroup_targets(
         }
     }
     (tasks, procs)
+}
+
+/// [`cgroup_targets`] for an exec into the container whose init is `init`, as seen from this process.
+pub fn cgroup_targets_of(init: i32) -> Result<(Vec<PathBuf>, Vec<PathBuf>), crate::SysError> {
+    let read =
+        |p: String| std::fs::read_to_string(&p).map_err(|e| crate::SysError::io("read", &p, e));
+    Ok(cgroup_targets(
+        &read(format!("/proc/{init}/cgroup"))?,
+        &read("/proc/self/cgroup".into())?,
+        &cgroup_mounts(&read("/proc/self/mountinfo".into())?),
+    ))
 }
 
 /// A cgroup filesystem mount: its directory, whether it is cgroup2, and (v1) the controllers or `name=`

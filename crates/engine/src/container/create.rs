@@ -98,7 +98,6 @@ pub fn merge_image_config(cfg: &mut ContainerConfig, image: &Value) {
     }
 }
 
-/// Docker's checks on resources and modes, with Docker's messages.
 /// The container's log driver: `json-file` unless it asks for another (`""` is the default too).
 pub fn log_driver(hc: &HostConfig) -> &str {
     match hc.log_config.as_ref().and_then(|l| l.typ.as_deref()) {
@@ -107,6 +106,7 @@ pub fn log_driver(hc: &HostConfig) -> &str {
     }
 }
 
+/// Docker's checks on resources and modes, with Docker's messages.
 pub fn validate_host_config(hc: &mut HostConfig) -> Result<()> {
     let driver = log_driver(hc);
     if !matches!(driver, "json-file" | "none") {
