@@ -75,6 +75,7 @@ fn main() {
 }
 
 fn daemon(args: &[String]) -> i32 {
+    berth_sys::process::single_malloc_arena();
     let a = DaemonArgs::parse_from(args);
     let flags = berth_daemon::config::Flags {
         hosts: a.host,

@@ -85,7 +85,9 @@ pub(crate) struct Inner {
     pub net: network::NetServices,
     /// Serialises volume create and remove (name checks against the store).
     pub volume_lock: tokio::sync::Mutex<()>,
-    pub registry: berth_distribution::RegistryClient,
+    /// The registry client, made at the first pull, push, search or login (it loads the system's CA
+    /// certificates: memory a daemon that never talks to a registry does not need to hold).
+    pub registry: std::sync::OnceLock<berth_distribution::RegistryClient>,
     pub build_cache: build::CacheStore,
     pub started_at: chrono::DateTime<chrono::Utc>,
 }
@@ -129,7 +131,6 @@ impl Engine {
         let build_cache = build::CacheStore::open(db.clone())?;
         let net =
             network::NetServices::new(cfg.network.clone(), net, network::NetworkStore::open(db)?);
-        let registry = registry::client(&cfg.registry, &cfg.data_root)?;
         let engine = Engine {
             inner: Arc::new(Inner {
                 cfg,
@@ -141,7 +142,7 @@ impl Engine {
                 volumes,
                 net,
                 volume_lock: tokio::sync::Mutex::new(()),
-                registry,
+                registry: std::sync::OnceLock::new(),
                 build_cache,
                 started_at: chrono::Utc::now(),
             }),

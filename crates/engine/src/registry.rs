@@ -36,14 +36,27 @@ pub fn client(cfg: &RegistryConfig, data_root: &std::path::Path) -> Result<Regis
 }
 
 impl Engine {
-    fn registry_for(&self, reference: &Reference, cred: Option<Credential>) -> RegistryClient {
+    /// The daemon's registry client, built at first use.
+    fn registry(&self) -> Result<&RegistryClient> {
+        if let Some(c) = self.inner.registry.get() {
+            return Ok(c);
+        }
+        let c = client(&self.inner.cfg.registry, &self.inner.cfg.data_root)?;
+        Ok(self.inner.registry.get_or_init(|| c))
+    }
+
+    fn registry_for(
+        &self,
+        reference: &Reference,
+        cred: Option<Credential>,
+    ) -> Result<RegistryClient> {
         let domain = reference
             .full()
             .split('/')
             .next()
             .unwrap_or("docker.io")
             .to_string();
-        self.inner.registry.with_credential(&domain, cred)
+        Ok(self.registry()?.with_credential(&domain, cred))
     }
 
     /// `pull --all-tags`: every tag of `repository` (which names no tag), one pull each.
@@ -61,7 +74,7 @@ impl Engine {
                 "tag can't be used with --all-tags/-a".into(),
             ));
         }
-        let client = self.registry_for(&r, cred.clone());
+        let client = self.registry_for(&r, cred.clone())?;
         let tags = client.tags(&r).await?;
         let mut out = Vec::new();
         for t in tags {
@@ -85,7 +98,7 @@ impl Engine {
             Some((d, _)) if d.contains('.') || d.contains(':') || d == "localhost" => d,
             _ => "docker.io",
         };
-        let client = self.inner.registry.with_credential(domain, cred);
+        let client = self.registry()?.with_credential(domain, cred);
         Ok(client.search(term, limit).await?)
     }
 
@@ -102,7 +115,7 @@ impl Engine {
             Some(p) => Platform::parse(p).map_err(|e| EngineError::Invalid(e.to_string()))?,
             None => Platform::host(),
         };
-        let client = self.registry_for(&r, cred);
+        let client = self.registry_for(&r, cred)?;
         let mut opts = PullOptions::default();
         if self.inner.cfg.registry.max_concurrent_downloads > 0 {
             opts.max_concurrent_downloads = self.inner.cfg.registry.max_concurrent_downloads;
@@ -139,7 +152,7 @@ impl Engine {
         let full = r.full();
         self.images_blocking(move |s| s.compress_layers_for_push(&full))
             .await?;
-        let client = self.registry_for(&r, cred);
+        let client = self.registry_for(&r, cred)?;
         let mut opts = PushOptions::default();
         if self.inner.cfg.registry.max_concurrent_uploads > 0 {
             opts.max_concurrent_uploads = self.inner.cfg.registry.max_concurrent_uploads;
@@ -159,7 +172,7 @@ impl Engine {
     /// Check credentials against a registry (`docker login`); nothing is stored by the daemon.
     pub async fn login(&self, server: &str, username: &str, password: &str) -> Result<String> {
         let (registry, _) = berth_distribution::registry_key(server);
-        let client = self.inner.registry.with_credential(&registry, None);
+        let client = self.registry()?.with_credential(&registry, None);
         Ok(client
             .check_login(&registry, username, password)
             .await?
