@@ -2,17 +2,18 @@
 # Regenerate crates/berth/link/hot-symbols.txt: the functions `berth` runs when the daemon starts and serves
 # common calls, and when the CLI runs them, in the order the linker should place them (see crates/berth/build.rs).
 #
-# It builds an unstripped release `berth` (target/orderfile), runs a daemon and a round of CLI commands under
-# valgrind's callgrind (which records every function that executed), and writes the executed functions of the
-# berth binary: the daemon's first, then the CLI's. Run it as root after a change of toolchain or dependencies
+# It builds the release `berth` (the release profile keeps the symbol table), runs a daemon and a round of CLI
+# commands under valgrind's callgrind (which records every function that executed), and writes the executed
+# functions of the berth binary: the daemon's first, then the CLI's. Run it as root after a change of toolchain or dependencies
 # (symbol names carry a hash of the crate's build, so a new rustc renames them all and the list stops
 # matching: nothing breaks, the binary is only laid out as without the list). About two minutes plus the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
-CARGO_PROFILE_RELEASE_STRIP=false CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/orderfile} \
-  cargo build --release -p berth --bins
-B=$(realpath "${CARGO_TARGET_DIR:-target/orderfile}")/release/berth
+# The very build that is shipped: symbol names carry a hash of the build's settings, so a binary built with
+# other settings (say, unstripped) names its functions differently.
+cargo build --release -p berth --bins
+B=$(realpath "${CARGO_TARGET_DIR:-target}")/release/berth
 W=$(mktemp -d /tmp/bof.XXXXXX)
 table=berth_orderfile_$$
 cleanup() {
