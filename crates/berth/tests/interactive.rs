@@ -244,3 +244,44 @@ fn sig_proxy_forwards_signals_to_a_container_without_a_terminal() {
     assert!(rest.contains("got TERM"), "{rest}");
     assert_eq!(status.code(), Some(7));
 }
+
+#[test]
+fn an_attached_client_slower_than_the_container_gets_every_byte() {
+    // The container writes 48 MiB at once; the client reads nothing for 3 seconds, then everything. The output
+    // waits for the client (it used to be dropped once the client was a few hundred chunks behind).
+    let d = Daemon::start();
+    d.import_busybox_full();
+    let size: usize = 48 << 20;
+    let mut child = d
+        .berth_cmd()
+        .args(["run", "--rm", "busybox", "sh", "-c"])
+        .arg(format!(
+            "yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c {size}"
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let mut out = child.stdout.take().unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut lines_ok = true;
+    loop {
+        let n = std::io::Read::read(&mut out, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        // Every byte is where `yes` put it: 37-byte lines, so a lost chunk would also break the pattern.
+        for (i, b) in buf[..n].iter().enumerate() {
+            let want = b"0123456789abcdefghijklmnopqrstuvwxyz\n"[(got + i) % 37];
+            lines_ok &= *b == want;
+        }
+        got += n;
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(got, size, "{}", d.log());
+    assert!(lines_ok, "the output is not what the container wrote");
+    assert_eq!(status.code(), Some(0));
+    assert!(!d.log().contains("took no output"), "{}", d.log());
+}

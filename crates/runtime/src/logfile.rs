@@ -58,7 +58,7 @@ impl LogWriter {
             let held = self.partial[idx].len();
             let room = MAX_LINE - held;
             let window = &rest[..rest.len().min(room)];
-            let cut = match window.iter().position(|&b| b == b'\n') {
+            let cut = match find_newline(window) {
                 Some(p) => p + 1,
                 None if window.len() == room => room,
                 None => {
@@ -156,10 +156,22 @@ impl LogWriter {
 fn encode_entry(out: &mut Vec<u8>, line: &[u8], stream: &str, time: &str) {
     out.reserve(line.len() + 64);
     out.extend_from_slice(b"{\"log\":\"");
-    for chunk in line.utf8_chunks() {
-        escape_into(out, chunk.valid().as_bytes());
-        if !chunk.invalid().is_empty() {
-            out.extend_from_slice("\u{FFFD}".as_bytes());
+    // Most lines are printable ASCII ending in a newline: those are copied whole, without the UTF-8 walk.
+    let (body, newline) = match line.split_last() {
+        Some((b'\n', body)) => (body, true),
+        _ => (line, false),
+    };
+    if plain_ascii(body) {
+        out.extend_from_slice(body);
+        if newline {
+            out.extend_from_slice(b"\\n");
+        }
+    } else {
+        for chunk in line.utf8_chunks() {
+            escape_into(out, chunk.valid().as_bytes());
+            if !chunk.invalid().is_empty() {
+                out.extend_from_slice("\u{FFFD}".as_bytes());
+            }
         }
     }
     out.extend_from_slice(b"\",\"stream\":\"");
@@ -167,6 +179,31 @@ fn encode_entry(out: &mut Vec<u8>, line: &[u8], stream: &str, time: &str) {
     out.extend_from_slice(b"\",\"time\":\"");
     out.extend_from_slice(time.as_bytes());
     out.extend_from_slice(b"\"}\n");
+}
+
+/// Whether `s` is ASCII that a JSON string holds as it is (no control character, quote or backslash). Written
+/// without an early exit so that the compiler checks many bytes per instruction.
+fn plain_ascii(s: &[u8]) -> bool {
+    s.iter().fold(0u8, |bad, &b| {
+        bad | u8::from(!(0x20..0x80).contains(&b) || b == b'"' || b == b'\\')
+    }) == 0
+}
+
+/// The index of the first newline in `s`, looked for 32 bytes at a time.
+fn find_newline(s: &[u8]) -> Option<usize> {
+    let mut chunks = s.chunks_exact(32);
+    let mut base = 0;
+    for c in &mut chunks {
+        if c.iter().fold(false, |any, &b| any | (b == b'\n')) {
+            return c.iter().position(|&b| b == b'\n').map(|p| base + p);
+        }
+        base += 32;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|p| base + p)
 }
 
 /// How `serde_json` escapes a byte of a string: 0 for none, else the letter after the backslash (`u` for
@@ -283,6 +320,18 @@ mod tests {
             Vec::new(),
         ];
         lines.push(vec![0u8; 100]);
+        // Each byte value inside an otherwise plain line, with and without the newline, so that both the
+        // plain-ASCII copy and the escaping walk are compared with serde_json.
+        for b in 0u8..=255 {
+            let mut l = b"a long enough line of plain text ".to_vec();
+            l.push(b);
+            l.extend_from_slice(b" more text");
+            lines.push(l.clone());
+            l.push(b'\n');
+            lines.push(l);
+        }
+        lines.push(b"\n".to_vec());
+        lines.push(b"two\n\n".to_vec());
         for line in &lines {
             let mut got = Vec::new();
             encode_entry(&mut got, line, "stderr", "2026-11-28T00:00:00.000000001Z");
@@ -298,6 +347,22 @@ mod tests {
                 String::from_utf8_lossy(&want),
                 "{line:?}"
             );
+        }
+    }
+
+    #[test]
+    fn newlines_are_found_wherever_they_are() {
+        for len in [0usize, 1, 31, 32, 33, 64, 100] {
+            let none = vec![b'x'; len];
+            assert_eq!(find_newline(&none), None, "{len}");
+            for at in 0..len {
+                let mut s = none.clone();
+                s[at] = b'\n';
+                if at + 5 < len {
+                    s[at + 5] = b'\n';
+                }
+                assert_eq!(find_newline(&s), Some(at), "{len} {at}");
+            }
         }
     }
 

@@ -4,8 +4,9 @@ use super::{Handle, Status};
 use crate::error::{EngineError, Result};
 use crate::Engine;
 use bytes::Bytes;
-use std::sync::Arc;
-use tokio::sync::broadcast;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// One piece of a container's output, or its end.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,10 +17,63 @@ pub enum Output {
     Exit(i32),
 }
 
+/// How many chunks (up to 64 KiB each) wait for one attached client before the container's output waits.
+const QUEUE: usize = 64;
+/// How long the container's output waits for an attached client that takes nothing before that client is
+/// dropped (its stream ends; the log keeps everything). Shorter than the shim's own timeout for the daemon.
+const STALL: Duration = Duration::from_secs(5);
+
+/// A container's output fan-out. Each attached client has its own queue, and when one is full the output
+/// waits for that client, as Docker's does: an attached client that is merely slower than the container
+/// receives every byte (the container's writes are slowed down instead). A client that takes nothing for
+/// [`STALL`] is dropped, so that a stuck client cannot stop a container.
+#[derive(Default)]
+pub(crate) struct Fanout {
+    subs: Mutex<Vec<mpsc::Sender<Output>>>,
+}
+
+impl Fanout {
+    pub(crate) fn subscribe(&self) -> mpsc::Receiver<Output> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        if let Ok(mut subs) = self.subs.lock() {
+            subs.push(tx);
+        }
+        rx
+    }
+
+    /// Hand `o` to every attached client, waiting (up to [`STALL`] each) for those whose queue is full.
+    pub(crate) async fn send(&self, id: &str, o: Output) {
+        let subs: Vec<mpsc::Sender<Output>> = match self.subs.lock() {
+            Ok(mut subs) => {
+                subs.retain(|s| !s.is_closed());
+                subs.clone()
+            }
+            Err(_) => return,
+        };
+        let mut dropped = Vec::new();
+        for s in &subs {
+            let o = match s.try_send(o.clone()) {
+                Ok(()) => continue,
+                Err(mpsc::error::TrySendError::Closed(_)) => continue,
+                Err(mpsc::error::TrySendError::Full(o)) => o,
+            };
+            if !matches!(tokio::time::timeout(STALL, s.send(o)).await, Ok(Ok(()))) {
+                tracing::warn!(%id, "an attached client took no output for {}s: detached it", STALL.as_secs());
+                dropped.push(s.clone());
+            }
+        }
+        if !dropped.is_empty() {
+            if let Ok(mut subs) = self.subs.lock() {
+                subs.retain(|s| !dropped.iter().any(|d| d.same_channel(s)));
+            }
+        }
+    }
+}
+
 /// A live attachment.
 pub struct AttachStream {
     pub handle: Arc<Handle>,
-    rx: broadcast::Receiver<Output>,
+    rx: mpsc::Receiver<Output>,
     /// Whether the container was running (or about to be started) when attached.
     pub live: bool,
 }
@@ -30,15 +84,9 @@ impl AttachStream {
         if !self.live {
             return None;
         }
-        loop {
-            match self.rx.recv().await {
-                Ok(Output::Exit(_)) => return None,
-                Ok(o) => return Some(o),
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(id = %self.handle.id, "attached client fell behind; {n} chunks dropped");
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
+        match self.rx.recv().await {
+            Some(Output::Exit(_)) | None => None,
+            Some(o) => Some(o),
         }
     }
 }

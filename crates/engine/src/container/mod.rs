@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 /// Docker's zero time, shown for "never".
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -167,7 +167,7 @@ pub struct WaitState {
 pub struct Handle {
     pub id: String,
     pub(crate) record: Mutex<Record>,
-    pub(crate) output: broadcast::Sender<Output>,
+    pub(crate) output: attach::Fanout,
     pub(crate) wait: watch::Sender<WaitState>,
     /// Serialises start, stop, kill-and-remove on one container.
     pub(crate) op: tokio::sync::Mutex<()>,
@@ -179,9 +179,6 @@ pub struct Handle {
 
 impl Handle {
     pub(crate) fn new(rec: Record) -> Arc<Handle> {
-        // tokio allocates every slot up front: 512 chunks (up to 16 MiB of output) per container is plenty of
-        // slack for attached clients and keeps an idle container cheap in the daemon.
-        let (output, _) = broadcast::channel(512);
         let ws = WaitState {
             running: matches!(
                 rec.state.status,
@@ -196,7 +193,7 @@ impl Handle {
         Arc::new(Handle {
             id: rec.id.clone(),
             record: Mutex::new(rec),
-            output,
+            output: attach::Fanout::default(),
             wait,
             op: tokio::sync::Mutex::new(()),
             stdin: Mutex::new(None),

@@ -299,8 +299,8 @@ impl Engine {
             let exit: Option<ExitStatus> = loop {
                 tokio::select! {
                     frame = conn.next() => match frame {
-                        Ok(Some((Kind::Stdout, d))) => { let _ = h.output.send(Output::Stdout(d.into())); }
-                        Ok(Some((Kind::Stderr, d))) => { let _ = h.output.send(Output::Stderr(d.into())); }
+                        Ok(Some((Kind::Stdout, d))) => h.output.send(&h.id, Output::Stdout(d.into())).await,
+                        Ok(Some((Kind::Stderr, d))) => h.output.send(&h.id, Output::Stderr(d.into())).await,
                         Ok(Some((Kind::Exit, d))) => break serde_json::from_slice(&d).ok(),
                         Ok(Some(_)) => {}
                         Ok(None) | Err(_) => break None,
@@ -365,7 +365,7 @@ impl Engine {
         }
         self.container_event(h, "die", &[("exitCode", status.exit_code.to_string())]);
         self.volume_mount_events(&h.record(), "unmount");
-        let _ = h.output.send(Output::Exit(status.exit_code));
+        h.output.send(&h.id, Output::Exit(status.exit_code)).await;
         h.publish_wait();
         if self.maybe_restart(h, status.exit_code) {
             return;
