@@ -68,6 +68,26 @@ impl Fanout {
             }
         }
     }
+
+    /// Hand the container's exit to every attached client and let them go: an attachment ends at the exit. It
+    /// does not wait: a client whose queue is full gets the exit once it has taken what is queued, or is
+    /// detached after [`STALL`], without holding up the recording of the exit.
+    pub(crate) fn finish(&self, id: &str, o: Output) {
+        let subs = match self.subs.lock() {
+            Ok(mut subs) => std::mem::take(&mut *subs),
+            Err(_) => return,
+        };
+        for s in subs {
+            if let Err(mpsc::error::TrySendError::Full(o)) = s.try_send(o.clone()) {
+                let id = id.to_string();
+                tokio::spawn(async move {
+                    if tokio::time::timeout(STALL, s.send(o)).await.is_err() {
+                        tracing::warn!(%id, "an attached client took no output for {}s: detached it", STALL.as_secs());
+                    }
+                });
+            }
+        }
+    }
 }
 
 /// A live attachment.

@@ -365,7 +365,7 @@ impl Engine {
         }
         self.container_event(h, "die", &[("exitCode", status.exit_code.to_string())]);
         self.volume_mount_events(&h.record(), "unmount");
-        h.output.send(&h.id, Output::Exit(status.exit_code)).await;
+        h.output.finish(&h.id, Output::Exit(status.exit_code));
         h.publish_wait();
         if self.maybe_restart(h, status.exit_code) {
             return;
