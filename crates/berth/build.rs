@@ -61,14 +61,9 @@ fn default_lld() -> bool {
         return false;
     };
     let text = String::from_utf8_lossy(&out.stdout);
-    let Some(release) = text.lines().find_map(|l| l.strip_prefix("release: ")) else {
-        return false;
-    };
-    let mut parts = release
-        .split(['.', '-'])
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (major, minor) >= (1, 90)
+    text.lines()
+        .find_map(|l| l.strip_prefix("release: "))
+        .is_some_and(|v| at_least(v, (1, 90)))
 }
 
 /// Whether the C library the binary will run with reads packed relocations (glibc 2.36 and later; the binary
@@ -78,9 +73,15 @@ fn glibc_has_relr() -> bool {
         return false;
     };
     let text = String::from_utf8_lossy(&out.stdout);
-    let Some(v) = text.trim().strip_prefix("glibc ") else {
-        return false;
-    };
-    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (2, 36)
+    text.trim()
+        .strip_prefix("glibc ")
+        .is_some_and(|v| at_least(v, (2, 36)))
+}
+
+/// Whether a version such as `1.95.0` or `2.36` is at least `min` (major, minor).
+fn at_least(version: &str, min: (u32, u32)) -> bool {
+    let mut parts = version
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= min
 }

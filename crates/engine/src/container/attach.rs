@@ -41,7 +41,8 @@ impl Fanout {
         rx
     }
 
-    /// Hand `o` to every attached client, waiting (up to [`STALL`] each) for those whose queue is full.
+    /// Hand `o` to every attached client, waiting for those whose queue is full, all within one [`STALL`]
+    /// (so that however many clients are stuck, the shim's writes never wait for longer).
     pub(crate) async fn send(&self, id: &str, o: Output) {
         let subs: Vec<mpsc::Sender<Output>> = match self.subs.lock() {
             Ok(mut subs) => {
@@ -50,6 +51,7 @@ impl Fanout {
             }
             Err(_) => return,
         };
+        let deadline = tokio::time::Instant::now() + STALL;
         let mut dropped = Vec::new();
         for s in &subs {
             let o = match s.try_send(o.clone()) {
@@ -57,8 +59,11 @@ impl Fanout {
                 Err(mpsc::error::TrySendError::Closed(_)) => continue,
                 Err(mpsc::error::TrySendError::Full(o)) => o,
             };
-            if !matches!(tokio::time::timeout(STALL, s.send(o)).await, Ok(Ok(()))) {
-                tracing::warn!(%id, "an attached client took no output for {}s: detached it", STALL.as_secs());
+            if !matches!(
+                tokio::time::timeout_at(deadline, s.send(o)).await,
+                Ok(Ok(()))
+            ) {
+                warn_stalled(id);
                 dropped.push(s.clone());
             }
         }
@@ -82,12 +87,16 @@ impl Fanout {
                 let id = id.to_string();
                 tokio::spawn(async move {
                     if tokio::time::timeout(STALL, s.send(o)).await.is_err() {
-                        tracing::warn!(%id, "an attached client took no output for {}s: detached it", STALL.as_secs());
+                        warn_stalled(&id);
                     }
                 });
             }
         }
     }
+}
+
+fn warn_stalled(id: &str) {
+    tracing::warn!(%id, "an attached client took no output for {}s: detached it", STALL.as_secs());
 }
 
 /// A live attachment.
