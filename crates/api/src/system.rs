@@ -130,7 +130,7 @@ pub async fn info(State(st): State<AppState>) -> ApiResult<Response> {
         "Labels": [],
         "ExperimentalBuild": false,
         "ServerVersion": st.version,
-        "Runtimes": {"berth": {"path": "berth shim (libcontainer)"}},
+        "Runtimes": {"berth": {"path": "berth shim"}},
         "DefaultRuntime": "berth",
         "LiveRestoreEnabled": true,
         "Isolation": "",

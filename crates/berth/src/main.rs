@@ -1,7 +1,7 @@
 //! The `berth` binary: the CLI, plus `berth daemon` and the hidden `berth shim <state-dir>`.
 //!
-//! The shim is dispatched before anything else runs (no async runtime, no threads), because it creates
-//! containers with `libcontainer`, which clones the process.
+//! The shim is dispatched before anything else runs (no async runtime, no threads), because it clones
+//! containers' processes from itself (`berth_sys::container`, `berth_sys::launch`).
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -97,11 +97,8 @@ fn daemon(args: &[String]) -> i32 {
             return 1;
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(format!(
-        "{},libcontainer=warn,libcgroups=warn",
-        cfg.log_level
-    ))
-    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

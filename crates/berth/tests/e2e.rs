@@ -679,6 +679,45 @@ fn import_refuses_a_tarball_that_escapes() {
 }
 
 #[test]
+fn the_runtime_keeps_mounts_inside_the_root_and_kernel_files_read_only() {
+    let d = Daemon::start();
+    d.import_busybox_full();
+    // An image whose /evil is a symlink to a host path: a runtime that followed it would create (and mount
+    // on) a directory of the host's.
+    let host = d.dir.path().join("outside-the-root");
+    let host_s = host.to_str().unwrap();
+    ok(&d.berth(&[
+        "run", "--name", "mk", "busybox", "ln", "-s", host_s, "/evil",
+    ]));
+    ok(&d.berth(&["commit", "mk", "evil:1"]));
+    let script = format!(
+        "grep -q ' {host_s}/sub ' /proc/self/mountinfo && echo tmpfs-inside-the-root; \
+         (touch /sys/fs/cgroup/x) 2>/dev/null || echo cgroup-ro; \
+         (mkdir /sys/fs/cgroup/pids/x || mkdir /sys/fs/cgroup/x) 2>/dev/null || echo cgroups-ro; \
+         wc -c < /proc/timer_list; \
+         (echo x > /proc/sys/kernel/domainname) 2>/dev/null || echo proc-sys-ro; \
+         ls -l /dev/null | cut -c1-10; echo $$"
+    );
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "--tmpfs",
+        "/evil/sub",
+        "evil:1",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(
+        text(&out.stdout),
+        "tmpfs-inside-the-root\ncgroup-ro\ncgroups-ro\n0\nproc-sys-ro\ncrw-rw-rw-\n1\n",
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!host.exists(), "{} was created on the host", host.display());
+}
+
+#[test]
 fn runc_runs_the_bundle_berth_generated_with_the_same_result() {
     let d = Daemon::start();
     d.import_busybox();

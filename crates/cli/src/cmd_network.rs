@@ -11,6 +11,7 @@ use hyper::Method;
 use serde_json::{json, Map, Value};
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum NetworkCmd {
     /// Create a network
     Create(CreateArgs),

@@ -55,6 +55,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Cmd {
     /// Create and run a new container from an image
     Run(cmd_container::RunArgs),
@@ -169,6 +170,7 @@ pub enum Cmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ContainerCmd {
     Run(cmd_container::RunArgs),
     Create(cmd_container::CreateArgs),
@@ -192,6 +194,7 @@ pub enum ContainerCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ImageCmd {
     #[command(alias = "list")]
     Ls(cmd_image::ImagesArgs),
@@ -210,6 +213,7 @@ pub enum ImageCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum BuilderCmd {
     /// Build an image from a Dockerfile
     Build(Box<cmd_build::BuildArgs>),
@@ -218,6 +222,7 @@ pub enum BuilderCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum SystemCmd {
     /// Show berth disk usage
     Df(cmd_system::DfArgs),

@@ -1,21 +1,17 @@
-//! Hiding the kernel's cgroup-attach latency.
+//! Hiding the kernel's cgroup-attach latency from execs on cgroup v2.
 //!
 //! Moving a process into a cgroup by writing `cgroup.procs` takes the global `cgroup_threadgroup_rwsem`
 //! for writing; when no writer came by for a while the kernel first waits for an RCU grace period
-//! (7-16 ms measured on this project's VMs), and writers arriving within the next grace period pass
-//! straight through. Every container start attaches its init to its cgroups (the runtime's intermediate
-//! process writes `cgroup.procs` once per v1 hierarchy, or once on v2), so a start pays that wait, in
-//! series, in the middle of its critical path. Docker and Podman pay it too. (On cgroup v2 hosts mounted
-//! with `favordynmods` it is gone; `CLONE_INTO_CGROUP` would avoid it on v2 but not on v1 hierarchies.)
+//! (5-40 ms measured on this project's VMs) while holding the cgroup mutex, and writers arriving within
+//! the next grace period pass straight through. Docker and Podman pay that wait on every start.
 //!
-//! [`crate::Engine::warm_cgroup_attach`] starts that wait early, in parallel with the rest of the start (reading the image,
-//! writing the spec, launching the shim): it "moves" the daemon into the cgroup it is already in, a
-//! no-op that takes the same lock. By the time the runtime attaches the container, the grace period has
-//! passed and its writes are fast. The engine calls it at create and at start (and for execs at both
-//! steps on cgroup v2): each writer keeps the fast path open for at least one more grace period, so the
-//! runtime's attach lands inside it even when the client pauses between the two calls. An exec on cgroup
-//! v1 takes no such lock at all: the shim's launcher moves its one thread through `tasks` (see
-//! `berth_sys::launch`), so there is nothing to warm.
+//! berth's runtime never takes that path for a container's init: on v1 the init moves its one thread
+//! through `tasks` (no global lock), on v2 it is cloned straight into its cgroup (`CLONE_INTO_CGROUP`);
+//! see `berth_sys::container`. An exec on v1 moves by thread too. Only an exec on v2 writes `cgroup.procs`
+//! ([`berth_sys::launch`]), so for it [`crate::Engine::warm_cgroup_attach`] starts the wait early, at exec
+//! create and exec start, in parallel with the rest: it "moves" the daemon into the cgroup it is already
+//! in, a no-op that takes the same lock. It must not run at container start: holding the cgroup mutex
+//! for a grace period, it would stall the shim's `mkdir` of the container's cgroups.
 
 use std::path::{Path, PathBuf};
 

@@ -41,7 +41,7 @@ use tokio::sync::RwLock;
 pub struct Config {
     /// `--data-root`: images, snapshots, container dirs, metadata.redb.
     pub data_root: PathBuf,
-    /// `--exec-root`: shim sockets and state, libcontainer state.
+    /// `--exec-root`: shim sockets and state.
     pub exec_root: PathBuf,
     /// The program that is run as `PROGRAM shim <state-dir>`.
     pub shim_program: PathBuf,
@@ -65,8 +65,9 @@ pub struct Config {
     pub network: network::NetworkConfig,
 }
 
-/// The longest `--exec-root` that keeps every socket below it within the kernel's 108-byte limit.
-pub const MAX_EXEC_ROOT_LEN: usize = 24;
+/// The longest `--exec-root` that keeps every socket below it within the kernel's 108-byte limit: the
+/// longest is a shim's control socket, `<exec-root>/s/<24 characters of the id>` plus the final NUL.
+pub const MAX_EXEC_ROOT_LEN: usize = 108 - "/s/".len() - 24 - 1;
 
 /// The engine; cheap to clone.
 #[derive(Clone)]
@@ -95,8 +96,8 @@ pub(crate) struct Inner {
 impl Engine {
     /// Open the stores under the data root and reconnect to containers that kept running.
     pub async fn open(cfg: Config, net: network::NetDeps) -> Result<Engine> {
-        // libcontainer puts `<exec-root>/rt/<64-hex id>/notify.sock` on a unix socket, whose paths are limited
-        // to 108 bytes; refuse an exec root that would make starts fail later.
+        // Shim sockets live below the exec root and unix socket paths are limited to 108 bytes: refuse an
+        // exec root that would make starts fail later.
         let len = cfg.exec_root.as_os_str().len();
         if len > MAX_EXEC_ROOT_LEN {
             return Err(EngineError::Invalid(format!(

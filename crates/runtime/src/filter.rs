@@ -1,20 +1,14 @@
 //! Seccomp filters compiled once per profile instead of once per process.
 //!
-//! libcontainer compiles the spec's seccomp section with libseccomp inside every container's init and every
-//! exec'd process. For Docker's default profile on x86_64 (which also covers the x86 and x32 ABIs) that costs
-//! ~15 ms of CPU each time, a third of a container start. The daemon compiles it here instead, caches the
-//! program by the section's content, and hands the shim the exported BPF; the shim's executor loads it right
-//! before the container's process (or an exec'd one) runs its program.
+//! Compiling Docker's default profile with libseccomp on x86_64 (which also covers the x86 and x32 ABIs)
+//! costs ~15 ms of CPU, a third of what a container start used to cost. The daemon compiles each profile
+//! here, caches the program by the section's content, and hands the shim the exported BPF; the container's
+//! init and every exec'd process load it right before their program runs (`berth_sys::launch`): without
+//! `no_new_privileges` while they still hold CAP_SYS_ADMIN, before their capabilities are dropped; with
+//! it, as the very last step.
 //!
-//! The contract with the kernel and libcontainer:
-//! - [`take_from_spec`] removes the section from the spec the runtime sees, so libcontainer does not compile
-//!   it again, and returns the program. Profiles with `SCMP_ACT_NOTIFY` (which need libcontainer's listener
-//!   plumbing) are left in the spec.
-//! - Without `no_new_privileges`, loading a filter needs CAP_SYS_ADMIN, which libcontainer has already
-//!   dropped by the time the executor runs. So when the process would not hold it, CAP_SYS_ADMIN is added to
-//!   the *effective and permitted* sets only (never bounding, inheritable or ambient); the executor loads the
-//!   filter and then drops every capability the bounding set does not hold. An execve can only grant
-//!   capabilities from the bounding set, so the program starts with exactly the capabilities Docker gives.
+//! [`precompile`] refuses profiles with `SCMP_ACT_NOTIFY`: they need a seccomp agent listening on the
+//! spec's `listenerPath`, which berth does not run (nor does Docker).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,8 +17,7 @@ use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
 };
 use oci_spec::runtime::{
-    Arch, Capability, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag,
-    LinuxSeccompOperator, Spec,
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator, Spec,
 };
 use sha2::{Digest, Sha256};
 
@@ -43,6 +36,8 @@ pub enum FilterError {
     TraceErrno(u32),
     #[error("seccomp: writing the compiled filter: {0}")]
     Export(#[from] std::io::Error),
+    #[error("seccomp: SCMP_ACT_NOTIFY needs a seccomp agent listening on listenerPath, which berth does not run")]
+    Notify,
 }
 
 fn lib_err(what: impl Into<String>) -> impl FnOnce(libseccomp::error::SeccompError) -> FilterError {
@@ -124,7 +119,7 @@ fn compare(
     }
 }
 
-/// Whether the section uses the user-space notifier anywhere (left to libcontainer).
+/// Whether the section uses the user-space notifier anywhere (see [`precompile`]).
 fn uses_notify(s: &LinuxSeccomp) -> bool {
     s.default_action() == LinuxSeccompAction::ScmpActNotify
         || s.syscalls()
@@ -240,48 +235,17 @@ pub fn compile_cached(s: &LinuxSeccomp) -> Result<Arc<Vec<u8>>, FilterError> {
     Ok(c.entry(key).or_insert(program).clone())
 }
 
-/// Whether a spec with this section runs with a precompiled filter (and so lends CAP_SYS_ADMIN to the
-/// processes that load it).
-pub fn precompiles(section: Option<&LinuxSeccomp>) -> bool {
-    section.is_some_and(|s| !uses_notify(s))
-}
-
-/// Lends CAP_SYS_ADMIN to a process's effective and permitted sets for loading the filter, unless it
-/// runs with `no_new_privileges` (then loading needs no capability).
-pub fn lend_capability(process: &mut oci_spec::runtime::Process) {
-    if process.no_new_privileges() == Some(true) {
-        return;
-    }
-    if let Some(mut caps) = process.capabilities().clone() {
-        let mut effective = caps.effective().clone().unwrap_or_default();
-        effective.insert(Capability::SysAdmin);
-        caps.set_effective(Some(effective));
-        let mut permitted = caps.permitted().clone().unwrap_or_default();
-        permitted.insert(Capability::SysAdmin);
-        caps.set_permitted(Some(permitted));
-        process.set_capabilities(Some(caps));
-    }
-}
-
-/// Takes the seccomp section out of `spec` and compiles it (see the module docs); `None` when the spec
-/// has none or needs libcontainer's own handling (notify).
-pub fn take_from_spec(spec: &mut Spec) -> Result<Option<Compiled>, FilterError> {
-    let Some(section) = spec.linux().as_ref().and_then(|l| l.seccomp().clone()) else {
+/// Compiles the spec's seccomp section (see the module docs); `None` when it has none.
+pub fn precompile(spec: &Spec) -> Result<Option<Compiled>, FilterError> {
+    let Some(section) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
         return Ok(None);
     };
-    if !precompiles(Some(&section)) {
-        return Ok(None);
-    }
-    let program = compile_cached(&section)?;
-    if let Some(linux) = spec.linux_mut() {
-        linux.set_seccomp(None);
-    }
-    if let Some(process) = spec.process_mut() {
-        lend_capability(process);
+    if uses_notify(section) {
+        return Err(FilterError::Notify);
     }
     Ok(Some(Compiled {
-        flags: flags(&section),
-        program,
+        flags: flags(section),
+        program: compile_cached(section)?,
     }))
 }
 
@@ -314,75 +278,24 @@ mod tests {
     }
 
     #[test]
-    fn the_section_leaves_the_spec_and_sys_admin_is_lent_only_to_effective_and_permitted() {
+    fn the_spec_section_is_compiled_and_notify_profiles_are_refused() {
         let mut spec = Spec::default();
+        assert!(precompile(&spec).unwrap().is_none());
         let mut linux = spec.linux().clone().unwrap_or_default();
         linux.set_seccomp(Some(docker_default()));
-        spec.set_linux(Some(linux));
-        let mut process = spec.process().clone().unwrap();
-        let mut caps = process.capabilities().clone().unwrap();
-        let set: std::collections::HashSet<Capability> =
-            DEFAULT_CAPABILITIES.iter().copied().collect();
-        caps.set_bounding(Some(set.clone()));
-        caps.set_effective(Some(set.clone()));
-        caps.set_permitted(Some(set.clone()));
-        caps.set_inheritable(None);
-        caps.set_ambient(None);
-        process.set_capabilities(Some(caps));
-        process.set_no_new_privileges(None);
-        spec.set_process(Some(process));
-
-        let c = take_from_spec(&mut spec).unwrap().expect("compiled");
+        spec.set_linux(Some(linux.clone()));
+        let c = precompile(&spec).unwrap().expect("compiled");
         assert!(!c.program.is_empty());
-        assert!(spec.linux().as_ref().unwrap().seccomp().is_none());
-        let caps = spec
-            .process()
-            .as_ref()
-            .unwrap()
-            .capabilities()
-            .clone()
-            .unwrap();
-        assert!(caps
-            .effective()
-            .as_ref()
-            .unwrap()
-            .contains(&Capability::SysAdmin));
-        assert!(caps
-            .permitted()
-            .as_ref()
-            .unwrap()
-            .contains(&Capability::SysAdmin));
-        assert!(!caps
-            .bounding()
-            .as_ref()
-            .unwrap()
-            .contains(&Capability::SysAdmin));
-        assert!(caps.inheritable().is_none() && caps.ambient().is_none());
+        assert!(
+            spec.linux().as_ref().unwrap().seccomp().is_some(),
+            "the spec keeps its section"
+        );
 
-        // With no_new_privileges nothing is lent; without a section nothing changes.
-        let mut spec2 = Spec::default();
-        let mut linux = spec2.linux().clone().unwrap_or_default();
-        linux.set_seccomp(Some(docker_default()));
-        spec2.set_linux(Some(linux));
-        let mut process = spec2.process().clone().unwrap();
-        process.set_no_new_privileges(Some(true));
-        let before = process.capabilities().clone();
-        spec2.set_process(Some(process));
-        take_from_spec(&mut spec2).unwrap().expect("compiled");
-        assert_eq!(spec2.process().as_ref().unwrap().capabilities(), &before);
-        assert!(take_from_spec(&mut spec2).unwrap().is_none());
-    }
-
-    #[test]
-    fn notify_profiles_stay_with_libcontainer() {
         let mut s = docker_default();
         s.set_default_action(LinuxSeccompAction::ScmpActNotify);
-        let mut spec = Spec::default();
-        let mut linux = spec.linux().clone().unwrap_or_default();
         linux.set_seccomp(Some(s));
         spec.set_linux(Some(linux));
-        assert!(take_from_spec(&mut spec).unwrap().is_none());
-        assert!(spec.linux().as_ref().unwrap().seccomp().is_some());
+        assert!(matches!(precompile(&spec), Err(FilterError::Notify)));
     }
 
     #[test]

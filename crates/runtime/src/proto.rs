@@ -195,8 +195,6 @@ pub struct ShimConfig {
     pub lower: Vec<PathBuf>,
     pub upper: PathBuf,
     pub work: PathBuf,
-    /// libcontainer's state root for this daemon.
-    pub runtime_root: PathBuf,
     /// The control socket.
     pub socket: PathBuf,
     /// Where the exit status is recorded (atomically).

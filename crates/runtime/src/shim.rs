@@ -4,25 +4,25 @@
 //! `berth shim <state-dir>` with its stdout on a pipe. The shim:
 //! 1. starts its own session and becomes a child subreaper (the container init and every exec are cloned as
 //!    its children);
-//! 2. mounts the container's overlay root (idempotent) and creates the container with `libcontainer`, its
-//!    stdio on pipes the shim reads — or, with a terminal, on a pty whose master arrives on a console socket;
+//! 2. mounts the container's overlay root (idempotent), makes the container's cgroup with its limits, and
+//!    creates the container's init with berth's own runtime ([`crate::container`], `berth_sys::container`),
+//!    its stdio on pipes the shim reads — or, with a terminal, on a pty whose master the init sends back;
 //! 3. binds its control socket and answers one JSON line on stdout (`{"ok":true,"pid":N}` or the error), then
 //!    detaches its own stdio — from here on it needs nothing from the daemon;
 //! 4. loops on `poll`: the init's output goes to the json-file log and to attached connections; an exec's
 //!    output goes to the connection that asked for it; requests (start, kill, attach, resize, exec, stdin) are
 //!    served; `SIGCHLD` (via signalfd) reaps;
 //! 5. when the init has exited and its output is drained it records the status in `exit.json` (write, fsync,
-//!    rename), removes the container's cgroup and runtime state, unmounts the root, sends the `Exit` frame to
+//!    rename), removes the container's cgroup, unmounts the root, sends the `Exit` frame to
 //!    every connection and exits.
 //!
 //! It is single-threaded and small on purpose: memory per container is a benchmark figure.
 
+use crate::container::Cgroup;
 use crate::logfile::{now_rfc3339, LogWriter};
 use crate::proto::{self, Decoder, ExitStatus, Kind, Reply, Request, ShimConfig};
+use berth_sys::container::Created;
 use berth_sys::mount::{self, Overlay};
-use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::container::Container;
-use libcontainer::syscall::syscall::SyscallType;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
@@ -62,6 +62,8 @@ pub enum ShimError {
     Create(String),
     #[error("exec: {0}")]
     Exec(String),
+    #[error(transparent)]
+    Runtime(#[from] crate::container::RuntimeError),
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ShimError {
@@ -181,55 +183,13 @@ fn pipes(open_stdin: bool) -> Result<Stdio, ShimError> {
     })
 }
 
-/// A console socket: libcontainer connects to it and sends the pty master.
-struct Console {
-    path: PathBuf,
-    listener: UnixListener,
-}
-
-impl Console {
-    fn bind(path: PathBuf) -> Result<Console, ShimError> {
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path)
-            .map_err(io_err(format!("bind console socket {}", path.display())))?;
-        Ok(Console { path, listener })
-    }
-
-    /// Receive the pty master (after the container or exec was created).
-    fn receive(self) -> Result<File, ShimError> {
-        self.listener
-            .set_nonblocking(true)
-            .map_err(io_err("console socket"))?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let stream = loop {
-            match self.listener.accept() {
-                Ok((s, _)) => break s,
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
-                {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(e) => {
-                    return Err(ShimError::Io {
-                        what: "accept console socket".into(),
-                        source: e,
-                    })
-                }
-            }
-        };
-        stream
-            .set_nonblocking(false)
-            .map_err(io_err("console socket"))?;
-        let _ = std::fs::remove_file(&self.path);
-        let fd = berth_sys::fd::recv_fd(&stream)?;
-        Ok(File::from(fd))
-    }
-}
-
 struct Shim {
     cfg: ShimConfig,
-    executor: FilterExecutor,
-    container: Container,
+    /// The container's seccomp filter, loaded by its init and by every exec.
+    filter: Option<(berth_sys::seccomp::Program, u32)>,
+    /// The init, waiting for its start (taken at start).
+    created: Option<Created>,
+    cgroup: Cgroup,
     started: bool,
     listener: UnixListener,
     sigfd: SignalFd,
@@ -273,38 +233,68 @@ impl Shim {
     }
 
     fn create(cfg: ShimConfig) -> Result<Shim, ShimError> {
-        std::fs::create_dir_all(&cfg.runtime_root)
-            .map_err(io_err(format!("create {}", cfg.runtime_root.display())))?;
-        let executor = FilterExecutor::load(cfg.seccomp.as_ref())?;
-        let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
-            .with_executor(executor.clone())
-            .with_root_path(&cfg.runtime_root)
-            .map_err(|e| ShimError::Create(e.to_string()))?;
-        let (console, mut stdio) = if cfg.tty {
-            let c = Console::bind(console_path(&cfg.socket, "init"))?;
-            builder = builder.with_console_socket(Some(&c.path));
-            (Some(c), None)
-        } else {
-            (None, Some(pipes(cfg.open_stdin)?))
-        };
-        if let Some(st) = stdio.as_mut() {
-            if let Some([i, o, e]) = st.child.take() {
-                builder = builder.with_stdin(i).with_stdout(o).with_stderr(e);
+        let filter = load_filter(cfg.seccomp.as_ref())?;
+        let spec_path = cfg.bundle.join("config.json");
+        let data =
+            std::fs::read(&spec_path).map_err(io_err(format!("read {}", spec_path.display())))?;
+        let spec: oci_spec::runtime::Spec = serde_json::from_slice(&data)
+            .map_err(|e| ShimError::Create(format!("decode {}: {e}", spec_path.display())))?;
+        let linux = spec.linux().clone().unwrap_or_default();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+            .map_err(io_err("read /proc/self/mountinfo"))?;
+        let cgroup_mounts = berth_sys::launch::cgroup_mounts(&mountinfo);
+        let cgroup_path = linux
+            .cgroups_path()
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("/berth/{}", cfg.id)));
+        let cgroup = Cgroup::create(&cgroup_path, linux.resources().as_ref(), &cgroup_mounts)?;
+        let made = Self::create_init(&cfg, &spec, &cgroup, &cgroup_mounts, filter.clone());
+        let (created, init) = match made {
+            Ok(m) => m,
+            Err(e) => {
+                cgroup.remove();
+                return Err(e);
             }
-        }
-        let container = builder
-            .as_init(&cfg.bundle)
-            .with_systemd(false)
-            .with_detach(true)
-            .build()
-            .map_err(|e| ShimError::Create(error_chain(&e)))?;
-        let pid = container
-            .pid()
-            .map(|p| p.as_raw())
-            .ok_or_else(|| ShimError::Create("no init pid".into()))?;
+        };
+        Self::serve(cfg, filter, created, cgroup, init)
+    }
+
+    /// Clones the container's init with its stdio: pipes, or a terminal whose master it sends back.
+    fn create_init(
+        cfg: &ShimConfig,
+        spec: &oci_spec::runtime::Spec,
+        cgroup: &Cgroup,
+        cgroup_mounts: &[berth_sys::launch::CgroupMount],
+        filter: Option<(berth_sys::seccomp::Program, u32)>,
+    ) -> Result<(Created, Proc), ShimError> {
+        let (launch_stdio, terminal, stdio) = if cfg.tty {
+            let (ours, theirs) = UnixStream::pair().map_err(io_err("socketpair"))?;
+            (berth_sys::launch::Stdio::Terminal(theirs), Some(ours), None)
+        } else {
+            let mut st = pipes(cfg.open_stdin)?;
+            let fds = st
+                .child
+                .take()
+                .ok_or_else(|| ShimError::Create("no stdio for the container".into()))?;
+            (berth_sys::launch::Stdio::Fds(fds), None, Some(st))
+        };
+        let init = crate::container::init(
+            spec,
+            &cfg.bundle,
+            cgroup,
+            cgroup_mounts,
+            filter,
+            launch_stdio,
+        )?;
+        let created =
+            berth_sys::container::create(init).map_err(|e| ShimError::Create(e.to_string()))?;
+        let pid = created.pid;
+        let console = match terminal {
+            Some(ours) => Some(berth_sys::launch::receive_terminal(&ours)?),
+            None => None,
+        };
         let init = match (console, stdio) {
-            (Some(c), _) => {
-                let master = c.receive()?;
+            (Some(master), _) => {
                 if let Some((rows, cols)) = cfg.console_size {
                     let _ = berth_sys::fd::set_winsize(&master, rows, cols);
                 }
@@ -333,7 +323,17 @@ impl Shim {
             },
             (None, None) => return Err(ShimError::Create("no stdio for the container".into())),
         };
+        Ok((created, init))
+    }
 
+    /// Binds the control socket and readies the signal handling and the log.
+    fn serve(
+        cfg: ShimConfig,
+        filter: Option<(berth_sys::seccomp::Program, u32)>,
+        created: Created,
+        cgroup: Cgroup,
+        init: Proc,
+    ) -> Result<Shim, ShimError> {
         let _ = std::fs::remove_file(&cfg.socket);
         let listener = UnixListener::bind(&cfg.socket)
             .map_err(io_err(format!("bind {}", cfg.socket.display())))?;
@@ -359,8 +359,9 @@ impl Shim {
         };
         Ok(Shim {
             cfg,
-            executor,
-            container,
+            filter,
+            created: Some(created),
+            cgroup,
             started: false,
             listener,
             sigfd,
@@ -636,13 +637,16 @@ impl Shim {
                 if self.started {
                     return ok(self, init_pid);
                 }
-                match self.container.start() {
+                let Some(created) = self.created.take() else {
+                    return fail("the container's init is gone".into());
+                };
+                match created.start() {
                     Ok(()) => {
                         self.started = true;
                         berth_sys::process::release_free_memory();
                         ok(self, init_pid)
                     }
-                    Err(e) => fail(error_chain(&e)),
+                    Err(e) => fail(e.to_string()),
                 }
             }
             Request::Kill { signal } => {
@@ -675,13 +679,13 @@ impl Shim {
                 self.procs[target].stdin = None;
                 ok(self, init_pid)
             }
-            Request::Pause => match self.container.pause() {
+            Request::Pause => match self.cgroup.freeze(true) {
                 Ok(()) => ok(self, init_pid),
-                Err(e) => fail(error_chain(&e)),
+                Err(e) => fail(e.to_string()),
             },
-            Request::Resume => match self.container.resume() {
+            Request::Resume => match self.cgroup.freeze(false) {
                 Ok(()) => ok(self, init_pid),
-                Err(e) => fail(error_chain(&e)),
+                Err(e) => fail(e.to_string()),
             },
             Request::Resize { exec, rows, cols } => {
                 let p = self.procs.iter().find(|p| p.exec == exec);
@@ -752,13 +756,7 @@ impl Shim {
                 .ok_or_else(|| ShimError::Exec("no stdio for the process".into()))?;
             (berth_sys::launch::Stdio::Fds(fds), None, Some(st))
         };
-        let spec = exec_launch(
-            &process,
-            init,
-            cgroups,
-            self.executor.filter.clone(),
-            launch_stdio,
-        )?;
+        let spec = exec_launch(&process, init, cgroups, self.filter.clone(), launch_stdio)?;
         let pid = berth_sys::launch::launch(spec).map_err(|e| ShimError::Exec(e.to_string()))?;
         Ok(match (terminal, stdio) {
             (Some(ours), _) => {
@@ -802,7 +800,8 @@ impl Shim {
             .oom_event_files
             .iter()
             .any(|p| oom_kill_count(p) > 0);
-        let _ = self.container.delete(true);
+        self.created = None;
+        self.cgroup.remove();
         let _ = mount::unmount(&self.cfg.rootfs);
         let status = ExitStatus {
             exit_code: self.procs[0].exit.unwrap_or(255),
@@ -821,104 +820,20 @@ impl Shim {
     }
 }
 
-/// A console socket path next to the control socket (kept short: unix socket paths are limited).
-/// libcontainer's default executor, preceded by the daemon's precompiled seccomp filter (see
-/// [`crate::filter`]): it runs in the container's (or an exec's) init process after every other step of
-/// its setup, loads the filter, gives back the CAP_SYS_ADMIN that was lent for that (every capability
-/// outside the bounding set), and execs the program.
-#[derive(Clone)]
-struct FilterExecutor {
-    filter: Option<(berth_sys::seccomp::Program, u32)>,
-}
-
-impl FilterExecutor {
-    fn load(cfg: Option<&proto::SeccompFilter>) -> Result<FilterExecutor, ShimError> {
-        let Some(f) = cfg else {
-            return Ok(FilterExecutor { filter: None });
-        };
-        let bytes = std::fs::read(&f.program).map_err(io_err(format!(
-            "read seccomp program {}",
-            f.program.display()
-        )))?;
-        let program = berth_sys::seccomp::Program::from_bytes(&bytes)
-            .map_err(io_err(format!("seccomp program {}", f.program.display())))?;
-        Ok(FilterExecutor {
-            filter: Some((program, f.flags)),
-        })
-    }
-}
-
-/// Drops from every set the capabilities the process's bounding set does not hold.
-fn drop_unbounded_capabilities(
-    spec: &oci_spec::runtime::Spec,
-) -> Result<(), caps::errors::CapsError> {
-    let bounding = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.capabilities().as_ref())
-        .and_then(|c| c.bounding().clone())
-        .unwrap_or_default();
-    let keep: caps::CapsHashSet = bounding.iter().filter_map(|c| caps_name(*c)).collect();
-    for set in [
-        caps::CapSet::Ambient,
-        caps::CapSet::Inheritable,
-        caps::CapSet::Effective,
-        caps::CapSet::Permitted,
-    ] {
-        let held = caps::read(None, set)?;
-        let kept: caps::CapsHashSet = held.intersection(&keep).copied().collect();
-        if kept != held {
-            caps::set(None, set, &kept)?;
-        }
-    }
-    Ok(())
-}
-
-/// The `caps` crate's name of an OCI capability (oci-spec prints `SYS_ADMIN`, `caps` parses `CAP_SYS_ADMIN`).
-fn caps_name(c: oci_spec::runtime::Capability) -> Option<caps::Capability> {
-    let name = c.to_string();
-    let name = if name.starts_with("CAP_") {
-        name
-    } else {
-        format!("CAP_{name}")
+/// Reads the seccomp program the daemon compiled for this container.
+fn load_filter(
+    cfg: Option<&proto::SeccompFilter>,
+) -> Result<Option<(berth_sys::seccomp::Program, u32)>, ShimError> {
+    let Some(f) = cfg else {
+        return Ok(None);
     };
-    name.parse().ok()
-}
-
-impl libcontainer::workload::Executor for FilterExecutor {
-    fn exec(
-        &self,
-        spec: &oci_spec::runtime::Spec,
-    ) -> Result<(), libcontainer::workload::ExecutorError> {
-        use libcontainer::workload::ExecutorError;
-        berth_sys::process::reset_signals()
-            .map_err(|e| ExecutorError::Other(format!("resetting signals: {e}")))?;
-        if let Some((program, flags)) = &self.filter {
-            program.load(*flags).map_err(|e| {
-                ExecutorError::Other(format!("loading the container's seccomp filter: {e}"))
-            })?;
-            drop_unbounded_capabilities(spec).map_err(|e| {
-                ExecutorError::Other(format!(
-                    "dropping the capability lent for loading seccomp: {e}"
-                ))
-            })?;
-        }
-        libcontainer::workload::default::get_executor().exec(spec)
-    }
-
-    fn validate(
-        &self,
-        spec: &oci_spec::runtime::Spec,
-    ) -> Result<(), libcontainer::workload::ExecutorValidationError> {
-        libcontainer::workload::default::get_executor().validate(spec)
-    }
-
-    fn setup_envs(
-        &self,
-        envs: std::collections::HashMap<String, String>,
-    ) -> Result<(), libcontainer::workload::ExecutorSetEnvsError> {
-        libcontainer::workload::default::get_executor().setup_envs(envs)
-    }
+    let bytes = std::fs::read(&f.program).map_err(io_err(format!(
+        "read seccomp program {}",
+        f.program.display()
+    )))?;
+    let program = berth_sys::seccomp::Program::from_bytes(&bytes)
+        .map_err(io_err(format!("seccomp program {}", f.program.display())))?;
+    Ok(Some((program, f.flags)))
 }
 
 /// The namespaces an exec joins, all of the container init's (a namespace it shares with the host is the
@@ -940,80 +855,14 @@ fn exec_launch(
     seccomp: Option<(berth_sys::seccomp::Program, u32)>,
     stdio: berth_sys::launch::Stdio,
 ) -> Result<berth_sys::launch::Launch, ShimError> {
-    use std::ffi::CString;
-    let cstr = |s: &str, what: &str| {
-        CString::new(s).map_err(|_| ShimError::Exec(format!("{what} {s:?} holds a NUL byte")))
-    };
-    let set = |s: &Option<oci_spec::runtime::Capabilities>| -> caps::CapsHashSet {
-        s.iter().flatten().filter_map(|c| caps_name(*c)).collect()
-    };
-    let c = process.capabilities().clone().unwrap_or_default();
-    let capabilities = berth_sys::launch::Capabilities {
-        bounding: set(c.bounding()),
-        effective: set(c.effective()),
-        permitted: set(c.permitted()),
-        inheritable: set(c.inheritable()),
-        ambient: set(c.ambient()),
-    };
-    let user = process.user();
-    let mut rlimits = Vec::new();
-    for r in process.rlimits().iter().flatten() {
-        rlimits.push((rlimit_resource(r.typ()), r.soft(), r.hard()));
-    }
     Ok(berth_sys::launch::Launch {
         namespaces: berth_sys::launch::open_namespaces(init, &EXEC_NAMESPACES)?,
         cgroup_tasks,
         cgroup_procs,
-        args: process
-            .args()
-            .iter()
-            .flatten()
-            .map(|a| cstr(a, "argument"))
-            .collect::<Result<_, _>>()?,
-        env: process
-            .env()
-            .iter()
-            .flatten()
-            .map(|e| cstr(e, "environment variable"))
-            .collect::<Result<_, _>>()?,
-        cwd: cstr(&process.cwd().to_string_lossy(), "working directory")?,
-        uid: user.uid(),
-        gid: user.gid(),
-        additional_gids: user.additional_gids().clone().unwrap_or_default(),
-        rlimits,
-        oom_score_adj: process.oom_score_adj(),
-        no_new_privileges: process.no_new_privileges().unwrap_or(false),
-        seccomp,
-        capabilities,
+        process: crate::container::process(process, seccomp)
+            .map_err(|e| ShimError::Exec(e.to_string()))?,
         stdio,
     })
-}
-
-/// The kernel's number for an OCI rlimit type.
-fn rlimit_resource(t: oci_spec::runtime::PosixRlimitType) -> i32 {
-    use oci_spec::runtime::PosixRlimitType as T;
-    (match t {
-        T::RlimitCpu => libc::RLIMIT_CPU,
-        T::RlimitFsize => libc::RLIMIT_FSIZE,
-        T::RlimitData => libc::RLIMIT_DATA,
-        T::RlimitStack => libc::RLIMIT_STACK,
-        T::RlimitCore => libc::RLIMIT_CORE,
-        T::RlimitRss => libc::RLIMIT_RSS,
-        T::RlimitNproc => libc::RLIMIT_NPROC,
-        T::RlimitNofile => libc::RLIMIT_NOFILE,
-        T::RlimitMemlock => libc::RLIMIT_MEMLOCK,
-        T::RlimitAs => libc::RLIMIT_AS,
-        T::RlimitLocks => libc::RLIMIT_LOCKS,
-        T::RlimitSigpending => libc::RLIMIT_SIGPENDING,
-        T::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
-        T::RlimitNice => libc::RLIMIT_NICE,
-        T::RlimitRtprio => libc::RLIMIT_RTPRIO,
-        T::RlimitRttime => libc::RLIMIT_RTTIME,
-    }) as i32
-}
-
-fn console_path(socket: &Path, tag: &str) -> PathBuf {
-    PathBuf::from(format!("{}.{tag}.con", socket.display()))
 }
 
 /// The `oom_kill` counter in a cgroup v1 `memory.oom_control` or v2 `memory.events` file (0 when absent).
@@ -1040,34 +889,9 @@ pub fn write_exit(path: &Path, status: &ExitStatus) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn oci_capability_names_map_onto_the_caps_crate() {
-        for (c, _) in crate::spec::defaults::ALL_CAPABILITIES {
-            assert!(caps_name(c).is_some(), "{c}");
-        }
-        assert_eq!(
-            caps_name(oci_spec::runtime::Capability::SysAdmin),
-            Some(caps::Capability::CAP_SYS_ADMIN)
-        );
-    }
 
     #[test]
     fn oom_counter_reads_v1_and_v2_formats() {
@@ -1095,13 +919,5 @@ mod tests {
         let back: ExitStatus = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
         assert_eq!(back, st);
         assert!(!p.with_extension("tmp").exists());
-    }
-
-    #[test]
-    fn console_sockets_sit_next_to_the_control_socket() {
-        assert_eq!(
-            console_path(Path::new("/run/berth/s/abc"), "init"),
-            PathBuf::from("/run/berth/s/abc.init.con")
-        );
     }
 }

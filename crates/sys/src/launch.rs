@@ -55,6 +55,14 @@ pub struct Launch {
     pub cgroup_tasks: Vec<PathBuf>,
     /// `cgroup.procs` files the joiner writes its pid into (cgroup v2).
     pub cgroup_procs: Vec<PathBuf>,
+    pub process: Process,
+    pub stdio: Stdio,
+}
+
+/// What a process becomes just before its program runs: the same for a container's init
+/// ([`crate::container`]) and for an exec.
+#[derive(Debug)]
+pub struct Process {
     pub args: Vec<CString>,
     pub env: Vec<CString>,
     pub cwd: CString,
@@ -68,7 +76,6 @@ pub struct Launch {
     /// A compiled filter and the flags to load it with.
     pub seccomp: Option<(Program, u32)>,
     pub capabilities: Capabilities,
-    pub stdio: Stdio,
 }
 
 /// Why a process could not be started.
@@ -179,21 +186,32 @@ fn process(l: Launch) -> Result<std::convert::Infallible, String> {
     crate::process::reset_signals().map_err(|e| format!("reset signals: {e}"))?;
     nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
     match &l.stdio {
-        Stdio::Fds(fds) => {
-            for (i, fd) in fds.iter().enumerate() {
-                dup_onto(fd.as_raw_fd(), i as RawFd)?;
-            }
-        }
-        Stdio::Terminal(sock) => terminal(sock)?,
+        Stdio::Fds(fds) => take_stdio(fds)?,
+        Stdio::Terminal(sock) => take_terminal(open_terminal(sock)?)?,
     }
-    nix::unistd::chdir(l.cwd.as_c_str()).map_err(|e| {
+    become_process(&l.process)
+}
+
+/// Makes `fds` the standard descriptors.
+pub(crate) fn take_stdio(fds: &[OwnedFd; 3]) -> Result<(), String> {
+    for (i, fd) in fds.iter().enumerate() {
+        dup_onto(fd.as_raw_fd(), i as RawFd)?;
+    }
+    Ok(())
+}
+
+/// The last steps before the program runs, in the container's namespaces and root: working directory,
+/// rlimits, OOM score, `no_new_privs`, the seccomp filter, bounding set, user and groups, capabilities,
+/// every descriptor above stdio close-on-exec, then `execvp`.
+pub(crate) fn become_process(p: &Process) -> Result<std::convert::Infallible, String> {
+    nix::unistd::chdir(p.cwd.as_c_str()).map_err(|e| {
         format!(
             "chdir to cwd ({:?}) set in config.json failed: {}",
-            l.cwd.to_string_lossy(),
+            p.cwd.to_string_lossy(),
             e.desc().to_lowercase()
         )
     })?;
-    for &(res, soft, hard) in &l.rlimits {
+    for &(res, soft, hard) in &p.rlimits {
         let lim = libc::rlimit {
             rlim_cur: soft,
             rlim_max: hard,
@@ -206,23 +224,23 @@ fn process(l: Launch) -> Result<std::convert::Infallible, String> {
             ));
         }
     }
-    if let Some(adj) = l.oom_score_adj {
+    if let Some(adj) = p.oom_score_adj {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .map_err(|e| format!("set oom_score_adj: {e}"))?;
     }
-    if l.no_new_privileges {
+    if p.no_new_privileges {
         nix::sys::prctl::set_no_new_privs().map_err(|e| format!("set no_new_privs: {e}"))?;
     }
     // Without no_new_privs loading a filter needs CAP_SYS_ADMIN, which is still held here; with it, the
     // filter goes on last, as late as possible.
-    if let Some((prog, flags)) = l.seccomp.as_ref().filter(|_| !l.no_new_privileges) {
+    if let Some((prog, flags)) = p.seccomp.as_ref().filter(|_| !p.no_new_privileges) {
         prog.load(*flags)
             .map_err(|e| format!("load the seccomp filter: {e}"))?;
     }
-    bounding(&l.capabilities)?;
-    user(&l)?;
-    capabilities(&l.capabilities)?;
-    if let Some((prog, flags)) = l.seccomp.as_ref().filter(|_| l.no_new_privileges) {
+    bounding(&p.capabilities)?;
+    user(p)?;
+    capabilities(&p.capabilities)?;
+    if let Some((prog, flags)) = p.seccomp.as_ref().filter(|_| p.no_new_privileges) {
         prog.load(*flags)
             .map_err(|e| format!("load the seccomp filter: {e}"))?;
     }
@@ -242,7 +260,7 @@ fn process(l: Launch) -> Result<std::convert::Infallible, String> {
             std::io::Error::last_os_error()
         ));
     }
-    exec(&l.args, &l.env)
+    exec(&p.args, &p.env)
 }
 
 fn dup_onto(fd: RawFd, target: RawFd) -> Result<(), String> {
@@ -259,10 +277,10 @@ fn dup_onto(fd: RawFd, target: RawFd) -> Result<(), String> {
     Ok(())
 }
 
-/// Opens a terminal in the container's devpts, makes it the controlling terminal and stdio, and sends the
-/// master to the shim.
-fn terminal(sock: &UnixStream) -> Result<(), String> {
+/// Opens a terminal in the container's devpts and sends its master to the shim; returns the peer.
+pub(crate) fn open_terminal(sock: &UnixStream) -> Result<OwnedFd, String> {
     use nix::fcntl::OFlag;
+    use std::os::fd::FromRawFd;
     let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .map_err(|e| format!("open /dev/ptmx in the container: {e}"))?;
     // No grantpt: devpts gives the peer its owner and mode itself, and glibc's grantpt would look the
@@ -294,23 +312,27 @@ fn terminal(sock: &UnixStream) -> Result<(), String> {
     )
     .map_err(|e| format!("send the terminal to the shim: {e}"))?;
     drop(master);
-    // SAFETY: TIOCSCTTY on a terminal this session leader just opened.
-    if unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) } < 0 {
+    // SAFETY: the kernel just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(slave) })
+}
+
+/// Makes the terminal `slave` this session's controlling terminal and the standard descriptors.
+pub(crate) fn take_terminal(slave: OwnedFd) -> Result<(), String> {
+    // SAFETY: TIOCSCTTY on a terminal this session leader opened.
+    if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
         return Err(format!(
             "make the terminal controlling: {}",
             std::io::Error::last_os_error()
         ));
     }
     for target in 0..3 {
-        dup_onto(slave, target)?;
+        dup_onto(slave.as_raw_fd(), target)?;
     }
-    // SAFETY: `slave` is ours and is now duplicated onto 0..=2.
-    unsafe { libc::close(slave) };
     Ok(())
 }
 
 /// Groups, gid and uid, keeping the permitted capabilities across the uid change.
-fn user(l: &Launch) -> Result<(), String> {
+fn user(l: &Process) -> Result<(), String> {
     nix::sys::prctl::set_keepcaps(true).map_err(|e| format!("keep capabilities: {e}"))?;
     let groups: Vec<Gid> = l
         .additional_gids

@@ -180,8 +180,6 @@ pub fn validate_host_config(hc: &mut HostConfig) -> Result<()> {
 
 impl Engine {
     pub async fn create(&self, mut req: CreateRequest) -> Result<Record> {
-        // A start usually follows: begin the kernel's cgroup-attach wait already (see `crate::cgroups`).
-        self.warm_cgroup_attach();
         let name = match req.name.take().filter(|n| !n.is_empty()) {
             Some(n) => {
                 if !valid_name(&n) {

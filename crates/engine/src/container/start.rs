@@ -76,9 +76,6 @@ impl Engine {
 
     pub(crate) async fn start_locked(&self, h: &Arc<Handle>) -> Result<()> {
         let t0 = std::time::Instant::now();
-        // The runtime attaches the container to its cgroups a few milliseconds from now: start the
-        // kernel's wait for that now, in parallel (see `crate::cgroups`).
-        self.warm_cgroup_attach();
         let rec = h.record();
         let paths = self.paths(&rec.id);
         let image = self
@@ -117,11 +114,9 @@ impl Engine {
         let t_net = t0.elapsed();
         let input = spec_input(self, &rec, &paths.dir, &ids, network)?;
         let oci = spec::generate(&input).map_err(|e| EngineError::Invalid(e.to_string()))?;
-        // The seccomp filter is compiled once per profile, here, instead of in every container's init: the
-        // runtime gets a copy of the spec without it (see `berth_runtime::filter`); `config.json` stays
-        // the container's whole OCI spec.
-        let mut runtime_spec = oci.clone();
-        let filter = berth_runtime::filter::take_from_spec(&mut runtime_spec)
+        // The seccomp filter is compiled once per profile, here, instead of in every container's init (see
+        // `berth_runtime::filter`); the shim loads the compiled program.
+        let filter = berth_runtime::filter::precompile(&oci)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
         // Fresh state dir: a previous run's socket and exit file must not be mistaken for this one's.
         let _ = std::fs::remove_dir_all(&paths.state);
@@ -133,13 +128,9 @@ impl Engine {
         }
         let bundle_cfg = paths.dir.join("config.json");
         write_json(&bundle_cfg, &oci)?;
-        let mut bundle = paths.dir.clone();
+        let bundle = paths.dir.clone();
         let seccomp = match filter {
             Some(f) => {
-                bundle = paths.state.join("bundle");
-                std::fs::create_dir_all(&bundle)
-                    .map_err(|e| EngineError::io("create the runtime bundle", e))?;
-                write_json(&bundle.join("config.json"), &runtime_spec)?;
                 let program = paths.seccomp_program();
                 std::fs::write(&program, f.program.as_slice())
                     .map_err(|e| EngineError::io("write the seccomp program", e))?;
@@ -171,7 +162,6 @@ impl Engine {
             lower,
             upper: paths.dir.join("upper"),
             work: paths.dir.join("work"),
-            runtime_root: self.inner.cfg.exec_root.join("rt"),
             socket: paths.socket.clone(),
             exit_file: paths.state.join("exit.json"),
             log: (super::create::log_driver(&rec.host_config) != "none").then(|| LogConfig {
@@ -225,7 +215,11 @@ impl Engine {
             return Err(e);
         }
         let t_check = t0.elapsed();
-        expect_ok(conn.request(&Request::Start).await?)?;
+        // The init execs the program at start: a program that cannot run is refused here.
+        if let Err(e) = expect_ok(conn.request(&Request::Start).await?) {
+            drain_until_exit(&mut conn).await;
+            return Err(docker_wording(e, cmd));
+        }
         let t_started = t0.elapsed();
         h.update(|r| {
             r.manually_stopped = false;
@@ -376,10 +370,15 @@ impl Engine {
     }
 }
 
-/// libcontainer checks the command itself at create time; say it the way Docker's runtime does, which is
-/// what clients match on (exit code 127 for a missing command, 126 for one that cannot be executed).
+/// A command the runtime cannot run (at create, or when the init execs it at start), said the way Docker's
+/// runtime says it, which is what clients match on (exit code 127 for a missing command, 126 for one that
+/// cannot be executed).
 fn docker_wording(e: EngineError, cmd: &str) -> EngineError {
     let msg = e.to_string();
+    // Only the runtime's account of the exec itself; a mount that failed says so in its own words.
+    if !msg.contains("exec: \"") {
+        return e;
+    }
     let prefix = "failed to create task for container: OCI runtime create failed: unable to start container process";
     if msg.contains("not found in $PATH") || msg.contains("executable file not found") {
         EngineError::Invalid(format!(

@@ -1,0 +1,749 @@
+//! berth's built-in runtime, the shim's side: an OCI spec turned into [`berth_sys::container::Init`], and
+//! the container's cgroups (made, limited as [`crate::cgroups`] describes, frozen, removed).
+//!
+//! The cgroups are made by the shim before the init is cloned, so the init only has to move itself in:
+//! by thread through `tasks` on v1 (no global lock), at clone time with `CLONE_INTO_CGROUP` on v2. Either
+//! way no start waits for the kernel's cgroup-attach grace period (see `berth_sys::container`).
+
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use berth_sys::container::{CgroupHierarchy, Cgroups, Device, Init, Mount, MountKind};
+use berth_sys::launch::{CgroupMount, Process, Stdio};
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Spec};
+
+/// Why a spec cannot be run by berth's runtime, or its cgroups not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("apply the container's resource limits: {0}")]
+    Limits(String),
+    #[error(transparent)]
+    Sys(#[from] berth_sys::SysError),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    let what = what.into();
+    move |source| RuntimeError::Io { what, source }
+}
+
+/// Where the host's cgroup filesystems are.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// A container's cgroup: its directory in each hierarchy it was made in.
+#[derive(Debug, Clone)]
+pub struct Cgroup {
+    /// `linux.cgroupsPath`, absolute within each hierarchy (`/berth/<id>`).
+    pub path: PathBuf,
+    /// The unified (v2) hierarchy, or one directory per v1 controller hierarchy.
+    pub v2: bool,
+    /// Each directory with the v1 controllers of its hierarchy (none on v2).
+    pub dirs: Vec<(Vec<String>, PathBuf)>,
+}
+
+impl Cgroup {
+    /// Makes the container's cgroup in every hierarchy that has controllers (v1), or in the unified one
+    /// with the controllers enabled on the way down (v2), and writes its limits.
+    pub fn create(
+        path: &Path,
+        resources: Option<&LinuxResources>,
+        mounts: &[CgroupMount],
+    ) -> Result<Cgroup, RuntimeError> {
+        let rel = path.strip_prefix("/").unwrap_or(path);
+        let v2 = is_unified(mounts);
+        let mut dirs = Vec::new();
+        if v2 {
+            let root = Path::new(CGROUP_ROOT);
+            let mut dir = root.to_path_buf();
+            for comp in rel.components() {
+                enable_controllers(&dir)?;
+                dir.push(comp);
+                mkdir(&dir)?;
+            }
+            dirs.push((Vec::new(), dir));
+        } else {
+            for m in mounts.iter().filter(|m| !m.v2) {
+                if m.controllers.iter().all(|c| c.starts_with("name=")) {
+                    continue;
+                }
+                let cpuset = m.controllers.iter().any(|c| c == "cpuset");
+                let mut dir = m.dir.clone();
+                for comp in rel.components() {
+                    let parent = dir.clone();
+                    dir.push(comp);
+                    if mkdir(&dir)? && cpuset {
+                        inherit_cpuset(&parent, &dir)?;
+                    }
+                }
+                dirs.push((m.controllers.clone(), dir));
+            }
+        }
+        let cg = Cgroup {
+            path: path.to_path_buf(),
+            v2,
+            dirs,
+        };
+        if let Err(e) = cg.apply(resources) {
+            cg.remove();
+            return Err(e);
+        }
+        Ok(cg)
+    }
+
+    /// The directory of the hierarchy that holds v1 `controller` (the unified one on v2).
+    fn dir_for(&self, controller: &str) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .find(|(ctls, _)| self.v2 || ctls.iter().any(|c| c == controller))
+            .map(|(_, d)| d.as_path())
+    }
+
+    fn apply(&self, resources: Option<&LinuxResources>) -> Result<(), RuntimeError> {
+        let Some(resources) = resources else {
+            return Ok(());
+        };
+        for (ctl, file, value) in crate::cgroups::writes(self.v2, resources) {
+            let Some(dir) = self.dir_for(ctl) else {
+                return Err(RuntimeError::Limits(format!(
+                    "the host has no {ctl} cgroup hierarchy to set {file} in"
+                )));
+            };
+            let path = dir.join(file);
+            if let Err(e) = std::fs::write(&path, &value) {
+                // Without swap accounting the kernel has no memory+swap limit: Docker warns and goes on.
+                if file == "memory.memsw.limit_in_bytes" && e.kind() == std::io::ErrorKind::NotFound
+                {
+                    continue;
+                }
+                return Err(RuntimeError::Limits(format!(
+                    "write {value} to {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// How the init joins this cgroup.
+    pub fn join(&self) -> Result<Cgroups, RuntimeError> {
+        if self.v2 {
+            let dir = self
+                .dirs
+                .first()
+                .map(|(_, d)| d.clone())
+                .unwrap_or_default();
+            let fd: OwnedFd = rustix::fs::open(
+                &dir,
+                rustix::fs::OFlags::PATH
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| RuntimeError::Io {
+                what: format!("open cgroup {}", dir.display()),
+                source: e.into(),
+            })?;
+            Ok(Cgroups {
+                tasks: Vec::new(),
+                v2_dir: Some((fd, dir)),
+            })
+        } else {
+            Ok(Cgroups {
+                tasks: self.dirs.iter().map(|(_, d)| d.join("tasks")).collect(),
+                v2_dir: None,
+            })
+        }
+    }
+
+    /// Freezes (`true`) or thaws the container's processes, and waits until the kernel says it is done.
+    pub fn freeze(&self, frozen: bool) -> Result<(), RuntimeError> {
+        let (file, value, state_file, done): (&str, &str, &str, &str) = match (self.v2, frozen) {
+            (true, true) => ("cgroup.freeze", "1", "cgroup.events", "frozen 1"),
+            (true, false) => ("cgroup.freeze", "0", "cgroup.events", "frozen 0"),
+            (false, true) => ("freezer.state", "FROZEN", "freezer.state", "FROZEN"),
+            (false, false) => ("freezer.state", "THAWED", "freezer.state", "THAWED"),
+        };
+        let dir = self
+            .dir_for("freezer")
+            .ok_or_else(|| RuntimeError::Limits("the host has no freezer cgroup".into()))?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut pause = Duration::from_micros(100);
+        loop {
+            // v1 may stop at FREEZING while a task is busy in the kernel: asking again moves it on.
+            std::fs::write(dir.join(file), value)
+                .map_err(io(format!("write {value} to {}", dir.join(file).display())))?;
+            let state = std::fs::read_to_string(dir.join(state_file)).unwrap_or_default();
+            if state.lines().any(|l| l.trim() == done) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(RuntimeError::Limits(format!(
+                    "the cgroup {} did not reach {done:?} within 5 s",
+                    dir.display()
+                )));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+    }
+
+    /// Kills what is left in the cgroup and removes its directories (a process that is still exiting keeps
+    /// a directory busy for a moment: retried for up to a second).
+    pub fn remove(&self) {
+        for (_, dir) in &self.dirs {
+            if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    let _ = berth_sys::process::signal(pid, libc::SIGKILL);
+                }
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(1);
+        for (_, dir) in &self.dirs {
+            let mut pause = Duration::from_millis(1);
+            loop {
+                match std::fs::remove_dir(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(pause);
+                        pause = (pause * 2).min(Duration::from_millis(50));
+                    }
+                    Err(e) => {
+                        tracing::warn!(dir = %dir.display(), error = %e, "remove the container's cgroup");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The hierarchies the container sees under its cgroup mount.
+    pub fn hierarchies(&self, mounts: &[CgroupMount]) -> Vec<CgroupHierarchy> {
+        let rel = self.path.strip_prefix("/").unwrap_or(&self.path);
+        if self.v2 {
+            return vec![CgroupHierarchy {
+                name: String::new(),
+                fstype: "cgroup2".into(),
+                options: String::new(),
+                host_dir: self
+                    .dirs
+                    .first()
+                    .map(|(_, d)| d.clone())
+                    .unwrap_or_default(),
+            }];
+        }
+        mounts
+            .iter()
+            .filter(|m| !m.v2)
+            .map(|m| CgroupHierarchy {
+                name: m
+                    .dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| m.controllers.join(",")),
+                fstype: "cgroup".into(),
+                options: m.controllers.join(","),
+                host_dir: m.dir.join(rel),
+            })
+            .collect()
+    }
+}
+
+/// Whether the host's cgroups are unified (v2 only): `/sys/fs/cgroup` itself is the cgroup2 mount.
+fn is_unified(mounts: &[CgroupMount]) -> bool {
+    mounts
+        .iter()
+        .any(|m| m.v2 && m.dir == Path::new(CGROUP_ROOT))
+}
+
+/// Makes `dir`; whether it was new.
+fn mkdir(dir: &Path) -> Result<bool, RuntimeError> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(RuntimeError::Io {
+            what: format!("create cgroup {}", dir.display()),
+            source: e,
+        }),
+    }
+}
+
+/// A new v1 cpuset cgroup starts with no CPUs and no memory nodes, and nothing can join it: it gets its
+/// parent's (its own limits, if any, are written after).
+fn inherit_cpuset(parent: &Path, dir: &Path) -> Result<(), RuntimeError> {
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let mine = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        if !mine.trim().is_empty() {
+            continue;
+        }
+        let theirs = std::fs::read_to_string(parent.join(file))
+            .map_err(io(format!("read {}", parent.join(file).display())))?;
+        std::fs::write(dir.join(file), theirs.trim())
+            .map_err(io(format!("write {}", dir.join(file).display())))?;
+    }
+    Ok(())
+}
+
+/// Lets the children of v2 cgroup `dir` use every controller it has.
+fn enable_controllers(dir: &Path) -> Result<(), RuntimeError> {
+    let have = std::fs::read_to_string(dir.join("cgroup.controllers"))
+        .map_err(io(format!("read {}/cgroup.controllers", dir.display())))?;
+    let on = std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+    let want: Vec<String> = have
+        .split_whitespace()
+        .filter(|c| !on.split_whitespace().any(|o| o == *c))
+        .map(|c| format!("+{c}"))
+        .collect();
+    if want.is_empty() {
+        return Ok(());
+    }
+    std::fs::write(dir.join("cgroup.subtree_control"), want.join(" ")).map_err(io(format!(
+        "enable controllers {} in {}",
+        want.join(" "),
+        dir.display()
+    )))
+}
+
+/// The process part of a spec, as berth's launcher takes it (also what an exec becomes).
+pub fn process(
+    p: &oci_spec::runtime::Process,
+    seccomp: Option<(berth_sys::seccomp::Program, u32)>,
+) -> Result<Process, RuntimeError> {
+    let cstr = |s: &str, what: &str| {
+        CString::new(s)
+            .map_err(|_| RuntimeError::Unsupported(format!("{what} {s:?} holds a NUL byte")))
+    };
+    let set = |s: &Option<oci_spec::runtime::Capabilities>| -> caps::CapsHashSet {
+        s.iter().flatten().filter_map(|c| caps_name(*c)).collect()
+    };
+    let c = p.capabilities().clone().unwrap_or_default();
+    let capabilities = berth_sys::launch::Capabilities {
+        bounding: set(c.bounding()),
+        effective: set(c.effective()),
+        permitted: set(c.permitted()),
+        inheritable: set(c.inheritable()),
+        ambient: set(c.ambient()),
+    };
+    let user = p.user();
+    let rlimits = p
+        .rlimits()
+        .iter()
+        .flatten()
+        .map(|r| (rlimit_resource(r.typ()), r.soft(), r.hard()))
+        .collect();
+    Ok(Process {
+        args: p
+            .args()
+            .iter()
+            .flatten()
+            .map(|a| cstr(a, "argument"))
+            .collect::<Result<_, _>>()?,
+        env: p
+            .env()
+            .iter()
+            .flatten()
+            .map(|e| cstr(e, "environment variable"))
+            .collect::<Result<_, _>>()?,
+        cwd: cstr(&p.cwd().to_string_lossy(), "working directory")?,
+        uid: user.uid(),
+        gid: user.gid(),
+        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        rlimits,
+        oom_score_adj: p.oom_score_adj(),
+        no_new_privileges: p.no_new_privileges().unwrap_or(false),
+        seccomp,
+        capabilities,
+    })
+}
+
+/// The `caps` crate's name of an OCI capability (oci-spec prints `SYS_ADMIN`, `caps` parses `CAP_SYS_ADMIN`).
+pub fn caps_name(c: oci_spec::runtime::Capability) -> Option<caps::Capability> {
+    let name = c.to_string();
+    let name = if name.starts_with("CAP_") {
+        name
+    } else {
+        format!("CAP_{name}")
+    };
+    name.parse().ok()
+}
+
+/// The kernel's number for an OCI rlimit type.
+fn rlimit_resource(t: oci_spec::runtime::PosixRlimitType) -> i32 {
+    use oci_spec::runtime::PosixRlimitType as T;
+    (match t {
+        T::RlimitCpu => libc::RLIMIT_CPU,
+        T::RlimitFsize => libc::RLIMIT_FSIZE,
+        T::RlimitData => libc::RLIMIT_DATA,
+        T::RlimitStack => libc::RLIMIT_STACK,
+        T::RlimitCore => libc::RLIMIT_CORE,
+        T::RlimitRss => libc::RLIMIT_RSS,
+        T::RlimitNproc => libc::RLIMIT_NPROC,
+        T::RlimitNofile => libc::RLIMIT_NOFILE,
+        T::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        T::RlimitAs => libc::RLIMIT_AS,
+        T::RlimitLocks => libc::RLIMIT_LOCKS,
+        T::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        T::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        T::RlimitNice => libc::RLIMIT_NICE,
+        T::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        T::RlimitRttime => libc::RLIMIT_RTTIME,
+    }) as i32
+}
+
+/// Mount options as the kernel takes them: flags, propagation, and the filesystem's own data.
+pub fn mount_options(options: &[String]) -> (MsFlags, MsFlags, String) {
+    let mut flags = MsFlags::empty();
+    let mut propagation = MsFlags::empty();
+    let mut data: Vec<&str> = Vec::new();
+    for o in options {
+        let (set, clear) = match o.as_str() {
+            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
+            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
+            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
+            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
+            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
+            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
+            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
+            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
+            "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
+            "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
+            | "runbindable" => {
+                propagation |= propagation_flags(o).unwrap_or(MsFlags::empty());
+                continue;
+            }
+            // Runtime-only options that are not the kernel's business.
+            "tmpcopyup" | "defaults" => continue,
+            other => {
+                data.push(other);
+                continue;
+            }
+        };
+        flags |= set;
+        flags.remove(clear);
+    }
+    (flags, propagation, data.join(","))
+}
+
+fn propagation_flags(o: &str) -> Option<MsFlags> {
+    let rec = MsFlags::MS_REC;
+    Some(match o {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | rec,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | rec,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | rec,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | rec,
+        _ => return None,
+    })
+}
+
+/// Everything [`berth_sys::container::create`] needs for `spec`, whose cgroup is `cgroup`.
+pub fn init(
+    spec: &Spec,
+    bundle: &Path,
+    cgroup: &Cgroup,
+    mounts: &[CgroupMount],
+    seccomp: Option<(berth_sys::seccomp::Program, u32)>,
+    stdio: Stdio,
+) -> Result<Init, RuntimeError> {
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| RuntimeError::Unsupported("the spec has no linux section".into()))?;
+    // The spec's seccomp section comes precompiled (see `crate::filter`): it is `seccomp`.
+    if linux.seccomp().is_some() && seccomp.is_none() {
+        return Err(RuntimeError::Unsupported(
+            "the spec's seccomp section was not compiled for the shim".into(),
+        ));
+    }
+    let mut new_namespaces = CloneFlags::empty();
+    let mut join = Vec::new();
+    let mut cgroup_ns = false;
+    for ns in linux.namespaces().iter().flatten() {
+        let flag = match ns.typ() {
+            LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+            LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+            LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+            LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+            LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+            LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+            other => {
+                return Err(RuntimeError::Unsupported(format!(
+                    "{other:?} namespaces are not supported"
+                )))
+            }
+        };
+        match ns.path() {
+            None if flag == CloneFlags::CLONE_NEWCGROUP => cgroup_ns = true,
+            None => new_namespaces |= flag,
+            Some(path) => {
+                if matches!(flag, CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS) {
+                    return Err(RuntimeError::Unsupported(format!(
+                        "joining a {:?} namespace by path is not supported",
+                        ns.typ()
+                    )));
+                }
+                let f = std::fs::File::open(path)
+                    .map_err(io(format!("open namespace {}", path.display())))?;
+                join.push((OwnedFd::from(f), flag));
+            }
+        }
+    }
+    if !new_namespaces.contains(CloneFlags::CLONE_NEWNS) {
+        return Err(RuntimeError::Unsupported(
+            "a container needs its own mount namespace".into(),
+        ));
+    }
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| RuntimeError::Unsupported("the spec has no root".into()))?;
+    let rootfs = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        bundle.join(root.path())
+    };
+    let root_propagation = match linux.rootfs_propagation().as_deref() {
+        None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        Some(p @ ("shared" | "rshared")) => {
+            return Err(RuntimeError::Unsupported(format!(
+                "rootfsPropagation {p} is not supported"
+            )))
+        }
+        Some(p) => propagation_flags(p)
+            .ok_or_else(|| RuntimeError::Unsupported(format!("unknown rootfsPropagation {p:?}")))?,
+    };
+    let mut out_mounts = Vec::new();
+    for m in spec.mounts().iter().flatten() {
+        let (flags, propagation, data) = mount_options(m.options().as_deref().unwrap_or(&[]));
+        let fstype = m.typ().clone().unwrap_or_default();
+        let kind = if fstype == "bind" || flags.contains(MsFlags::MS_BIND) {
+            MountKind::Bind
+        } else if fstype == "cgroup" || fstype == "cgroup2" {
+            MountKind::Cgroup
+        } else {
+            MountKind::Fs
+        };
+        let source = m.source().clone().unwrap_or_else(|| PathBuf::from(&fstype));
+        let source = if kind == MountKind::Bind && source.is_relative() {
+            bundle.join(source)
+        } else {
+            source
+        };
+        if !m.destination().is_absolute() {
+            return Err(RuntimeError::Unsupported(format!(
+                "mount destination {} is not absolute",
+                m.destination().display()
+            )));
+        }
+        out_mounts.push(Mount {
+            kind,
+            source,
+            destination: m.destination().clone(),
+            fstype,
+            flags,
+            propagation,
+            data,
+        });
+    }
+    let mut devices = Vec::new();
+    for d in linux.devices().iter().flatten() {
+        use oci_spec::runtime::LinuxDeviceType as T;
+        let kind = match d.typ() {
+            T::C | T::U => libc::S_IFCHR,
+            T::B => libc::S_IFBLK,
+            T::P => libc::S_IFIFO,
+            T::A => continue,
+        };
+        devices.push(Device {
+            path: d.path().clone(),
+            kind,
+            major: d.major() as u64,
+            minor: d.minor() as u64,
+            mode: d.file_mode().unwrap_or(0o666),
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        });
+    }
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| RuntimeError::Unsupported("the spec has no process".into()))?;
+    Ok(Init {
+        new_namespaces,
+        join,
+        cgroup_ns,
+        cgroups: cgroup.join()?,
+        cgroup_hierarchies: cgroup.hierarchies(mounts),
+        rootfs,
+        root_propagation,
+        readonly_root: root.readonly().unwrap_or(false),
+        mounts: out_mounts,
+        devices,
+        masked_paths: linux
+            .masked_paths()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
+        readonly_paths: linux
+            .readonly_paths()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
+        hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
+        domainname: spec.domainname().clone().filter(|d| !d.is_empty()),
+        sysctls: linux
+            .sysctl()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        process: self::process(process, seccomp)?,
+        stdio,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(o: &[&str]) -> (MsFlags, MsFlags, String) {
+        mount_options(&o.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn mount_options_split_into_flags_propagation_and_data() {
+        let (f, p, d) = opts(&["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]);
+        assert_eq!(
+            f,
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV
+        );
+        assert!(p.is_empty());
+        assert_eq!(d, "mode=1777,size=65536k");
+        let (f, p, d) = opts(&["rbind", "ro", "rprivate"]);
+        assert_eq!(f, MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY);
+        assert_eq!(p, MsFlags::MS_PRIVATE | MsFlags::MS_REC);
+        assert_eq!(d, "");
+        let (f, p, _) = opts(&["bind", "ro", "rw", "slave"]);
+        assert_eq!(f, MsFlags::MS_BIND, "rw clears an earlier ro");
+        assert_eq!(p, MsFlags::MS_SLAVE);
+        let (_, p, _) = opts(&["runbindable"]);
+        assert_eq!(p, MsFlags::MS_UNBINDABLE | MsFlags::MS_REC);
+        let (_, p, _) = opts(&["unbindable"]);
+        assert_eq!(p, MsFlags::MS_UNBINDABLE);
+        let (_, p, _) = opts(&["private"]);
+        assert_eq!(p, MsFlags::MS_PRIVATE);
+    }
+
+    #[test]
+    fn hybrid_hosts_use_v1_and_unified_ones_v2() {
+        let v1 = berth_sys::launch::cgroup_mounts(
+            "31 30 0:28 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n\
+             36 30 0:33 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
+        );
+        assert!(!is_unified(&v1));
+        let v2 = berth_sys::launch::cgroup_mounts(
+            "40 1 0:40 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+        );
+        assert!(is_unified(&v2));
+    }
+
+    #[test]
+    fn v1_hierarchies_are_seen_by_their_directory_names() {
+        let mounts = berth_sys::launch::cgroup_mounts(
+            "31 30 0:28 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+             35 30 0:32 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n\
+             36 30 0:33 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
+        );
+        let cg = Cgroup {
+            path: PathBuf::from("/berth/abc"),
+            v2: false,
+            dirs: vec![(
+                vec!["cpu".into(), "cpuacct".into()],
+                PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/berth/abc"),
+            )],
+        };
+        let hs = cg.hierarchies(&mounts);
+        assert_eq!(
+            hs.len(),
+            2,
+            "the unified hierarchy of a hybrid host is left out"
+        );
+        assert_eq!(hs[0].name, "cpu,cpuacct");
+        assert_eq!(hs[0].options, "cpu,cpuacct");
+        assert_eq!(
+            hs[0].host_dir,
+            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/berth/abc")
+        );
+        assert_eq!(hs[1].name, "systemd");
+        assert_eq!(hs[1].options, "name=systemd");
+    }
+
+    #[test]
+    fn v2_controllers_are_enabled_for_children() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("cgroup.subtree_control"), "cpu memory\n").unwrap();
+        enable_controllers(dir.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("cgroup.subtree_control")).unwrap(),
+            "+cpuset +io +pids"
+        );
+    }
+
+    #[test]
+    fn an_empty_cpuset_inherits_its_parents() {
+        let parent = tempfile::tempdir().unwrap();
+        std::fs::write(parent.path().join("cpuset.cpus"), "0-1\n").unwrap();
+        std::fs::write(parent.path().join("cpuset.mems"), "0\n").unwrap();
+        let child = parent.path().join("c");
+        std::fs::create_dir(&child).unwrap();
+        std::fs::write(child.join("cpuset.cpus"), "\n").unwrap();
+        std::fs::write(child.join("cpuset.mems"), "0\n").unwrap();
+        inherit_cpuset(parent.path(), &child).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(child.join("cpuset.cpus")).unwrap(),
+            "0-1"
+        );
+        assert_eq!(
+            std::fs::read_to_string(child.join("cpuset.mems")).unwrap(),
+            "0\n"
+        );
+    }
+}
