@@ -136,7 +136,7 @@ pub async fn info(State(st): State<AppState>) -> ApiResult<Response> {
         "Isolation": "",
         "InitBinary": "docker-init",
         "SecurityOptions": ["name=seccomp,profile=builtin", "name=cgroupns"],
-        "Warnings": ["bridge networking is not available yet: containers default to --network none"],
+        "Warnings": i.warnings,
         "DefaultAddressPools": [],
         "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
     });

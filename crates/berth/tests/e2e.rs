@@ -718,6 +718,69 @@ fn the_runtime_keeps_mounts_inside_the_root_and_kernel_files_read_only() {
 }
 
 #[test]
+fn devices_reach_the_container_with_device_and_privileged() {
+    use std::os::unix::fs::FileTypeExt;
+    let d = Daemon::start();
+    d.import_busybox_full();
+    // The docker CLI's --device, renamed in the container and limited to read and write.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/null:/dev/mynull:rw",
+        "busybox",
+        "sh",
+        "-c",
+        "ls -l /dev/mynull | cut -c1-10; echo x > /dev/mynull && echo wrote",
+    ]);
+    assert_eq!(
+        text(&out.stdout),
+        "crw-rw-rw-\nwrote\n",
+        "{}",
+        text(&out.stderr)
+    );
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/nope-berth",
+        "busybox",
+        "true",
+    ]);
+    // Docker finds devices at start, and its CLI reads "no such file or directory" there as 127.
+    assert_eq!(out.status.code(), Some(127));
+    assert!(
+        text(&out.stderr).contains("error gathering device information while adding custom device"),
+        "{}",
+        text(&out.stderr)
+    );
+    // --privileged brings the host's devices: one the default set lacks.
+    let defaults = [
+        "null", "zero", "full", "random", "urandom", "tty", "console", "ptmx",
+    ];
+    let extra = std::fs::read_dir("/dev")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let t = e.file_type().unwrap();
+            t.is_char_device() || t.is_block_device()
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| !defaults.contains(&n.as_str()))
+        .expect("the host has a device beyond the default set");
+    let probe = format!("test -e /dev/{extra} && echo present || echo absent");
+    let out = d.berth(&["run", "--rm", "--privileged", "busybox", "sh", "-c", &probe]);
+    assert_eq!(
+        text(&out.stdout),
+        "present\n",
+        "{extra}: {}",
+        text(&out.stderr)
+    );
+    let out = d.berth(&["run", "--rm", "busybox", "sh", "-c", &probe]);
+    assert_eq!(text(&out.stdout), "absent\n", "{extra}");
+}
+
+#[test]
 fn runc_runs_the_bundle_berth_generated_with_the_same_result() {
     let d = Daemon::start();
     d.import_busybox();

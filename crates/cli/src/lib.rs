@@ -255,13 +255,14 @@ pub fn resolve_socket(host: Option<&str>) -> Result<(PathBuf, bool)> {
 
 /// When nothing answers on the default socket, start `berth daemon` in the background and say so.
 async fn ensure_daemon(socket: &std::path::Path, explicit: bool, no_autostart: bool) -> Result<()> {
-    if tokio::net::UnixStream::connect(socket).await.is_ok() {
-        return Ok(());
-    }
     let off = no_autostart
         || std::env::var("BERTH_NO_AUTOSTART").is_ok_and(|v| !v.is_empty() && v != "0");
+    // A socket the user named is never probed: the call itself reports "Cannot connect".
     if explicit || off {
-        return Ok(()); // the call itself reports "Cannot connect"
+        return Ok(());
+    }
+    if tokio::net::UnixStream::connect(socket).await.is_ok() {
+        return Ok(());
     }
     if !nix::unistd::Uid::effective().is_root() {
         return Ok(());

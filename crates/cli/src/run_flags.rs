@@ -112,6 +112,9 @@ pub struct CreateArgs {
     /// Give extended privileges to this container
     #[arg(long)]
     pub privileged: bool,
+    /// Add a host device to the container
+    #[arg(long)]
+    pub device: Vec<String>,
     /// Security Options
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
@@ -249,6 +252,23 @@ pub fn collect_env(env_files: &[String], env: &[String]) -> Result<Vec<String>> 
     Ok(out)
 }
 
+/// `--device HOST[:CONTAINER][:PERMISSIONS]`, read the way the docker CLI reads it.
+pub(crate) fn parse_device(s: &str) -> Result<Value> {
+    let mode_ok = |m: &str| !m.is_empty() && m.len() <= 3 && m.chars().all(|c| "rwm".contains(c));
+    let parts: Vec<&str> = s.split(':').collect();
+    let (host, inside, perms) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, m] if mode_ok(m) => (*h, *h, *m),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, m] if mode_ok(m) => (*h, *c, *m),
+        _ => bail!("invalid device specification: {s}"),
+    };
+    if host.is_empty() || !inside.starts_with('/') {
+        bail!("invalid device specification: {s}");
+    }
+    Ok(json!({"PathOnHost": host, "PathInContainer": inside, "CgroupPermissions": perms}))
+}
+
 fn parse_ulimit(s: &str) -> Result<Value> {
     let (name, vals) = s
         .split_once('=')
@@ -337,6 +357,11 @@ pub fn create_body(a: &CreateArgs, attached: bool) -> Result<Value> {
         .iter()
         .map(|u| parse_ulimit(u))
         .collect::<Result<_>>()?;
+    let devices: Vec<Value> = a
+        .device
+        .iter()
+        .map(|d| parse_device(d))
+        .collect::<Result<_>>()?;
     let (binds, anon): (Vec<String>, Vec<String>) = a
         .volume
         .iter()
@@ -377,6 +402,7 @@ pub fn create_body(a: &CreateArgs, attached: bool) -> Result<Value> {
         "DnsOptions": a.dns_option,
         "ReadonlyRootfs": a.read_only,
         "Privileged": a.privileged,
+        "Devices": devices,
         "AutoRemove": a.rm,
         "CapAdd": a.cap_add,
         "CapDrop": a.cap_drop,
@@ -718,6 +744,26 @@ pub fn parse_publish(spec: &str) -> Result<Vec<(String, Value)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_flags_are_read_like_the_docker_cli() {
+        let d = |s: &str| parse_device(s).map(|v| v.to_string());
+        assert_eq!(
+            d("/dev/sda").unwrap(),
+            r#"{"CgroupPermissions":"rwm","PathInContainer":"/dev/sda","PathOnHost":"/dev/sda"}"#
+        );
+        assert_eq!(
+            d("/dev/sda:r").unwrap(),
+            r#"{"CgroupPermissions":"r","PathInContainer":"/dev/sda","PathOnHost":"/dev/sda"}"#
+        );
+        assert_eq!(
+            d("/dev/sda:/dev/xvda:rw").unwrap(),
+            r#"{"CgroupPermissions":"rw","PathInContainer":"/dev/xvda","PathOnHost":"/dev/sda"}"#
+        );
+        assert!(d("/dev/sda:/dev/xvda:rx").is_err());
+        assert!(d("/dev/sda:relative").is_err());
+        assert!(d(":/dev/x").is_err());
+    }
 
     #[test]
     fn create_body_maps_flags_like_docker() {

@@ -46,6 +46,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
             resolv_conf: "/etc/resolv.conf".into(),
             hosts_file: "/etc/hosts".into(),
             proc_root: "/proc".into(),
+            dev_root: "/dev".into(),
             init_binary: Some(init_binary),
             daemon_id,
             registry: berth_engine::registry::RegistryConfig {

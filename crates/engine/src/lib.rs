@@ -58,6 +58,8 @@ pub struct Config {
     pub hosts_file: PathBuf,
     /// procfs (for machine-wide CPU time and memory in stats).
     pub proc_root: PathBuf,
+    /// The host's device directory (`/dev`), where `--device` and `--privileged` find device nodes.
+    pub dev_root: PathBuf,
     /// The binary bind-mounted as `/sbin/docker-init` for `--init`, if any.
     pub init_binary: Option<PathBuf>,
     pub daemon_id: String,

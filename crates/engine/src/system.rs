@@ -16,6 +16,8 @@ pub struct Info {
     pub data_root: String,
     pub exec_root: String,
     pub daemon_id: String,
+    /// What `docker info` prints at its end.
+    pub warnings: Vec<String>,
 }
 
 /// Disk usage of images and containers.
@@ -51,6 +53,11 @@ impl Engine {
             data_root: self.inner.cfg.data_root.display().to_string(),
             exec_root: self.inner.cfg.exec_root.display().to_string(),
             daemon_id: self.inner.cfg.daemon_id.clone(),
+            warnings: if self.inner.net.cfg.bridge == "none" {
+                vec!["the default bridge network is disabled (\"bridge\": \"none\"): containers default to --network none".into()]
+            } else {
+                Vec::new()
+            },
         })
     }
 

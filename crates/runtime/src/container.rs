@@ -37,9 +37,6 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError {
     move |source| RuntimeError::Io { what, source }
 }
 
-/// Where the host's cgroup filesystems are.
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-
 /// A container's cgroup: its directory in each hierarchy it was made in.
 #[derive(Debug, Clone)]
 pub struct Cgroup {
@@ -60,10 +57,10 @@ impl Cgroup {
         mounts: &[CgroupMount],
     ) -> Result<Cgroup, RuntimeError> {
         let rel = path.strip_prefix("/").unwrap_or(path);
-        let v2 = is_unified(mounts);
+        let unified = unified_root(mounts);
+        let v2 = unified.is_some();
         let mut dirs = Vec::new();
-        if v2 {
-            let root = Path::new(CGROUP_ROOT);
+        if let Some(root) = unified {
             let mut dir = root.to_path_buf();
             for comp in rel.components() {
                 enable_controllers(&dir)?;
@@ -261,11 +258,16 @@ impl Cgroup {
     }
 }
 
-/// Whether the host's cgroups are unified (v2 only): `/sys/fs/cgroup` itself is the cgroup2 mount.
-fn is_unified(mounts: &[CgroupMount]) -> bool {
-    mounts
+/// The cgroup2 mount when the host's cgroups are unified (v2 only); `None` on v1 and hybrid hosts, whose
+/// controllers are all in v1 hierarchies.
+fn unified_root(mounts: &[CgroupMount]) -> Option<&Path> {
+    let v1_controllers = mounts
         .iter()
-        .any(|m| m.v2 && m.dir == Path::new(CGROUP_ROOT))
+        .any(|m| !m.v2 && m.controllers.iter().any(|c| !c.starts_with("name=")));
+    if v1_controllers {
+        return None;
+    }
+    mounts.iter().find(|m| m.v2).map(|m| m.dir.as_path())
 }
 
 /// Makes `dir`; whether it was new.
@@ -673,11 +675,11 @@ mod tests {
             "31 30 0:28 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n\
              36 30 0:33 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
         );
-        assert!(!is_unified(&v1));
+        assert_eq!(unified_root(&v1), None);
         let v2 = berth_sys::launch::cgroup_mounts(
             "40 1 0:40 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
         );
-        assert!(is_unified(&v2));
+        assert_eq!(unified_root(&v2), Some(Path::new("/sys/fs/cgroup")));
     }
 
     #[test]
@@ -709,6 +711,107 @@ mod tests {
         );
         assert_eq!(hs[1].name, "systemd");
         assert_eq!(hs[1].options, "name=systemd");
+    }
+
+    fn limits() -> LinuxResources {
+        use oci_spec::runtime::{LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder};
+        LinuxResourcesBuilder::default()
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(64 << 20)
+                    .build()
+                    .unwrap(),
+            )
+            .pids(LinuxPidsBuilder::default().limit(50).build().unwrap())
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_v2_cgroup_is_made_on_a_fixture_tree_with_its_controllers_and_limits() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        for dir in [r.to_path_buf(), r.join("berth")] {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        }
+        let mounts = vec![CgroupMount {
+            dir: r.to_path_buf(),
+            v2: true,
+            controllers: Vec::new(),
+        }];
+        let cg = Cgroup::create(Path::new("/berth/abc"), Some(&limits()), &mounts).unwrap();
+        assert!(cg.v2);
+        let leaf = r.join("berth/abc");
+        assert_eq!(cg.dirs, vec![(Vec::new(), leaf.clone())]);
+        for dir in [r.to_path_buf(), r.join("berth")] {
+            assert_eq!(
+                std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap(),
+                "+cpu +memory +pids"
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(leaf.join("memory.max")).unwrap(),
+            "67108864"
+        );
+        assert_eq!(
+            std::fs::read_to_string(leaf.join("pids.max")).unwrap(),
+            "50"
+        );
+        let join = cg.join().unwrap();
+        assert!(join.tasks.is_empty());
+        assert_eq!(join.v2_dir.map(|(_, d)| d), Some(leaf));
+    }
+
+    #[test]
+    fn v1_cgroups_are_made_in_each_controller_hierarchy_on_a_fixture_tree() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        for h in ["cpuset", "memory", "pids", "systemd"] {
+            std::fs::create_dir_all(r.join(h)).unwrap();
+        }
+        std::fs::write(r.join("cpuset/cpuset.cpus"), "0-3\n").unwrap();
+        std::fs::write(r.join("cpuset/cpuset.mems"), "0\n").unwrap();
+        let mounts: Vec<CgroupMount> = [
+            ("cpuset", "cpuset"),
+            ("memory", "memory"),
+            ("pids", "pids"),
+            ("systemd", "name=systemd"),
+        ]
+        .into_iter()
+        .map(|(d, c)| CgroupMount {
+            dir: r.join(d),
+            v2: false,
+            controllers: vec![c.to_string()],
+        })
+        .collect();
+        let cg = Cgroup::create(Path::new("/berth/abc"), Some(&limits()), &mounts).unwrap();
+        assert!(!cg.v2);
+        assert_eq!(
+            cg.dirs.len(),
+            3,
+            "named hierarchies get no cgroup: {:?}",
+            cg.dirs
+        );
+        assert_eq!(
+            std::fs::read_to_string(r.join("cpuset/berth/abc/cpuset.cpus")).unwrap(),
+            "0-3",
+            "an empty cpuset inherits all the way down"
+        );
+        assert_eq!(
+            std::fs::read_to_string(r.join("memory/berth/abc/memory.limit_in_bytes")).unwrap(),
+            "67108864"
+        );
+        assert_eq!(
+            std::fs::read_to_string(r.join("pids/berth/abc/pids.max")).unwrap(),
+            "50"
+        );
+        assert!(!r.join("systemd/berth").exists());
+        let join = cg.join().unwrap();
+        assert_eq!(
+            join.tasks,
+            ["cpuset", "memory", "pids"].map(|h| r.join(h).join("berth/abc/tasks"))
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod attach;
 pub mod changes;
 pub mod commit;
 mod create;
+pub mod devices;
 pub mod health;
 pub mod list;
 mod logs;

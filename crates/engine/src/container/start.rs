@@ -618,6 +618,15 @@ fn spec_input(
         })
         .collect();
     check_ulimits(&ulimits)?;
+    let dev_root = &engine.inner.cfg.dev_root;
+    let mut devices = if hc.privileged == Some(true) {
+        super::devices::host_devices(dev_root)
+    } else {
+        Vec::new()
+    };
+    for m in hc.devices.iter().flatten() {
+        devices.extend(super::devices::mapped_devices(dev_root, m)?);
+    }
     let mut env = cfg.env.clone().unwrap_or_default();
     if !env.iter().any(|e| e.starts_with("HOME=")) && !ids.home.is_empty() {
         env.push(format!("HOME={}", ids.home));
@@ -668,6 +677,7 @@ fn spec_input(
         network,
         sysctls: hc.sysctls.clone().unwrap_or_default().into_iter().collect(),
         shm_size: hc.shm_size.unwrap_or(0).max(0) as u64,
+        devices,
         etc_files: vec![
             (
                 PathBuf::from(&rec.resolv_conf_path),

@@ -80,6 +80,9 @@ pub struct SpecInput {
     pub sysctls: BTreeMap<String, String>,
     /// `/dev/shm` size in bytes; 64 MiB when 0.
     pub shm_size: u64,
+    /// Device nodes made in the container's `/dev` (`--device`, or every host device with
+    /// `--privileged`), already looked up on the host.
+    pub devices: Vec<Device>,
     /// A host directory (a tmpfs the engine mounted) bind-mounted at `/dev/shm` instead of a private
     /// tmpfs; required with `ipc_shareable`.
     pub shm_source: Option<PathBuf>,
@@ -237,4 +240,21 @@ pub struct Ulimit {
     pub soft: i64,
     /// Hard limit.
     pub hard: i64,
+}
+
+/// A device node for the container, as the engine found it on the host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    /// Its path in the container.
+    pub path: String,
+    /// `c` (character) or `b` (block).
+    pub kind: char,
+    pub major: i64,
+    pub minor: i64,
+    /// Permission bits of the node.
+    pub file_mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// What the device cgroup allows (`rwm` or a part of it).
+    pub permissions: String,
 }

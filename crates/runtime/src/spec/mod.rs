@@ -28,7 +28,8 @@ pub mod seccomp;
 
 pub use caps::{parse_capability, resolve_capabilities};
 pub use input::{
-    MountKind, MountSpec, NetworkMode, Propagation, Resources, SeccompMode, SpecInput, Ulimit,
+    Device, MountKind, MountSpec, NetworkMode, Propagation, Resources, SeccompMode, SpecInput,
+    Ulimit,
 };
 pub use process::rlimit_type;
 pub use resources::cpu_quota_from_nano_cpus;
@@ -49,6 +50,9 @@ pub enum SpecError {
     /// The process has nothing to execute.
     #[error("container has no command to run")]
     EmptyArgs,
+    /// A device that cannot be described in the spec.
+    #[error("device {path}: {reason}")]
+    InvalidDevice { path: String, reason: String },
     /// The working directory is not absolute.
     #[error("working directory {cwd:?} is not an absolute path")]
     RelativeCwd {
@@ -181,6 +185,31 @@ fn namespace(typ: LinuxNamespaceType, path: Option<PathBuf>) -> LinuxNamespace {
     ns.set_typ(typ);
     ns.set_path(path);
     ns
+}
+
+/// `linux.devices`: the nodes the runtime makes in the container's `/dev`.
+fn devices(list: &[input::Device]) -> Result<Vec<oci_spec::runtime::LinuxDevice>, SpecError> {
+    list.iter()
+        .map(|d| {
+            let typ = match d.kind {
+                'b' => oci_spec::runtime::LinuxDeviceType::B,
+                _ => oci_spec::runtime::LinuxDeviceType::C,
+            };
+            oci_spec::runtime::LinuxDeviceBuilder::default()
+                .path(PathBuf::from(&d.path))
+                .typ(typ)
+                .major(d.major)
+                .minor(d.minor)
+                .file_mode(d.file_mode)
+                .uid(d.uid)
+                .gid(d.gid)
+                .build()
+                .map_err(|e| SpecError::InvalidDevice {
+                    path: d.path.clone(),
+                    reason: e.to_string(),
+                })
+        })
+        .collect()
 }
 
 /// Docker's namespace list: mount, network, uts, pid, ipc, then a private cgroup namespace.
@@ -337,10 +366,11 @@ pub fn generate(input: &SpecInput) -> Result<Spec, SpecError> {
     linux.set_resources(Some(resources::resources(
         &input.resources,
         input.privileged,
+        &input.devices,
     )?));
     linux.set_cgroups_path(Some(PathBuf::from(&input.cgroups_path)));
     linux.set_namespaces(Some(namespaces(input)));
-    linux.set_devices(Some(Vec::new()));
+    linux.set_devices(Some(devices(&input.devices)?));
     linux.set_seccomp(seccomp_section(input, &caps)?);
     linux.set_rootfs_propagation(plan.rootfs_propagation);
     linux.set_masked_paths(path_list(

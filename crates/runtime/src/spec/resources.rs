@@ -114,12 +114,30 @@ fn block_io(r: &Resources) -> Option<LinuxBlockIo> {
 }
 
 /// The whole `linux.resources` section.
-pub fn resources(r: &Resources, privileged: bool) -> Result<LinuxResources, SpecError> {
+pub fn resources(
+    r: &Resources,
+    privileged: bool,
+    devices: &[super::input::Device],
+) -> Result<LinuxResources, SpecError> {
     let mut out = LinuxResources::default();
     out.set_devices(Some(if privileged {
         privileged_device_rules()
     } else {
-        default_device_rules()
+        let mut rules = default_device_rules();
+        for d in devices {
+            let mut rule = oci_spec::runtime::LinuxDeviceCgroup::default();
+            rule.set_allow(true);
+            rule.set_typ(Some(if d.kind == 'b' {
+                oci_spec::runtime::LinuxDeviceType::B
+            } else {
+                oci_spec::runtime::LinuxDeviceType::C
+            }));
+            rule.set_major(Some(d.major));
+            rule.set_minor(Some(d.minor));
+            rule.set_access(Some(d.permissions.clone()));
+            rules.push(rule);
+        }
+        rules
     }));
     out.set_memory(memory(r));
     out.set_cpu(cpu(r)?);
@@ -249,11 +267,33 @@ mod tests {
 
     #[test]
     fn privileged_allows_all_devices() {
-        let r = resources(&Resources::default(), true).expect("valid");
+        let r = resources(&Resources::default(), true, &[]).expect("valid");
         let devices = r.devices().clone().unwrap_or_default();
         assert_eq!(devices.len(), 1);
         assert!(devices[0].allow());
-        let r = resources(&Resources::default(), false).expect("valid");
+        let r = resources(&Resources::default(), false, &[]).expect("valid");
         assert!(!r.devices().clone().unwrap_or_default()[0].allow());
+    }
+
+    #[test]
+    fn an_added_device_is_allowed_with_its_permissions() {
+        let d = super::super::input::Device {
+            path: "/dev/xvda".into(),
+            kind: 'b',
+            major: 8,
+            minor: 0,
+            file_mode: 0o660,
+            uid: 0,
+            gid: 6,
+            permissions: "rw".into(),
+        };
+        let r = resources(&Resources::default(), false, &[d]).expect("valid");
+        let rules = r.devices().clone().unwrap_or_default();
+        let last = rules.last().unwrap();
+        assert!(last.allow());
+        assert_eq!(last.typ(), Some(oci_spec::runtime::LinuxDeviceType::B));
+        assert_eq!((last.major(), last.minor()), (Some(8), Some(0)));
+        assert_eq!(last.access().as_deref(), Some("rw"));
+        assert_eq!(rules.len(), default_device_rules().len() + 1);
     }
 }
