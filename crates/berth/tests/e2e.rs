@@ -781,6 +781,40 @@ fn devices_reach_the_container_with_device_and_privileged() {
 }
 
 #[test]
+fn shims_and_container_inits_run_from_a_read_only_binary() {
+    // Until it execs, a container's init is the shim's binary: a container must never reach a writable
+    // copy of it through /proc/PID/exe (CVE-2019-5736).
+    let d = Daemon::start();
+    d.import_busybox();
+    ok(&d.berth(&["run", "-d", "--name", "shimmed", "busybox", "sleep", "30"]));
+    let id = text(
+        &d.berth(&["inspect", "--format", "{{.Id}}", "shimmed"])
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    let shim = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .find(|e| {
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            cmd.contains(" shim ") && cmd.contains(&id)
+        })
+        .expect("the container's shim runs");
+    let exe = std::fs::read_link(shim.path().join("exe")).unwrap();
+    assert!(exe.starts_with(d.dir.path()), "{exe:?}");
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let opts = info
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(exe.to_str().unwrap()))
+        .and_then(|l| l.split(' ').nth(5).map(str::to_string))
+        .unwrap_or_else(|| panic!("{exe:?} is not a mount point"));
+    assert!(opts.split(',').any(|o| o == "ro"), "{exe:?}: {opts}");
+    ok(&d.berth(&["rm", "-f", "shimmed"]));
+}
+
+#[test]
 fn runc_runs_the_bundle_berth_generated_with_the_same_result() {
     let d = Daemon::start();
     d.import_busybox();

@@ -29,9 +29,18 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     }
     // The small `berth-shim` next to `berth` when it is installed, else `berth shim`.
     let exe = std::env::current_exe().context("find the berth executable for shims")?;
-    let shim_program = Some(exe.with_file_name("berth-shim"))
+    let program = Some(exe.with_file_name("berth-shim"))
         .filter(|p| p.is_file())
         .unwrap_or(exe);
+    // Shims (and the containers' processes until they exec) run from a read-only bind of the binary.
+    let shim_program = cfg.exec_root.join("berth-shim");
+    berth_sys::mount::bind_file_readonly(&program, &shim_program).with_context(|| {
+        format!(
+            "install {} read-only at {}",
+            program.display(),
+            shim_program.display()
+        )
+    })?;
     let daemon_id = daemon_id(&cfg.data_root)?;
     let init_binary = install_init(&cfg.exec_root)?;
     let engine = Engine::open(
@@ -127,6 +136,8 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     if let Some(p) = &cfg.pidfile {
         let _ = std::fs::remove_file(p);
     }
+    // Running shims keep their (lazily unmounted) binary; the next daemon binds it again.
+    let _ = berth_sys::mount::unmount(&cfg.exec_root.join("berth-shim"));
     Ok(())
 }
 

@@ -60,15 +60,18 @@ impl Cgroup {
         let unified = unified_root(mounts);
         let v2 = unified.is_some();
         let mut dirs = Vec::new();
-        if let Some(root) = unified {
-            let mut dir = root.to_path_buf();
-            for comp in rel.components() {
-                enable_controllers(&dir)?;
-                dir.push(comp);
-                mkdir(&dir)?;
+        // What was made stays listed even when a later step fails, so that it is removed again.
+        let made: Result<(), RuntimeError> = (|| {
+            if let Some(root) = unified {
+                let mut dir = root.to_path_buf();
+                for comp in rel.components() {
+                    enable_controllers(&dir)?;
+                    dir.push(comp);
+                    mkdir(&dir)?;
+                }
+                dirs.push((Vec::new(), dir));
+                return Ok(());
             }
-            dirs.push((Vec::new(), dir));
-        } else {
             for m in mounts.iter().filter(|m| !m.v2) {
                 if m.controllers.iter().all(|c| c.starts_with("name=")) {
                     continue;
@@ -79,17 +82,24 @@ impl Cgroup {
                     let parent = dir.clone();
                     dir.push(comp);
                     if mkdir(&dir)? && cpuset {
+                        dirs.push((m.controllers.clone(), dir.clone()));
                         inherit_cpuset(&parent, &dir)?;
+                        dirs.pop();
                     }
                 }
                 dirs.push((m.controllers.clone(), dir));
             }
-        }
+            Ok(())
+        })();
         let cg = Cgroup {
             path: path.to_path_buf(),
             v2,
             dirs,
         };
+        if let Err(e) = made {
+            cg.remove();
+            return Err(e);
+        }
         if let Err(e) = cg.apply(resources) {
             cg.remove();
             return Err(e);
@@ -184,6 +194,11 @@ impl Cgroup {
                 return Ok(());
             }
             if Instant::now() >= deadline {
+                if frozen {
+                    // Not left half-frozen: the container goes on running, as the caller will report.
+                    let thaw = if self.v2 { "0" } else { "THAWED" };
+                    let _ = std::fs::write(dir.join(file), thaw);
+                }
                 return Err(RuntimeError::Limits(format!(
                     "the cgroup {} did not reach {done:?} within 5 s",
                     dir.display()
@@ -533,15 +548,17 @@ pub fn init(
     } else {
         bundle.join(root.path())
     };
-    let root_propagation = match linux.rootfs_propagation().as_deref() {
-        None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        Some(p @ ("shared" | "rshared")) => {
-            return Err(RuntimeError::Unsupported(format!(
-                "rootfsPropagation {p} is not supported"
-            )))
-        }
-        Some(p) => propagation_flags(p)
-            .ok_or_else(|| RuntimeError::Unsupported(format!("unknown rootfsPropagation {p:?}")))?,
+    // `pivot_root` refuses a shared root or parent: a shared root (asked for by `rshared` volumes) is made
+    // shared again once in place.
+    let (root_propagation, share_root) = match linux.rootfs_propagation().as_deref() {
+        None | Some("") => (MsFlags::MS_SLAVE | MsFlags::MS_REC, false),
+        Some("shared" | "rshared") => (MsFlags::MS_SLAVE | MsFlags::MS_REC, true),
+        Some(p) => (
+            propagation_flags(p).ok_or_else(|| {
+                RuntimeError::Unsupported(format!("unknown rootfsPropagation {p:?}"))
+            })?,
+            false,
+        ),
     };
     let mut out_mounts = Vec::new();
     for m in spec.mounts().iter().flatten() {
@@ -607,6 +624,7 @@ pub fn init(
         cgroup_hierarchies: cgroup.hierarchies(mounts),
         rootfs,
         root_propagation,
+        share_root,
         readonly_root: root.readonly().unwrap_or(false),
         mounts: out_mounts,
         devices,

@@ -195,6 +195,9 @@ pub struct ShimConfig {
     pub lower: Vec<PathBuf>,
     pub upper: PathBuf,
     pub work: PathBuf,
+    /// Mount the overlay `volatile` (see `berth_sys::mount::Overlay`): set for `--rm` containers.
+    #[serde(default)]
+    pub volatile: bool,
     /// The control socket.
     pub socket: PathBuf,
     /// Where the exit status is recorded (atomically).

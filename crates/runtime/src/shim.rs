@@ -191,6 +191,8 @@ struct Shim {
     created: Option<Created>,
     cgroup: Cgroup,
     started: bool,
+    /// Frozen by a `Pause` (a frozen v1 task ignores even SIGKILL until thawed).
+    paused: bool,
     listener: UnixListener,
     sigfd: SignalFd,
     procs: Vec<Proc>,
@@ -220,6 +222,7 @@ impl Shim {
                 lower: cfg.lower.clone(),
                 upper: cfg.upper.clone(),
                 work: cfg.work.clone(),
+                volatile: cfg.volatile,
             };
             mount::mount_overlay(&ov, &cfg.rootfs)?;
         }
@@ -256,7 +259,8 @@ impl Shim {
                 return Err(e);
             }
         };
-        Self::serve(cfg, filter, created, cgroup, init)
+        let kept = cgroup.clone();
+        Self::serve(cfg, filter, created, cgroup, init).inspect_err(|_| kept.remove())
     }
 
     /// Clones the container's init with its stdio: pipes, or a terminal whose master it sends back.
@@ -363,6 +367,7 @@ impl Shim {
             created: Some(created),
             cgroup,
             started: false,
+            paused: false,
             listener,
             sigfd,
             procs: vec![init],
@@ -654,7 +659,16 @@ impl Shim {
                     return fail("container is not running".into());
                 }
                 match berth_sys::process::signal(init_pid, signal) {
-                    Ok(()) => ok(self, init_pid),
+                    Ok(()) => {
+                        // A paused container is killed for good (`rm -f`, `kill`): thaw it so it can die.
+                        if self.paused
+                            && signal == libc::SIGKILL
+                            && self.cgroup.freeze(false).is_ok()
+                        {
+                            self.paused = false;
+                        }
+                        ok(self, init_pid)
+                    }
                     Err(e) => fail(e.to_string()),
                 }
             }
@@ -680,11 +694,17 @@ impl Shim {
                 ok(self, init_pid)
             }
             Request::Pause => match self.cgroup.freeze(true) {
-                Ok(()) => ok(self, init_pid),
+                Ok(()) => {
+                    self.paused = true;
+                    ok(self, init_pid)
+                }
                 Err(e) => fail(e.to_string()),
             },
             Request::Resume => match self.cgroup.freeze(false) {
-                Ok(()) => ok(self, init_pid),
+                Ok(()) => {
+                    self.paused = false;
+                    ok(self, init_pid)
+                }
                 Err(e) => fail(e.to_string()),
             },
             Request::Resize { exec, rows, cols } => {

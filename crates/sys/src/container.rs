@@ -117,6 +117,9 @@ pub struct Init {
     pub rootfs: PathBuf,
     /// Propagation of the host's mounts as the container sees them (`MS_SLAVE | MS_REC` unless asked).
     pub root_propagation: MsFlags,
+    /// Make the new root's mounts shared once it is in place (`pivot_root` refuses a shared root). They
+    /// are slaves of the host's: mounts the host makes reach the container, not the other way round.
+    pub share_root: bool,
     pub readonly_root: bool,
     pub mounts: Vec<Mount>,
     pub devices: Vec<Device>,
@@ -170,7 +173,11 @@ pub fn create(init: Init) -> Result<Created, LaunchError> {
     if pid == 0 {
         drop(ours);
         let sync = UnixStream::from(theirs);
-        match run_init(init, &sync) {
+        // A panic must not unwind into the shim's code, running on in the container's namespaces.
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_init(init, &sync)))
+                .unwrap_or_else(|_| Err("the container's init panicked".into()));
+        match outcome {
             Ok(never) => match never {},
             Err(msg) => {
                 let mut m = b"e".to_vec();
@@ -192,14 +199,21 @@ pub fn create(init: Init) -> Result<Created, LaunchError> {
             Err(LaunchError::Child(msg))
         }
         Ok(Message::End) | Err(_) => {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-            Err(LaunchError::Child(
-                "the container's init ended before it was ready".into(),
-            ))
+            use nix::sys::wait::WaitStatus;
+            let child = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            let how = match nix::sys::wait::waitpid(child, None) {
+                Ok(WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGKILL, _)) => {
+                    " (killed by SIGKILL: the memory limit may be too small for it to start)"
+                        .to_string()
+                }
+                Ok(WaitStatus::Signaled(_, sig, _)) => format!(" (killed by {sig})"),
+                Ok(WaitStatus::Exited(_, code)) => format!(" (exit status {code})"),
+                _ => String::new(),
+            };
+            Err(LaunchError::Child(format!(
+                "the container's init ended before it was ready{how}"
+            )))
         }
     }
 }
@@ -354,6 +368,16 @@ fn run_init(init: Init, sync: &UnixStream) -> Result<std::convert::Infallible, S
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     prepare_root(&init)?;
     pivot_root(&init.rootfs)?;
+    if init.share_root {
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_SHARED | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| format!("make the root shared: {e}"))?;
+    }
     if let Stdio::Terminal(sock) = &init.stdio {
         let slave = crate::launch::open_terminal(sock)?;
         bind_console(&slave)?;
@@ -365,6 +389,10 @@ fn run_init(init: Init, sync: &UnixStream) -> Result<std::convert::Infallible, S
     }
     for p in &init.readonly_paths {
         readonly_path(p)?;
+    }
+    if !init.masked_paths.is_empty() && !Path::new("/dev/null").exists() {
+        // Masking binds /dev/null: without it the paths would stay readable.
+        return Err("cannot mask paths: the container has no /dev/null".into());
     }
     for p in &init.masked_paths {
         mask_path(p)?;
@@ -452,6 +480,8 @@ fn prepare_root(init: &Init) -> Result<(), String> {
         Mode::empty(),
     )
     .map_err(|e| format!("open the root {}: {e}", init.rootfs.display()))?;
+    // Device nodes are made only on a `/dev` tmpfs of the container's own: the last mount on `/dev`
+    // decides, and a `/dev` bound from the host (`-v /dev:/dev`) is never written to.
     let mut dev_tmpfs = false;
     for m in &init.mounts {
         mount_one(root.as_fd(), m, init).map_err(|e| {
@@ -461,16 +491,16 @@ fn prepare_root(init: &Init) -> Result<(), String> {
                 m.destination.display()
             )
         })?;
-        if m.destination == Path::new("/dev") && m.fstype == "tmpfs" {
-            dev_tmpfs = true;
+        if m.destination == Path::new("/dev") {
+            dev_tmpfs = m.kind == MountKind::Fs && m.fstype == "tmpfs";
         }
     }
     if dev_tmpfs {
         default_devices(root.as_fd())?;
-    }
-    for d in &init.devices {
-        make_device(root.as_fd(), d)
-            .map_err(|e| format!("create device {}: {e}", d.path.display()))?;
+        for d in &init.devices {
+            make_device(root.as_fd(), d)
+                .map_err(|e| format!("create device {}: {e}", d.path.display()))?;
+        }
     }
     Ok(())
 }
@@ -708,7 +738,8 @@ fn make_device(root: BorrowedFd<'_>, d: &Device) -> std::io::Result<()> {
     ) {
         Ok(()) => {}
         Err(rustix::io::Errno::EXIST) => {
-            // Replace only what is not already this very device.
+            // The container's own tmpfs (see `prepare_root`): a default node the spec lists again is
+            // made anew with the spec's owner and mode.
             rfs::unlinkat(&dir, name, AtFlags::empty())?;
             rfs::mknodat(
                 &dir,

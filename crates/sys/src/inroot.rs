@@ -542,6 +542,7 @@ mod tests {
             lower: vec![d.path().join("lower")],
             upper: d.path().join("upper"),
             work: d.path().join("work"),
+            volatile: false,
         };
         let binds = [
             ViewBind {

@@ -10,6 +10,10 @@ pub struct Overlay {
     pub lower: Vec<PathBuf>,
     pub upper: PathBuf,
     pub work: PathBuf,
+    /// Writes need not survive a crash (a `--rm` container's root): mounted `volatile`, overlayfs never
+    /// syncs the upper filesystem, neither on `fsync` nor when unmounted. Unmounting a normal overlay syncs
+    /// the whole filesystem its upper directory is on, milliseconds at the end of every container.
+    pub volatile: bool,
 }
 
 impl Overlay {
@@ -17,16 +21,26 @@ impl Overlay {
     pub fn options(&self) -> String {
         let lower: Vec<String> = self.lower.iter().map(|p| p.display().to_string()).collect();
         format!(
-            "lowerdir={},upperdir={},workdir={}",
+            "lowerdir={},upperdir={},workdir={}{}",
             lower.join(":"),
             self.upper.display(),
-            self.work.display()
+            self.work.display(),
+            if self.volatile { ",volatile" } else { "" }
         )
     }
 }
 
 /// Mount `overlay` at `target`.
 pub fn mount_overlay(overlay: &Overlay, target: &Path) -> Result<()> {
+    // A volatile mount leaves `work/incompat/volatile/dirty` behind, and overlayfs refuses the directories
+    // again while it is there. Only a mount of this very upper directory made it, and nothing mounts one
+    // twice at a time: remove it.
+    let incompat = overlay.work.join("work/incompat");
+    if incompat.join("volatile").exists() {
+        let _ = std::fs::remove_file(incompat.join("volatile/dirty"));
+        let _ = std::fs::remove_dir(incompat.join("volatile"));
+        let _ = std::fs::remove_dir(&incompat);
+    }
     let opts = overlay.options();
     mount(
         Some("overlay"),
@@ -36,6 +50,38 @@ pub fn mount_overlay(overlay: &Overlay, target: &Path) -> Result<()> {
         Some(opts.as_str()),
     )
     .map_err(|e| SysError::os("mount overlay on", target.display(), e))
+}
+
+/// Binds the file `src` read-only at `target` (made if missing; a previous bind there is replaced). A
+/// process started from `target` has its `/proc/PID/exe` on a read-only mount, so nothing that can reach
+/// that link (a container's process, CVE-2019-5736) can write the binary through it.
+pub fn bind_file_readonly(src: &Path, target: &Path) -> Result<()> {
+    if is_mounted(target) {
+        unmount(target)?;
+    }
+    if !target.exists() {
+        std::fs::File::create(target).map_err(|e| SysError::io("create", target.display(), e))?;
+    }
+    mount(
+        Some(src),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| SysError::os("bind", target.display(), e))?;
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV,
+        None::<&str>,
+    )
+    .map_err(|e| SysError::os("remount read-only", target.display(), e))
 }
 
 /// Unmount `target` (lazily if busy). Not mounted is not an error, so teardown can be repeated.
@@ -135,6 +181,7 @@ mod tests {
             lower: vec!["/s/b".into(), "/s/a".into()],
             upper: "/c/upper".into(),
             work: "/c/work".into(),
+            volatile: false,
         };
         assert_eq!(
             o.options(),
@@ -159,6 +206,7 @@ mod tests {
             lower: vec![d.path().join("l1"), d.path().join("l2")],
             upper: d.path().join("u"),
             work: d.path().join("w"),
+            volatile: false,
         };
         let m = d.path().join("m");
         mount_overlay(&o, &m).unwrap();
@@ -167,6 +215,21 @@ mod tests {
         assert_eq!(std::fs::read_to_string(m.join("b")).unwrap(), "b");
         unmount(&m).unwrap();
         assert!(!is_mounted(&m));
+        unmount(&m).unwrap();
+
+        // Volatile, then normal again on the same directories: the marker a volatile mount leaves does not
+        // stand in the way, and what was written is still there.
+        let v = Overlay {
+            volatile: true,
+            ..o.clone()
+        };
+        assert!(v.options().ends_with(",volatile"));
+        mount_overlay(&v, &m).unwrap();
+        std::fs::write(m.join("c"), "written").unwrap();
+        unmount(&m).unwrap();
+        assert!(d.path().join("w/work/incompat/volatile").exists());
+        mount_overlay(&o, &m).unwrap();
+        assert_eq!(std::fs::read_to_string(m.join("c")).unwrap(), "written");
         unmount(&m).unwrap();
     }
 }

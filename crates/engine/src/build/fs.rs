@@ -659,6 +659,7 @@ fn overlay_view(lower: Vec<PathBuf>, dir: &Path) -> std::result::Result<inroot::
         lower,
         upper: dir.join("upper"),
         work: dir.join("work"),
+        volatile: false,
     };
     inroot::private_view(&overlay, &dir.join("mnt"), &[], false).map_err(|e| e.to_string())
 }

@@ -235,6 +235,7 @@ impl Engine {
             lower,
             upper: dir.join("upper"),
             work: dir.join("work"),
+            volatile: false,
         };
         let mut binds: Vec<ViewBind> = Vec::new();
         let readonly_root = rec.host_config.readonly_rootfs.unwrap_or(false);

@@ -105,6 +105,7 @@ impl Engine {
                     lower,
                     upper: dir.join("upper"),
                     work: dir.join("work"),
+                    volatile: false,
                 };
                 berth_sys::mount::mount_overlay(&ov, &rootfs)
                     .map_err(|e| EngineError::Internal(e.to_string()))?;

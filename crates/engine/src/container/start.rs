@@ -162,6 +162,8 @@ impl Engine {
             lower,
             upper: paths.dir.join("upper"),
             work: paths.dir.join("work"),
+            // A `--rm` container's root is thrown away at its end: it need not survive a crash.
+            volatile: rec.host_config.auto_remove == Some(true),
             socket: paths.socket.clone(),
             exit_file: paths.state.join("exit.json"),
             log: (super::create::log_driver(&rec.host_config) != "none").then(|| LogConfig {
@@ -266,6 +268,7 @@ impl Engine {
             lower: shim_cfg.lower.clone(),
             upper: shim_cfg.upper.clone(),
             work: shim_cfg.work.clone(),
+            volatile: shim_cfg.volatile,
         };
         let rootfs = shim_cfg.rootfs.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
