@@ -6,9 +6,9 @@
 //!   it with berth's own runtime ([`container`]), holds its stdio, writes its json-file log, records its exit
 //!   and serves attach/kill/start/exec on a unix socket. It outlives the daemon, so containers survive a
 //!   daemon restart.
-//! * [`container`] — the OCI spec as berth's launcher (`berth_sys::container`) takes it, and the container's
-//!   cgroups.
-//! * [`cgroups`] — resource limits as cgroup v1 and v2 file writes.
+//! * [`container`] — the OCI spec as berth's launcher (`berth_sys::container`) takes it.
+//! * [`cgroups`] — the container's cgroup (made, limited, frozen, removed) and its limits as cgroup v1 and
+//!   v2 file writes.
 //! * [`filter`] — seccomp filters compiled once per profile by the daemon and loaded by the shim.
 //! * [`logfile`] — Docker's json-file log format with size-based rotation.
 

@@ -1,8 +1,8 @@
 //! A container's resource limits as cgroup file writes, for v1 hierarchies and for the unified v2 one.
 //!
 //! [`writes`] is a pure function of the spec's `linux.resources` (unit-tested here, also for v2 on hosts
-//! that only have v1); [`crate::container::Cgroup`] writes the result into the container's cgroup before
-//! its init joins it. The semantics are runc's: OCI values are v1 values, converted for v2 (`cpu.shares` to
+//! that only have v1); [`super::Cgroup`] writes the result into the container's cgroup before its init
+//! joins it. The semantics are runc's: OCI values are v1 values, converted for v2 (`cpu.shares` to
 //! `cpu.weight`, `memory.swap` as memory plus swap to `memory.swap.max` as swap alone, the blkio weight to
 //! `io.weight`). Device rules are enforced on v1 (`devices.allow`/`devices.deny`); v2 has no device files
 //! (its device control is an eBPF program, which berth does not attach).
