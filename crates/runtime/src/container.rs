@@ -33,7 +33,7 @@ pub enum RuntimeError {
     Sys(#[from] berth_sys::SysError),
 }
 
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError {
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError {
     let what = what.into();
     move |source| RuntimeError::Io { what, source }
 }
@@ -124,69 +124,6 @@ fn rlimit_resource(t: oci_spec::runtime::PosixRlimitType) -> i32 {
     }) as i32
 }
 
-/// Mount options as the kernel takes them: flags, propagation, and the filesystem's own data.
-pub fn mount_options(options: &[String]) -> (MsFlags, MsFlags, String) {
-    let mut flags = MsFlags::empty();
-    let mut propagation = MsFlags::empty();
-    let mut data: Vec<&str> = Vec::new();
-    for o in options {
-        let (set, clear) = match o.as_str() {
-            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
-            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
-            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
-            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
-            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
-            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
-            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
-            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
-            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
-            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
-            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
-            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
-            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
-            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
-            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
-            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
-            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
-            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
-            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
-            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
-            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
-            "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
-            "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
-            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
-            | "runbindable" => {
-                propagation |= propagation_flags(o).unwrap_or(MsFlags::empty());
-                continue;
-            }
-            // Runtime-only options that are not the kernel's business.
-            "tmpcopyup" | "defaults" => continue,
-            other => {
-                data.push(other);
-                continue;
-            }
-        };
-        flags |= set;
-        flags.remove(clear);
-    }
-    (flags, propagation, data.join(","))
-}
-
-fn propagation_flags(o: &str) -> Option<MsFlags> {
-    let rec = MsFlags::MS_REC;
-    Some(match o {
-        "private" => MsFlags::MS_PRIVATE,
-        "rprivate" => MsFlags::MS_PRIVATE | rec,
-        "shared" => MsFlags::MS_SHARED,
-        "rshared" => MsFlags::MS_SHARED | rec,
-        "slave" => MsFlags::MS_SLAVE,
-        "rslave" => MsFlags::MS_SLAVE | rec,
-        "unbindable" => MsFlags::MS_UNBINDABLE,
-        "runbindable" => MsFlags::MS_UNBINDABLE | rec,
-        _ => return None,
-    })
-}
-
 /// Everything [`berth_sys::container::create`] needs for `spec`, whose cgroup is `cgroup`.
 pub fn init(
     spec: &Spec,
@@ -259,7 +196,7 @@ pub fn init(
         None | Some("") => (MsFlags::MS_SLAVE | MsFlags::MS_REC, false),
         Some("shared" | "rshared") => (MsFlags::MS_SLAVE | MsFlags::MS_REC, true),
         Some(p) => (
-            propagation_flags(p).ok_or_else(|| {
+            berth_sys::mount::propagation_flags(p).ok_or_else(|| {
                 RuntimeError::Unsupported(format!("unknown rootfsPropagation {p:?}"))
             })?,
             false,
@@ -267,7 +204,11 @@ pub fn init(
     };
     let mut out_mounts = Vec::new();
     for m in spec.mounts().iter().flatten() {
-        let (flags, propagation, data) = mount_options(m.options().as_deref().unwrap_or(&[]));
+        let berth_sys::mount::MountOptions {
+            flags,
+            propagation,
+            data,
+        } = berth_sys::mount::parse_mount_options(m.options().iter().flatten().map(String::as_str));
         let fstype = m.typ().clone().unwrap_or_default();
         let kind = if fstype == "bind" || flags.contains(MsFlags::MS_BIND) {
             MountKind::Bind
@@ -358,37 +299,4 @@ pub fn init(
         process: self::process(process, seccomp)?,
         stdio,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn opts(o: &[&str]) -> (MsFlags, MsFlags, String) {
-        mount_options(&o.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-    }
-
-    #[test]
-    fn mount_options_split_into_flags_propagation_and_data() {
-        let (f, p, d) = opts(&["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]);
-        assert_eq!(
-            f,
-            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV
-        );
-        assert!(p.is_empty());
-        assert_eq!(d, "mode=1777,size=65536k");
-        let (f, p, d) = opts(&["rbind", "ro", "rprivate"]);
-        assert_eq!(f, MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY);
-        assert_eq!(p, MsFlags::MS_PRIVATE | MsFlags::MS_REC);
-        assert_eq!(d, "");
-        let (f, p, _) = opts(&["bind", "ro", "rw", "slave"]);
-        assert_eq!(f, MsFlags::MS_BIND, "rw clears an earlier ro");
-        assert_eq!(p, MsFlags::MS_SLAVE);
-        let (_, p, _) = opts(&["runbindable"]);
-        assert_eq!(p, MsFlags::MS_UNBINDABLE | MsFlags::MS_REC);
-        let (_, p, _) = opts(&["unbindable"]);
-        assert_eq!(p, MsFlags::MS_UNBINDABLE);
-        let (_, p, _) = opts(&["private"]);
-        assert_eq!(p, MsFlags::MS_PRIVATE);
-    }
 }

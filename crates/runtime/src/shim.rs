@@ -217,7 +217,11 @@ impl Shim {
         berth_sys::process::set_subreaper()?;
         std::fs::create_dir_all(&cfg.rootfs)
             .map_err(io_err(format!("create {}", cfg.rootfs.display())))?;
-        if !mount::is_mounted(&cfg.rootfs) {
+        // Read once: whether the root is mounted (the daemon mounts it for a copy-up) and where the
+        // cgroup hierarchies are.
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+            .map_err(io_err("read /proc/self/mountinfo"))?;
+        if !mount::is_mount_point(&mountinfo, &cfg.rootfs) {
             let ov = Overlay {
                 lower: cfg.lower.clone(),
                 upper: cfg.upper.clone(),
@@ -226,7 +230,7 @@ impl Shim {
             };
             mount::mount_overlay(&ov, &cfg.rootfs)?;
         }
-        match Self::create(cfg.clone()) {
+        match Self::create(cfg.clone(), &mountinfo) {
             Ok(s) => Ok(s),
             Err(e) => {
                 let _ = mount::unmount(&cfg.rootfs);
@@ -235,7 +239,7 @@ impl Shim {
         }
     }
 
-    fn create(cfg: ShimConfig) -> Result<Shim, ShimError> {
+    fn create(cfg: ShimConfig, mountinfo: &str) -> Result<Shim, ShimError> {
         let filter = load_filter(cfg.seccomp.as_ref())?;
         let spec_path = cfg.bundle.join("config.json");
         let data =
@@ -243,13 +247,10 @@ impl Shim {
         let spec: oci_spec::runtime::Spec = serde_json::from_slice(&data)
             .map_err(|e| ShimError::Create(format!("decode {}: {e}", spec_path.display())))?;
         let linux = spec.linux().clone().unwrap_or_default();
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-            .map_err(io_err("read /proc/self/mountinfo"))?;
-        let cgroup_mounts = berth_sys::launch::cgroup_mounts(&mountinfo);
-        let cgroup_path = linux
-            .cgroups_path()
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(format!("/berth/{}", cfg.id)));
+        let cgroup_mounts = berth_sys::launch::cgroup_mounts(mountinfo);
+        let cgroup_path = linux.cgroups_path().clone().ok_or_else(|| {
+            ShimError::Create(format!("{} has no linux.cgroupsPath", spec_path.display()))
+        })?;
         let cgroup = Cgroup::create(&cgroup_path, linux.resources().as_ref(), &cgroup_mounts)?;
         let made = Self::create_init(&cfg, &spec, &cgroup, &cgroup_mounts, filter.clone());
         let (created, init) = match made {

@@ -62,26 +62,37 @@ pub fn bind_file_readonly(src: &Path, target: &Path) -> Result<()> {
     if !target.exists() {
         std::fs::File::create(target).map_err(|e| SysError::io("create", target.display(), e))?;
     }
+    bind_remount(
+        src,
+        target,
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+    )
+    .map_err(|(op, e)| SysError::os(op, target.display(), e))
+}
+
+/// Binds `src` at `target`, then remounts the bind with `flags` (a bind takes no flags of its own but
+/// `MS_REC`). On failure, which of the two steps failed.
+pub fn bind_remount(
+    src: &Path,
+    target: &Path,
+    flags: MsFlags,
+) -> std::result::Result<(), (&'static str, nix::Error)> {
     mount(
         Some(src),
         target,
         None::<&str>,
-        MsFlags::MS_BIND,
+        MsFlags::MS_BIND | (flags & MsFlags::MS_REC),
         None::<&str>,
     )
-    .map_err(|e| SysError::os("bind", target.display(), e))?;
+    .map_err(|e| ("bind", e))?;
     mount(
         None::<&str>,
         target,
         None::<&str>,
-        MsFlags::MS_BIND
-            | MsFlags::MS_REMOUNT
-            | MsFlags::MS_RDONLY
-            | MsFlags::MS_NOSUID
-            | MsFlags::MS_NODEV,
+        (flags - MsFlags::MS_REC) | MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
         None::<&str>,
     )
-    .map_err(|e| SysError::os("remount read-only", target.display(), e))
+    .map_err(|e| ("remount", e))
 }
 
 /// Unmount `target` (lazily if busy). Not mounted is not an error, so teardown can be repeated.
@@ -93,16 +104,18 @@ pub fn unmount(target: &Path) -> Result<()> {
 }
 
 /// Mount a filesystem the way `mount -t FSTYPE -o OPTIONS DEVICE TARGET` does: the flag words of `options`
-/// (`ro`, `nosuid`, `nodev`, `noexec`, `bind`, `rbind`, `sync`, `noatime`...) become mount flags, the rest is
-/// passed to the filesystem as its data string (`size=64m,uid=1000`). Used for volumes with driver options.
+/// (`ro`, `nosuid`, `nodev`, `noexec`, `bind`, `rbind`, `sync`, `noatime`...) become mount flags, a
+/// propagation word (`rprivate`, `shared`...) is applied once mounted, the rest is passed to the filesystem
+/// as its data string (`size=64m,uid=1000`). Used for volumes with driver options.
 pub fn mount_fs(device: &str, target: &Path, fstype: &str, options: &str) -> Result<()> {
-    let (flags, data) = split_mount_options(options);
+    let o = parse_mount_options(options.split(','));
+    let flags = o.flags;
     let fstype = if flags.contains(MsFlags::MS_BIND) {
         None
     } else {
         Some(fstype)
     };
-    let data = (!data.is_empty()).then_some(data.as_str());
+    let data = (!o.data.is_empty()).then_some(o.data.as_str());
     mount(Some(device), target, fstype, flags, data)
         .map_err(|e| SysError::os("mount volume on", target.display(), e))?;
     // A read-only bind needs a remount to take effect.
@@ -116,46 +129,107 @@ pub fn mount_fs(device: &str, target: &Path, fstype: &str, options: &str) -> Res
         )
         .map_err(|e| SysError::os("remount read-only", target.display(), e))?;
     }
+    if !o.propagation.is_empty() {
+        mount(
+            None::<&str>,
+            target,
+            None::<&str>,
+            o.propagation,
+            None::<&str>,
+        )
+        .map_err(|e| SysError::os("set the propagation of", target.display(), e))?;
+    }
     Ok(())
 }
 
-/// Split `mount -o` options into flags and the filesystem's data string.
-pub fn split_mount_options(options: &str) -> (MsFlags, String) {
-    let mut flags = MsFlags::empty();
-    let mut data = Vec::new();
-    for o in options.split(',').filter(|o| !o.is_empty()) {
-        let f = match o {
-            "ro" => MsFlags::MS_RDONLY,
-            "rw" | "defaults" => MsFlags::empty(),
-            "nosuid" => MsFlags::MS_NOSUID,
-            "nodev" => MsFlags::MS_NODEV,
-            "noexec" => MsFlags::MS_NOEXEC,
-            "sync" => MsFlags::MS_SYNCHRONOUS,
-            "dirsync" => MsFlags::MS_DIRSYNC,
-            "noatime" => MsFlags::MS_NOATIME,
-            "nodiratime" => MsFlags::MS_NODIRATIME,
-            "relatime" => MsFlags::MS_RELATIME,
-            "strictatime" => MsFlags::MS_STRICTATIME,
-            "bind" => MsFlags::MS_BIND,
-            "rbind" => MsFlags::MS_BIND | MsFlags::MS_REC,
-            "suid" | "dev" | "exec" | "async" | "atime" | "diratime" => MsFlags::empty(),
+/// Mount options split the way the kernel takes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountOptions {
+    /// `MS_*` flags other than propagation.
+    pub flags: MsFlags,
+    /// Propagation to set after mounting (`MS_PRIVATE`, `MS_SLAVE`, ... with `MS_REC`), or empty.
+    pub propagation: MsFlags,
+    /// The filesystem's own options (`mode=755,size=65536k`).
+    pub data: String,
+}
+
+/// Reads `mount -o` words (an OCI mount's `options` too): a later word overrides an earlier one (`ro,rw`
+/// is read-write), runtime-only words (`defaults`, `tmpcopyup`) are dropped.
+pub fn parse_mount_options<'a>(options: impl IntoIterator<Item = &'a str>) -> MountOptions {
+    let mut out = MountOptions {
+        flags: MsFlags::empty(),
+        propagation: MsFlags::empty(),
+        data: String::new(),
+    };
+    let mut data: Vec<&str> = Vec::new();
+    for o in options.into_iter().filter(|o| !o.is_empty()) {
+        let none = MsFlags::empty();
+        let (set, clear) = match o {
+            "ro" => (MsFlags::MS_RDONLY, none),
+            "rw" => (none, MsFlags::MS_RDONLY),
+            "nosuid" => (MsFlags::MS_NOSUID, none),
+            "suid" => (none, MsFlags::MS_NOSUID),
+            "nodev" => (MsFlags::MS_NODEV, none),
+            "dev" => (none, MsFlags::MS_NODEV),
+            "noexec" => (MsFlags::MS_NOEXEC, none),
+            "exec" => (none, MsFlags::MS_NOEXEC),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, none),
+            "async" => (none, MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => (MsFlags::MS_DIRSYNC, none),
+            "mand" => (MsFlags::MS_MANDLOCK, none),
+            "nomand" => (none, MsFlags::MS_MANDLOCK),
+            "noatime" => (MsFlags::MS_NOATIME, none),
+            "atime" => (none, MsFlags::MS_NOATIME),
+            "nodiratime" => (MsFlags::MS_NODIRATIME, none),
+            "diratime" => (none, MsFlags::MS_NODIRATIME),
+            "relatime" => (MsFlags::MS_RELATIME, none),
+            "norelatime" => (none, MsFlags::MS_RELATIME),
+            "strictatime" => (MsFlags::MS_STRICTATIME, none),
+            "nostrictatime" => (none, MsFlags::MS_STRICTATIME),
+            "bind" => (MsFlags::MS_BIND, none),
+            "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, none),
+            "tmpcopyup" | "defaults" => continue,
             other => {
-                data.push(other);
+                match propagation_flags(other) {
+                    Some(p) => out.propagation |= p,
+                    None => data.push(other),
+                }
                 continue;
             }
         };
-        flags |= f;
+        out.flags |= set;
+        out.flags.remove(clear);
     }
-    (flags, data.join(","))
+    out.data = data.join(",");
+    out
+}
+
+/// The flags of a propagation word (`rslave` is `MS_SLAVE | MS_REC`).
+pub fn propagation_flags(o: &str) -> Option<MsFlags> {
+    let rec = MsFlags::MS_REC;
+    Some(match o {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | rec,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | rec,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | rec,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | rec,
+        _ => return None,
+    })
 }
 
 /// Whether `path` is a mount point, read from `/proc/self/mountinfo`.
 pub fn is_mounted(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
+    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|info| is_mount_point(&info, path))
+}
+
+/// Whether `path` is a mount point in a `mountinfo` text already read.
+pub fn is_mount_point(mountinfo: &str, path: &Path) -> bool {
     let want = path.display().to_string();
-    info.lines()
+    mountinfo
+        .lines()
         .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
 }
 
@@ -165,14 +239,47 @@ mod tests {
 
     #[test]
     fn mount_options_split_into_flags_and_data() {
-        let (f, d) = split_mount_options("ro,nosuid,size=64m,uid=1000,rbind");
+        let split = |s: &str| {
+            let o = parse_mount_options(s.split(','));
+            (o.flags, o.data)
+        };
+        let (f, d) = split("ro,nosuid,size=64m,uid=1000,rbind");
         assert!(f.contains(
             MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_BIND | MsFlags::MS_REC
         ));
         assert_eq!(d, "size=64m,uid=1000");
-        let (f, d) = split_mount_options("");
+        let (f, d) = split("");
         assert!(f.is_empty());
         assert_eq!(d, "");
+    }
+
+    fn opts(o: &[&str]) -> (MsFlags, MsFlags, String) {
+        let o = parse_mount_options(o.iter().copied());
+        (o.flags, o.propagation, o.data)
+    }
+
+    #[test]
+    fn mount_options_split_into_flags_propagation_and_data() {
+        let (f, p, d) = opts(&["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]);
+        assert_eq!(
+            f,
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV
+        );
+        assert!(p.is_empty());
+        assert_eq!(d, "mode=1777,size=65536k");
+        let (f, p, d) = opts(&["rbind", "ro", "rprivate"]);
+        assert_eq!(f, MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY);
+        assert_eq!(p, MsFlags::MS_PRIVATE | MsFlags::MS_REC);
+        assert_eq!(d, "");
+        let (f, p, _) = opts(&["bind", "ro", "rw", "slave"]);
+        assert_eq!(f, MsFlags::MS_BIND, "rw clears an earlier ro");
+        assert_eq!(p, MsFlags::MS_SLAVE);
+        let (_, p, _) = opts(&["runbindable"]);
+        assert_eq!(p, MsFlags::MS_UNBINDABLE | MsFlags::MS_REC);
+        let (_, p, _) = opts(&["unbindable"]);
+        assert_eq!(p, MsFlags::MS_UNBINDABLE);
+        let (_, p, _) = opts(&["private"]);
+        assert_eq!(p, MsFlags::MS_PRIVATE);
     }
 
     #[test]

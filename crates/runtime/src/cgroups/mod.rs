@@ -11,14 +11,9 @@ use berth_sys::container::{CgroupHierarchy, Cgroups};
 use berth_sys::launch::CgroupMount;
 use oci_spec::runtime::LinuxResources;
 
-use crate::container::RuntimeError;
+use crate::container::{io, RuntimeError};
 
 pub mod limits;
-
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError {
-    let what = what.into();
-    move |source| RuntimeError::Io { what, source }
-}
 
 /// A container's cgroup: its directory in each hierarchy it was made in.
 #[derive(Debug, Clone)]
@@ -65,9 +60,9 @@ impl Cgroup {
                     let parent = dir.clone();
                     dir.push(comp);
                     if mkdir(&dir)? && cpuset {
-                        dirs.push((m.controllers.clone(), dir.clone()));
-                        inherit_cpuset(&parent, &dir)?;
-                        dirs.pop();
+                        inherit_cpuset(&parent, &dir).inspect_err(|_| {
+                            let _ = std::fs::remove_dir(&dir);
+                        })?;
                     }
                 }
                 dirs.push((m.controllers.clone(), dir));

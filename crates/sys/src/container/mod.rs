@@ -168,14 +168,15 @@ pub fn create(init: Init) -> Result<Created, LaunchError> {
         SockFlag::SOCK_CLOEXEC,
     )
     .map_err(|e| crate::SysError::os("socketpair", "container init", e))?;
-    let pid = clone_init(&init)?;
+    let (pid, in_cgroup) = clone_init(&init)?;
     if pid == 0 {
         drop(ours);
         let sync = UnixStream::from(theirs);
         // A panic must not unwind into the shim's code, running on in the container's namespaces.
-        let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_init(init, &sync)))
-                .unwrap_or_else(|_| Err("the container's init panicked".into()));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_init(init, in_cgroup, &sync)
+        }))
+        .unwrap_or_else(|_| Err("the container's init panicked".into()));
         match outcome {
             Ok(never) => match never {},
             Err(msg) => {
@@ -275,8 +276,9 @@ impl Created {
 }
 
 /// `clone3` into the new namespaces (and the v2 cgroup); falls back to `clone` where `clone3` or
-/// `CLONE_INTO_CGROUP` is missing (the init then writes its cgroup itself). Returns 0 in the child.
-fn clone_init(init: &Init) -> Result<i32, crate::SysError> {
+/// `CLONE_INTO_CGROUP` is missing. Returns the pid (0 in the child) and whether the child starts in its v2
+/// cgroup already (else the init writes its `cgroup.procs` itself).
+fn clone_init(init: &Init) -> Result<(i32, bool), crate::SysError> {
     let flags = init.new_namespaces.bits() as u64;
     let mut args = CloneArgs {
         flags,
@@ -297,7 +299,7 @@ fn clone_init(init: &Init) -> Result<i32, crate::SysError> {
         )
     };
     if r >= 0 {
-        return Ok(r as i32);
+        return Ok((r as i32, true));
     }
     let e = nix::Error::last();
     if !matches!(
@@ -324,15 +326,8 @@ fn clone_init(init: &Init) -> Result<i32, crate::SysError> {
             nix::Error::last(),
         ));
     }
-    if r == 0 && args.cgroup != 0 {
-        // Marks that the cgroup must be joined by hand: see `join_cgroups`.
-        CLONED_OUTSIDE_CGROUP.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-    Ok(r as i32)
+    Ok((r as i32, false))
 }
-
-static CLONED_OUTSIDE_CGROUP: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
 
 fn send(sync: &UnixStream, what: &[u8]) -> Result<(), String> {
     sendmsg::<()>(
@@ -347,11 +342,15 @@ fn send(sync: &UnixStream, what: &[u8]) -> Result<(), String> {
 }
 
 /// The init, from its first instruction after the clone up to the program.
-fn run_init(init: Init, sync: &UnixStream) -> Result<std::convert::Infallible, String> {
+fn run_init(
+    init: Init,
+    in_v2_cgroup: bool,
+    sync: &UnixStream,
+) -> Result<std::convert::Infallible, String> {
     // Nothing may look into this process (/proc/1/exe is the shim's binary) until it execs the program.
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("set non-dumpable: {e}"))?;
     crate::process::reset_signals().map_err(|e| format!("reset signals: {e}"))?;
-    join_cgroups(&init.cgroups)?;
+    join_cgroups(&init.cgroups, in_v2_cgroup)?;
     for (fd, kind) in &init.join {
         nix::sched::setns(fd.as_fd(), *kind)
             .map_err(|e| format!("join the {} namespace: {e}", kind_name(*kind)))?;
@@ -432,12 +431,12 @@ fn kind_name(k: CloneFlags) -> &'static str {
     crate::launch::ns_file(k).unwrap_or("unknown")
 }
 
-fn join_cgroups(c: &Cgroups) -> Result<(), String> {
+fn join_cgroups(c: &Cgroups, in_v2_cgroup: bool) -> Result<(), String> {
     for f in &c.tasks {
         std::fs::write(f, "0").map_err(|e| format!("join cgroup {}: {e}", f.display()))?;
     }
     if let Some((_, dir)) = &c.v2_dir {
-        if CLONED_OUTSIDE_CGROUP.load(std::sync::atomic::Ordering::Relaxed) {
+        if !in_v2_cgroup {
             let f = dir.join("cgroup.procs");
             std::fs::write(&f, "0").map_err(|e| format!("join cgroup {}: {e}", f.display()))?;
         }

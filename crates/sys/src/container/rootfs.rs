@@ -234,22 +234,8 @@ fn mount_cgroups(root: BorrowedFd<'_>, m: &Mount, init: &Init) -> Result<(), Str
 }
 
 fn bind_readonly(src: &Path, target: &str, flags: MsFlags) -> Result<(), String> {
-    mount(
-        Some(src),
-        target,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(|e| format!("bind {}: {e}", src.display()))?;
-    mount(
-        None::<&str>,
-        target,
-        None::<&str>,
-        flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
-        None::<&str>,
-    )
-    .map_err(|e| format!("remount {}: {e}", src.display()))
+    crate::mount::bind_remount(src, Path::new(target), flags)
+        .map_err(|(op, e)| format!("{op} {}: {e}", src.display()))
 }
 
 /// Docker's default devices on the container's `/dev` tmpfs, and its usual symlinks.
