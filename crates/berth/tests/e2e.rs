@@ -856,7 +856,9 @@ fn runc_runs_the_bundle_berth_generated_with_the_same_result() {
     std::fs::create_dir_all(&bundle).unwrap();
     spec["root"]["path"] = serde_json::json!(d.dir.path().join("bbroot").display().to_string());
     spec["root"]["readonly"] = serde_json::json!(true);
-    spec["linux"]["cgroupsPath"] = serde_json::json!(format!("/berth-runc-test/{}", &id[..12]));
+    // One level, so that runc's delete leaves nothing behind in any hierarchy.
+    let cgroup = format!("berth-runc-test-{}", &id[..12]);
+    spec["linux"]["cgroupsPath"] = serde_json::json!(format!("/{cgroup}"));
     std::fs::write(
         bundle.join("config.json"),
         serde_json::to_vec(&spec).unwrap(),
@@ -868,10 +870,9 @@ fn runc_runs_the_bundle_berth_generated_with_the_same_result() {
         .output()
         .unwrap();
     let _ = Command::new(runc).args(["delete", "-f", &name]).output();
-    let _ = std::fs::remove_dir(format!(
-        "/sys/fs/cgroup/memory/berth-runc-test/{}",
-        &id[..12]
-    ));
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = std::fs::remove_dir(hierarchy.path().join(&cgroup));
+    }
     assert!(out.status.success(), "runc: {}", text(&out.stderr));
     assert_eq!(text(&out.stdout), berth_out);
 }

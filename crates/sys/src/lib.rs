@@ -5,6 +5,7 @@
 //! Most calls go through `nix`'s safe wrappers; where a raw `libc` call is needed it carries a `SAFETY:`
 //! comment.
 
+pub mod bpf;
 pub mod container;
 pub mod fd;
 pub mod inroot;

@@ -4,8 +4,8 @@
 //! that only have v1); [`super::Cgroup`] writes the result into the container's cgroup before its init
 //! joins it. The semantics are runc's: OCI values are v1 values, converted for v2 (`cpu.shares` to
 //! `cpu.weight`, `memory.swap` as memory plus swap to `memory.swap.max` as swap alone, the blkio weight to
-//! `io.weight`). Device rules are enforced on v1 (`devices.allow`/`devices.deny`); v2 has no device files
-//! (its device control is an eBPF program, which berth does not attach).
+//! `io.weight`). Device rules are written to v1's `devices.allow`/`devices.deny`; v2 has no device files,
+//! its rules are an eBPF program ([`super::devices`]).
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 

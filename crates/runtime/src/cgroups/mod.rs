@@ -13,6 +13,7 @@ use oci_spec::runtime::LinuxResources;
 
 use crate::container::{io, RuntimeError};
 
+pub mod devices;
 pub mod limits;
 
 /// A container's cgroup: its directory in each hierarchy it was made in.
@@ -114,6 +115,12 @@ impl Cgroup {
                     "write {value} to {}: {e}",
                     path.display()
                 )));
+            }
+        }
+        // v2 has no device files: its device rules are an eBPF program attached to the cgroup.
+        if let (true, Some(rules)) = (self.v2, resources.devices()) {
+            if let Some((_, dir)) = self.dirs.first() {
+                devices::attach(dir, rules)?;
             }
         }
         Ok(())
