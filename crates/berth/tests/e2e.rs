@@ -679,6 +679,64 @@ fn import_refuses_a_tarball_that_escapes() {
 }
 
 #[test]
+fn on_a_cgroup_v2_host_device_rules_hold_and_pause_and_exec_work() {
+    // A daemon shown a pure v2 host: no devices.allow there, only the eBPF filter keeps a container
+    // from a device node it makes itself.
+    let d = Daemon::start_on_cgroup_v2();
+    d.import_busybox_full();
+    let out = ok(&d.berth(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "grep ^0:: /proc/self/cgroup; grep -c ' - cgroup2 ' /proc/self/mountinfo",
+    ]));
+    assert_eq!(
+        out, "0::/\n1\n",
+        "the container is in its own v2 cgroup namespace"
+    );
+    let probe = "mknod /dev/probe c 10 229 && (: < /dev/probe) 2>&1 && echo opened; \
+                 head -c 3 /dev/zero | wc -c";
+    let out = ok(&d.berth(&["run", "--rm", "busybox", "sh", "-c", probe]));
+    assert!(
+        out.contains("Operation not permitted") && !out.contains("opened"),
+        "a device outside Docker's list cannot be opened: {out}"
+    );
+    assert!(out.ends_with("3\n"), "/dev/zero can: {out}");
+    let out = ok(&d.berth(&["run", "--rm", "--privileged", "busybox", "sh", "-c", probe]));
+    assert!(
+        out.contains("opened"),
+        "a privileged container has every device: {out}"
+    );
+
+    ok(&d.berth(&["run", "-d", "--name", "v2", "busybox", "sleep", "300"]));
+    assert_eq!(
+        ok(&d.berth(&["exec", "v2", "grep", "^0::", "/proc/self/cgroup"])),
+        "0::/\n"
+    );
+    ok(&d.berth(&["pause", "v2"]));
+    assert_eq!(
+        ok(&d.berth(&["inspect", "-f", "{{.State.Status}}", "v2"])),
+        "paused\n"
+    );
+    let id = ok(&d.berth(&["inspect", "-f", "{{.Id}}", "v2"]));
+    let cgroup = d.v2_cgroup.as_ref().unwrap().join("berth").join(id.trim());
+    assert_eq!(
+        std::fs::read_to_string(cgroup.join("cgroup.freeze")).unwrap(),
+        "1\n",
+        "paused through cgroup.freeze"
+    );
+    ok(&d.berth(&["unpause", "v2"]));
+    assert_eq!(ok(&d.berth(&["exec", "v2", "echo", "thawed"])), "thawed\n");
+    ok(&d.berth(&["rm", "-f", "v2"]));
+    assert!(
+        !cgroup.exists(),
+        "the container's cgroup is removed with it"
+    );
+}
+
+#[test]
 fn the_runtime_keeps_mounts_inside_the_root_and_kernel_files_read_only() {
     let d = Daemon::start();
     d.import_busybox_full();

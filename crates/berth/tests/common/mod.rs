@@ -17,12 +17,41 @@ pub struct Daemon {
     pub table: String,
     /// The second and third octets of the default bridge's 10.x.y.0/24.
     pub net: (u8, u8),
+    /// For a daemon shown a pure cgroup v2 host: the cgroup (in the host's cgroup2 hierarchy) it runs in.
+    pub v2_cgroup: Option<PathBuf>,
 }
 
 static DAEMONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl Daemon {
     pub fn start() -> Daemon {
+        let mut d = Daemon::start_unspawned();
+        d.spawn();
+        d
+    }
+
+    /// A daemon that sees a pure cgroup v2 host whatever the host has: it runs in a cgroup of its own in
+    /// the host's cgroup2 hierarchy, in its own cgroup and mount namespaces, where the v1 hierarchies are
+    /// unmounted and cgroup2 is mounted on `/sys/fs/cgroup`. (On a hybrid host that hierarchy has no
+    /// controllers: limits cannot be set there, but cgroups, device filters, freezing and joins work.)
+    pub fn start_on_cgroup_v2() -> Daemon {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let unified = info
+            .lines()
+            .find(|l| l.contains(" - cgroup2 "))
+            .and_then(|l| l.split(' ').nth(4))
+            .expect("this host has a cgroup2 mount")
+            .to_string();
+        let n = DAEMONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let cgroup = Path::new(&unified).join(format!("berth-test-v2-{}-{n}", std::process::id()));
+        std::fs::create_dir(&cgroup).unwrap();
+        let mut d = Daemon::start_unspawned();
+        d.v2_cgroup = Some(cgroup);
+        d.spawn();
+        d
+    }
+
+    fn start_unspawned() -> Daemon {
         assert!(
             nix_is_root(),
             "the end-to-end tests need root: run them as root (CI does)"
@@ -33,15 +62,14 @@ impl Daemon {
             .expect("temp dir");
         let n = DAEMONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let pid = std::process::id();
-        let mut d = Daemon {
+        Daemon {
             dir,
             child: None,
             bridge: format!("bt{}x{n}", pid % 10000),
             table: format!("bt_{pid}_{n}"),
             net: (100 + (pid % 100) as u8, (n % 256) as u8),
-        };
-        d.spawn();
-        d
+            v2_cgroup: None,
+        }
     }
 
     pub fn spawn(&mut self) {
@@ -62,7 +90,24 @@ impl Daemon {
             .append(true)
             .open(self.dir.path().join("daemon.log"))
             .unwrap();
-        let child = Command::new(BERTH)
+        let mut cmd = match &self.v2_cgroup {
+            None => Command::new(BERTH),
+            Some(cgroup) => {
+                // The shell moves itself into the cgroup, then becomes the daemon (same pid) in its new
+                // namespaces.
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(
+                        "echo $$ > \"$0/cgroup.procs\" && exec unshare --mount --cgroup \
+                         --propagation private sh -c 'umount -R /sys/fs/cgroup && \
+                         mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec \"$@\"' sh \"$@\"",
+                    )
+                    .arg(cgroup)
+                    .arg(BERTH);
+                c
+            }
+        };
+        let child = cmd
             .args([
                 "daemon",
                 "-H",
@@ -251,6 +296,9 @@ impl Drop for Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
+        if let Some(cgroup) = &self.v2_cgroup {
+            remove_test_cgroup(cgroup);
+        }
         // The default bridge and the firewall table outlive a daemon by design (containers survive it); a
         // test's daemon takes them along.
         let _ = Command::new("ip")
@@ -272,6 +320,39 @@ impl Drop for Daemon {
                 }
             }
         }
+    }
+}
+
+/// Kills what a test left in its cgroup (the processes it started: shims, containers) and removes the
+/// cgroup, deepest first.
+fn remove_test_cgroup(cgroup: &Path) {
+    fn tree(dir: &Path, out: &mut Vec<PathBuf>) {
+        out.push(dir.to_path_buf());
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                tree(&e.path(), out);
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut all = Vec::new();
+        tree(cgroup, &mut all);
+        let mut busy = false;
+        for dir in &all {
+            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.split_whitespace() {
+                busy = true;
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        if !busy || Instant::now() >= deadline {
+            for dir in all.iter().rev() {
+                let _ = std::fs::remove_dir(dir);
+            }
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
