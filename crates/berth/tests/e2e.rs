@@ -251,9 +251,22 @@ fn containers_survive_a_daemon_killed_with_sigkill() {
         "sleep 1; exit 5",
     ]);
     assert!(out.status.success());
+    // An auto-remove container that ends while the daemon is down is removed, files and all.
+    let gone = ok(&d.berth(&["run", "--rm", "-d", "busybox", "sleep", "1"]));
+    let gone = gone.trim();
+    let gone_dir = d.dir.path().join("data/containers").join(gone);
+    assert!(gone_dir.exists());
     d.kill9();
     std::thread::sleep(Duration::from_millis(2000));
+    // What a crash in the middle of a create leaves: a container directory with no record.
+    let orphan = d.dir.path().join("data/containers").join("ab".repeat(32));
+    std::fs::create_dir_all(orphan.join("upper/etc")).unwrap();
+    std::fs::write(orphan.join("config.v2.json"), "{}").unwrap();
     d.spawn();
+    assert!(
+        !orphan.exists(),
+        "start-up removes container files with no record"
+    );
     let out = d.berth(&[
         "inspect",
         "--format",
@@ -261,6 +274,17 @@ fn containers_survive_a_daemon_killed_with_sigkill() {
         "quick",
     ]);
     assert_eq!(text(&out.stdout).trim(), "exited 5");
+    assert_eq!(
+        ok(&d.berth(&["ps", "-aq", "--no-trunc"]))
+            .lines()
+            .filter(|l| *l == gone)
+            .count(),
+        0
+    );
+    assert!(
+        !gone_dir.exists(),
+        "the auto-removed container's files are gone"
+    );
 }
 
 #[test]

@@ -133,6 +133,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     for s in servers {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s).await;
     }
+    state.engine.flush();
     if let Some(p) = &cfg.pidfile {
         let _ = std::fs::remove_file(p);
     }

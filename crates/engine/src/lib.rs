@@ -157,6 +157,13 @@ impl Engine {
         Ok(engine)
     }
 
+    /// At shutdown: puts the container changes that were saved lazily on disk.
+    pub fn flush(&self) {
+        if let Err(e) = self.inner.store.sync() {
+            tracing::warn!("sync the container store: {e}");
+        }
+    }
+
     pub fn config(&self) -> &Config {
         &self.inner.cfg
     }

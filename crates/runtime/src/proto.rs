@@ -172,6 +172,10 @@ pub struct ExitStatus {
     /// Set when the container never ran (start failed): the reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Whether the container's program had been started (an init that ended before its start also
+    /// leaves an exit status).
+    #[serde(default)]
+    pub started: bool,
 }
 
 /// Log rotation settings of the json-file driver.

@@ -12,9 +12,10 @@
 //! 4. loops on `poll`: the init's output goes to the json-file log and to attached connections; an exec's
 //!    output goes to the connection that asked for it; requests (start, kill, attach, resize, exec, stdin) are
 //!    served; `SIGCHLD` (via signalfd) reaps;
-//! 5. when the init has exited and its output is drained it records the status in `exit.json` (write, fsync,
-//!    rename), removes the container's cgroup, unmounts the root, sends the `Exit` frame to
-//!    every connection and exits.
+//! 5. when the init has exited and its output is drained it sends the `Exit` frame to every connection,
+//!    records the status in `exit.json` (write, fsync, rename) for a daemon that was away, removes the
+//!    container's cgroup, unmounts the root, closes the connections and exits. The daemon takes the closed
+//!    connection as the sign that the container's directories are free again.
 //!
 //! It is single-threaded and small on purpose: memory per container is a benchmark figure.
 
@@ -480,6 +481,7 @@ impl Shim {
                 oom_killed: false,
                 finished_at: now_rfc3339(),
                 error: None,
+                started: true,
             };
             let frame = proto::encode(Kind::Exit, &serde_json::to_vec(&status).unwrap_or_default());
             if let Some(ci) = self.clients.iter().position(|c| Some(c.id) == p.owner) {
@@ -821,23 +823,29 @@ impl Shim {
             .oom_event_files
             .iter()
             .any(|p| oom_kill_count(p) > 0);
-        self.created = None;
-        self.cgroup.remove();
-        let _ = mount::unmount(&self.cfg.rootfs);
         let status = ExitStatus {
             exit_code: self.procs[0].exit.unwrap_or(255),
             oom_killed,
             finished_at: now_rfc3339(),
             error: None,
+            started: self.started,
         };
-        let _ = write_exit(&self.cfg.exit_file, &status);
+        // The exit goes out first: `wait` and `run` return while the shim cleans up. The daemon waits for
+        // the connection to close before it reuses or removes the container's directories.
         let payload = serde_json::to_vec(&status).unwrap_or_default();
         let frame = proto::encode(Kind::Exit, &payload);
         for c in self.clients.iter_mut() {
             let _ = c.stream.write_all(&frame);
+        }
+        // For a daemon that was away. A `--rm` container's record goes with it: no need to wait for the disk.
+        let _ = write_exit(&self.cfg.exit_file, &status, !self.cfg.volatile);
+        self.created = None;
+        self.cgroup.remove();
+        let _ = mount::unmount(&self.cfg.rootfs);
+        let _ = std::fs::remove_file(&self.cfg.socket);
+        for c in self.clients.iter_mut() {
             let _ = c.stream.shutdown(std::net::Shutdown::Both);
         }
-        let _ = std::fs::remove_file(&self.cfg.socket);
     }
 }
 
@@ -899,13 +907,16 @@ pub fn oom_kill_count(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Record the exit status: write a temp file, fsync, rename, so a reader never sees half of it.
-pub fn write_exit(path: &Path, status: &ExitStatus) -> std::io::Result<()> {
+/// Record the exit status: write a temp file, fsync (when `durable`), rename, so a reader never sees half
+/// of it.
+pub fn write_exit(path: &Path, status: &ExitStatus, durable: bool) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = File::create(&tmp)?;
         f.write_all(&serde_json::to_vec(status).map_err(std::io::Error::other)?)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
     }
     std::fs::rename(&tmp, path)
 }
@@ -935,8 +946,9 @@ mod tests {
             oom_killed: true,
             finished_at: "x".into(),
             error: None,
+            started: true,
         };
-        write_exit(&p, &st).unwrap();
+        write_exit(&p, &st, true).unwrap();
         let back: ExitStatus = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
         assert_eq!(back, st);
         assert!(!p.with_extension("tmp").exists());

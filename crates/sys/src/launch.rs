@@ -204,6 +204,14 @@ pub(crate) fn take_stdio(fds: &[OwnedFd; 3]) -> Result<(), String> {
 /// rlimits, OOM score, `no_new_privs`, the seccomp filter, bounding set, user and groups, capabilities,
 /// every descriptor above stdio close-on-exec, then `execvp`.
 pub(crate) fn become_process(p: &Process) -> Result<std::convert::Infallible, String> {
+    prepare_process(p)?;
+    exec_process(p)
+}
+
+/// [`become_process`] up to the exec: afterwards the process has the program's identity, limits and
+/// seccomp filter (which must allow what is left: reading the start message, `close_range`, `execve`, as
+/// with runc).
+pub(crate) fn prepare_process(p: &Process) -> Result<(), String> {
     nix::unistd::chdir(p.cwd.as_c_str()).map_err(|e| {
         format!(
             "chdir to cwd ({:?}) set in config.json failed: {}",
@@ -244,6 +252,11 @@ pub(crate) fn become_process(p: &Process) -> Result<std::convert::Infallible, St
         prog.load(*flags)
             .map_err(|e| format!("load the seccomp filter: {e}"))?;
     }
+    Ok(())
+}
+
+/// The end of [`become_process`]: every descriptor above stdio close-on-exec, then `execvp`.
+pub(crate) fn exec_process(p: &Process) -> Result<std::convert::Infallible, String> {
     // Nothing of the shim's may reach the program: every descriptor above stdio closes on exec.
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on this process's descriptors.
     if unsafe {

@@ -176,6 +176,9 @@ pub struct Handle {
     pub(crate) stdin: Mutex<Option<tokio::sync::mpsc::Sender<Option<bytes::Bytes>>>>,
     /// The restart policy's current back-off.
     pub(crate) restart_delay: Mutex<std::time::Duration>,
+    /// Becomes true when the last shim's connection has closed: the shim sends a container's exit before
+    /// it removes the cgroup and unmounts the root, so a new start or a removal waits for this.
+    pub(crate) shim_gone: Mutex<Option<watch::Receiver<bool>>>,
 }
 
 impl Handle {
@@ -199,6 +202,7 @@ impl Handle {
             op: tokio::sync::Mutex::new(()),
             stdin: Mutex::new(None),
             restart_delay: Mutex::new(std::time::Duration::ZERO),
+            shim_gone: Mutex::new(None),
         })
     }
 
@@ -294,6 +298,22 @@ impl Engine {
 
     pub(crate) fn save(&self, h: &Handle) -> Result<()> {
         self.inner.store.put(&h.record())
+    }
+
+    /// Saves a change that start-up reconciliation redoes from the shims if a crash loses it (see
+    /// `ContainerStore::put_with`): on disk with the next durable commit.
+    pub(crate) fn save_lazily(&self, h: &Handle) -> Result<()> {
+        self.inner.store.put_with(&h.record(), false)
+    }
+
+    /// Waits (up to 5 s) until the container's last shim has finished: its cgroup removed, its root
+    /// unmounted, its connection closed.
+    pub(crate) async fn shim_gone(&self, h: &Handle) {
+        let rx = h.shim_gone.lock().ok().and_then(|g| g.clone());
+        if let Some(mut rx) = rx {
+            let wait = rx.wait_for(|gone| *gone);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), wait).await;
+        }
     }
 
     pub(crate) fn container_event(&self, h: &Handle, action: &str, extra: &[(&str, String)]) {

@@ -6,11 +6,15 @@ use super::{Handle, Status};
 use crate::error::Result;
 use crate::shim_client::ShimConn;
 use crate::Engine;
-use berth_runtime::proto::Request;
+use berth_runtime::proto::{ExitStatus, Request};
 
 impl Engine {
     pub(crate) async fn recover(&self) -> Result<()> {
         let records = self.inner.store.all()?;
+        let known: std::collections::HashSet<String> =
+            records.iter().map(|r| r.id.clone()).collect();
+        self.remove_orphan_files(&known).await;
+        let mut handles = Vec::new();
         for rec in records {
             let h = Handle::new(rec.clone());
             self.inner
@@ -37,7 +41,7 @@ impl Engine {
                     match reattached {
                         Some(conn) => {
                             tracing::info!(id = %rec.id, "reattached to running container");
-                            self.watch(h, conn);
+                            self.watch(h.clone(), conn);
                         }
                         None => {
                             tracing::info!(id = %rec.id, "container ended while the daemon was down");
@@ -53,6 +57,22 @@ impl Engine {
                     self.adopt_or_end_stray_shim(&h).await;
                 }
             }
+            handles.push(h);
+        }
+        // As dockerd does: an auto-remove container that is not running now is removed (its end, or the
+        // removal itself, was not on disk yet when the daemon stopped).
+        for h in handles {
+            let rec = h.record();
+            if rec.host_config.auto_remove == Some(true)
+                && matches!(
+                    rec.state.status,
+                    Status::Created | Status::Exited | Status::Dead
+                )
+            {
+                if let Err(e) = self.remove(&h.id, true, true).await {
+                    tracing::warn!(id = %h.id, "remove an auto-remove container at start-up: {e}");
+                }
+            }
         }
         self.restart_on_boot().await;
         Ok(())
@@ -62,8 +82,20 @@ impl Engine {
     /// start happened and only its record was lost, so the container is running and is reattached; otherwise
     /// the half-made container is ended (its shim then cleans up and exits).
     async fn adopt_or_end_stray_shim(&self, h: &std::sync::Arc<Handle>) {
-        let socket = self.paths(&h.id).socket;
-        let Ok(mut conn) = ShimConn::connect(&socket).await else {
+        let paths = self.paths(&h.id);
+        let Ok(mut conn) = ShimConn::connect(&paths.socket).await else {
+            // A container whose start was not on disk yet, and that has ended since: its shim's record says
+            // it was started.
+            let exit = std::fs::read(paths.state.join("exit.json"))
+                .ok()
+                .and_then(|d| serde_json::from_slice::<ExitStatus>(&d).ok());
+            if h.record().state.status == Status::Created
+                && exit.as_ref().is_some_and(|e| e.started)
+            {
+                tracing::info!(id = %h.id, "a container started just before the daemon stopped has ended");
+                h.update(|r| r.state.status = Status::Running);
+                self.record_exit(h, exit).await;
+            }
             return;
         };
         let Ok(state) = conn.request(&Request::State).await else {

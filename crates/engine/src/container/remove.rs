@@ -25,25 +25,8 @@ impl Engine {
             _ => {}
         }
         h.update(|r| r.state.status = Status::Removing);
-        let paths = self.paths(&h.id);
-        let rootfs = paths.dir.join("rootfs");
-        let (dir, state) = (paths.dir.clone(), paths.state.clone());
-        let cleanup = tokio::task::spawn_blocking(move || {
-            let mut errors = Vec::new();
-            if let Err(e) = berth_sys::mount::unmount(&rootfs) {
-                errors.push(e.to_string());
-            }
-            for d in [&dir, &state] {
-                if let Err(e) = std::fs::remove_dir_all(d) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        errors.push(format!("remove {}: {e}", d.display()));
-                    }
-                }
-            }
-            errors
-        })
-        .await
-        .map_err(EngineError::join)?;
+        self.shim_gone(&h).await;
+        let cleanup = self.remove_files(&h.id).await?;
         if !cleanup.is_empty() {
             h.update(|r| r.state.status = Status::Dead);
             let _ = self.save(&h);
@@ -73,6 +56,107 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// `--rm`: the container goes from the list (and its waiters are told) first, its files after, once its
+    /// shim is done with them. Nothing here needs to be on disk at once: after a crash, start-up removes an
+    /// auto-remove container that is not running, and the directories of containers it has no record of.
+    pub(crate) async fn auto_remove(&self, h: &std::sync::Arc<super::Handle>) {
+        let rec = {
+            let _op = h.op.lock().await;
+            let rec = h.record();
+            // A start or a removal since the exit has the last word.
+            if rec.state.status != Status::Exited && rec.state.status != Status::Created {
+                return;
+            }
+            h.update(|r| r.state.status = Status::Removing);
+            if let Err(e) = self.inner.store.delete_with(&h.id, false) {
+                tracing::warn!(id = %h.id, "remove the record of an auto-remove container: {e}");
+                h.update(|r| r.state.status = rec.state.status);
+                return;
+            }
+            self.inner.containers.write().await.remove(&h.id);
+            self.container_event(h, "destroy", &[]);
+            h.wait.send_modify(|w| w.removed = true);
+            rec
+        };
+        let names: Vec<String> = rec
+            .mounts
+            .iter()
+            .filter(|m| m.kind == super::MountType::Volume)
+            .map(|m| m.name.clone())
+            .collect();
+        let errors = self.remove_anonymous_volumes(&names).await;
+        if !errors.is_empty() {
+            tracing::warn!(id = %h.id, "remove the volumes of an auto-remove container: {}", errors.join("; "));
+        }
+        self.shim_gone(h).await;
+        match self.remove_files(&h.id).await {
+            Ok(errors) if errors.is_empty() => {}
+            Ok(errors) => {
+                tracing::warn!(id = %h.id, "remove the files of an auto-remove container: {}", errors.join("; "))
+            }
+            Err(e) => {
+                tracing::warn!(id = %h.id, "remove the files of an auto-remove container: {e}")
+            }
+        }
+    }
+
+    /// Unmounts a container's root and removes its directories; what could not be done.
+    async fn remove_files(&self, id: &str) -> Result<Vec<String>> {
+        let paths = self.paths(id);
+        let rootfs = paths.dir.join("rootfs");
+        let (dir, state) = (paths.dir.clone(), paths.state.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut errors = Vec::new();
+            if let Err(e) = berth_sys::mount::unmount(&rootfs) {
+                errors.push(e.to_string());
+            }
+            for d in [&dir, &state] {
+                if let Err(e) = std::fs::remove_dir_all(d) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        errors.push(format!("remove {}: {e}", d.display()));
+                    }
+                }
+            }
+            errors
+        })
+        .await
+        .map_err(EngineError::join)
+    }
+
+    /// Start-up: removes the directories of containers that have no record (a crash between an
+    /// auto-removed container's record and its files, or in the middle of a create).
+    pub(crate) async fn remove_orphan_files(&self, known: &std::collections::HashSet<String>) {
+        let roots = [
+            self.inner.cfg.data_root.join("containers"),
+            self.inner.cfg.exec_root.join("containers"),
+        ];
+        let mut orphans = Vec::new();
+        for root in &roots {
+            for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let is_id = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+                if is_id && !known.contains(&name) && !orphans.contains(&name) {
+                    orphans.push(name);
+                }
+            }
+        }
+        for id in orphans {
+            // A shim still answering belongs to a container being removed: it finishes on its own.
+            if std::os::unix::net::UnixStream::connect(self.paths(&id).socket).is_ok() {
+                continue;
+            }
+            match self.remove_files(&id).await {
+                Ok(errors) if errors.is_empty() => {
+                    tracing::info!(id = %id, "removed the files of a container with no record")
+                }
+                Ok(errors) => {
+                    tracing::warn!(id = %id, "remove orphaned container files: {}", errors.join("; "))
+                }
+                Err(e) => tracing::warn!(id = %id, "remove orphaned container files: {e}"),
+            }
+        }
     }
 
     pub async fn rename(&self, name_or_id: &str, new_name: &str) -> Result<()> {

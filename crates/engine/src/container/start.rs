@@ -75,6 +75,8 @@ impl Engine {
     }
 
     pub(crate) async fn start_locked(&self, h: &Arc<Handle>) -> Result<()> {
+        // A restart: the last shim may still be unmounting the root this start mounts again.
+        self.shim_gone(h).await;
         let t0 = std::time::Instant::now();
         let rec = h.record();
         let paths = self.paths(&rec.id);
@@ -213,13 +215,13 @@ impl Engine {
         });
         if let Err(e) = ready {
             let _ = conn.request(&Request::Kill { signal: 9 }).await;
-            drain_until_exit(&mut conn).await;
+            drain_until_closed(&mut conn).await;
             return Err(e);
         }
         let t_check = t0.elapsed();
         // The init execs the program at start: a program that cannot run is refused here.
         if let Err(e) = expect_ok(conn.request(&Request::Start).await?) {
-            drain_until_exit(&mut conn).await;
+            drain_until_closed(&mut conn).await;
             return Err(docker_wording(e, cmd));
         }
         let t_started = t0.elapsed();
@@ -233,7 +235,13 @@ impl Engine {
             r.state.error.clear();
             r.state.oom_killed = false;
         });
-        self.save(h)?;
+        // Without network endpoints (whose addresses only the record keeps) this need not wait for the
+        // disk: after a crash, start-up finds the started shim and adopts it, or its record of the exit.
+        if h.record().endpoints.is_empty() {
+            self.save_lazily(h)?;
+        } else {
+            self.save(h)?;
+        }
         tracing::debug!(
             id = %rec.id,
             image_ms = t_image.as_secs_f64() * 1e3,
@@ -292,6 +300,10 @@ impl Engine {
         if let Ok(mut s) = h.stdin.lock() {
             *s = Some(stdin_tx);
         }
+        let (gone_tx, gone_rx) = tokio::sync::watch::channel(false);
+        if let Ok(mut g) = h.shim_gone.lock() {
+            *g = Some(gone_rx);
+        }
         tokio::spawn(async move {
             let exit: Option<ExitStatus> = loop {
                 tokio::select! {
@@ -312,6 +324,11 @@ impl Engine {
                     }
                 }
             };
+            // The shim cleans up after sending the exit, then closes the connection.
+            tokio::spawn(async move {
+                drain_until_closed(&mut conn).await;
+                let _ = gone_tx.send(true);
+            });
             engine.record_exit(&h, exit).await;
         });
     }
@@ -336,6 +353,7 @@ impl Engine {
                     oom_killed: false,
                     finished_at: now_rfc3339(),
                     error: Some("the container's shim exited without recording a status".into()),
+                    started: true,
                 })
             }
         };
@@ -355,7 +373,14 @@ impl Engine {
         if !undo.is_empty() {
             tracing::warn!(id = %h.id, "network teardown: {}", undo.join("; "));
         }
-        let _ = self.save(h);
+        // An auto-removed container's end need not be on disk: its record goes next, and after a crash
+        // start-up removes an auto-remove container that is not running.
+        // (Auto-remove and a restart policy never go together: create refuses that.)
+        if h.record().host_config.auto_remove == Some(true) {
+            let _ = self.save_lazily(h);
+        } else {
+            let _ = self.save(h);
+        }
         self.drop_execs(&h.id);
         if status.oom_killed {
             self.container_event(h, "oom", &[]);
@@ -368,7 +393,7 @@ impl Engine {
             return;
         }
         if h.record().host_config.auto_remove == Some(true) {
-            let _ = self.remove(&h.id, true, true).await;
+            self.auto_remove(h).await;
         }
     }
 }
@@ -409,13 +434,10 @@ fn expect_ok(reply: berth_runtime::proto::Reply) -> Result<()> {
     }
 }
 
-async fn drain_until_exit(conn: &mut ShimConn) {
+/// Reads a shim's connection until the shim closes it (it has cleaned up and is exiting), for up to 5 s.
+async fn drain_until_closed(conn: &mut ShimConn) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while let Ok(Ok(Some((kind, _)))) = tokio::time::timeout_at(deadline, conn.next()).await {
-        if kind == Kind::Exit {
-            break;
-        }
-    }
+    while let Ok(Ok(Some(_))) = tokio::time::timeout_at(deadline, conn.next()).await {}
 }
 
 fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {

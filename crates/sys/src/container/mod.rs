@@ -17,9 +17,10 @@
 //! 5. `pivot_root`s and detaches the old root; with a terminal, opens a pty in its own devpts, sends the
 //!    master to the shim and binds the peer on `/dev/console`; writes its sysctls; makes the read-only paths
 //!    read-only and masks the masked ones; remounts the root read-only if asked; sets its hostname;
-//! 6. says it is ready and waits for the shim's start (or the shim's end, and then exits);
-//! 7. becomes the process ([`crate::launch`]'s last steps: working directory, rlimits, `no_new_privs`,
-//!    seccomp, user, capabilities) and execs the program.
+//! 6. says it is ready; becomes the process ([`crate::launch`]'s last steps: working directory, rlimits,
+//!    `no_new_privs`, seccomp, user, capabilities) while the daemon gets the word, as runc does before it
+//!    waits; waits for the shim's start (or the shim's end, and then exits);
+//! 7. execs the program (or, if a step of 6 failed, says why).
 //!
 //! A failure at any step comes back as the init's own words over the sync socket, which is close-on-exec:
 //! the shim reads "ready", then, after start, end-of-file once the program runs.
@@ -414,6 +415,9 @@ fn run_init(
     }
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     send(sync, b"r")?;
+    // The program's identity, limits and seccomp filter are put on while the shim tells the daemon and
+    // the daemon asks for the start (as runc does before it waits); a failure is told after the start.
+    let prepared = crate::launch::prepare_process(&init.process);
     // Wait for the start; the shim's end (end-of-file) means this container will never run.
     let mut b = [0u8; 1];
     loop {
@@ -424,7 +428,8 @@ fn run_init(
             _ => unsafe { libc::_exit(1) },
         }
     }
-    crate::launch::become_process(&init.process)
+    prepared?;
+    crate::launch::exec_process(&init.process)
 }
 
 fn kind_name(k: CloneFlags) -> &'static str {
