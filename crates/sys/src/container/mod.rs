@@ -356,6 +356,9 @@ fn run_init(
         nix::sched::setns(fd.as_fd(), *kind)
             .map_err(|e| format!("join the {} namespace: {e}", kind_name(*kind)))?;
     }
+    if init.new_namespaces.contains(CloneFlags::CLONE_NEWNET) {
+        crate::netns::loopback_up().map_err(|e| format!("bring the loopback interface up: {e}"))?;
+    }
     if init.cgroup_ns {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| format!("create the cgroup namespace: {e}"))?;
