@@ -837,6 +837,8 @@ impl Shim {
         for c in self.clients.iter_mut() {
             let _ = c.stream.write_all(&frame);
         }
+        // What is left is clean-up nobody waits for: it yields the CPU to the clients the exit woke.
+        let _ = berth_sys::process::set_thread_nice(19);
         // For a daemon that was away. A `--rm` container's record goes with it: no need to wait for the disk.
         let _ = write_exit(&self.cfg.exit_file, &status, !self.cfg.volatile);
         self.created = None;

@@ -110,6 +110,29 @@ pub fn single_malloc_arena() {
     }
 }
 
+/// Sets the calling thread's nice value (on Linux a thread has its own) and returns the one it had. For
+/// clean-up work that must not take the CPU from what a client is waiting for; put the old value back
+/// afterwards on a thread that is reused.
+pub fn set_thread_nice(nice: i32) -> std::io::Result<i32> {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() } as libc::id_t;
+    // getpriority may return -1 legitimately: errno tells.
+    // SAFETY: errno is this thread's; getpriority and setpriority take plain integers.
+    let old = unsafe {
+        *libc::__errno_location() = 0;
+        let p = libc::getpriority(libc::PRIO_PROCESS, tid);
+        if p == -1 && *libc::__errno_location() != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        p
+    };
+    // SAFETY: as above.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(old)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +142,18 @@ mod tests {
         assert!(alive(std::process::id() as i32));
         assert!(!alive(0));
         assert!(!alive(i32::MAX));
+    }
+
+    #[test]
+    fn a_thread_sets_its_own_nice_value_and_gets_the_old_one_back() {
+        std::thread::spawn(|| {
+            let old = set_thread_nice(10).unwrap();
+            assert_eq!(set_thread_nice(old).unwrap(), 10);
+        })
+        .join()
+        .unwrap();
+        // The other threads kept theirs.
+        let mine = set_thread_nice(0).unwrap();
+        assert_ne!(mine, 10);
     }
 }

@@ -26,7 +26,7 @@ impl Engine {
         }
         h.update(|r| r.state.status = Status::Removing);
         self.shim_gone(&h).await;
-        let cleanup = self.remove_files(&h.id).await?;
+        let cleanup = self.remove_files(&h.id, false).await?;
         if !cleanup.is_empty() {
             h.update(|r| r.state.status = Status::Dead);
             let _ = self.save(&h);
@@ -91,7 +91,7 @@ impl Engine {
             tracing::warn!(id = %h.id, "remove the volumes of an auto-remove container: {}", errors.join("; "));
         }
         self.shim_gone(h).await;
-        match self.remove_files(&h.id).await {
+        match self.remove_files(&h.id, true).await {
             Ok(errors) if errors.is_empty() => {}
             Ok(errors) => {
                 tracing::warn!(id = %h.id, "remove the files of an auto-remove container: {}", errors.join("; "))
@@ -102,12 +102,17 @@ impl Engine {
         }
     }
 
-    /// Unmounts a container's root and removes its directories; what could not be done.
-    async fn remove_files(&self, id: &str) -> Result<Vec<String>> {
+    /// Unmounts a container's root and removes its directories; what could not be done. In the
+    /// `background` (nobody waits for it) at the lowest CPU priority.
+    async fn remove_files(&self, id: &str, background: bool) -> Result<Vec<String>> {
         let paths = self.paths(id);
         let rootfs = paths.dir.join("rootfs");
         let (dir, state) = (paths.dir.clone(), paths.state.clone());
         tokio::task::spawn_blocking(move || {
+            let old_nice = background
+                .then(|| berth_sys::process::set_thread_nice(19).ok())
+                .flatten();
+            let _restore = NiceGuard(old_nice);
             let mut errors = Vec::new();
             if let Err(e) = berth_sys::mount::unmount(&rootfs) {
                 errors.push(e.to_string());
@@ -147,7 +152,7 @@ impl Engine {
             if std::os::unix::net::UnixStream::connect(self.paths(&id).socket).is_ok() {
                 continue;
             }
-            match self.remove_files(&id).await {
+            match self.remove_files(&id, true).await {
                 Ok(errors) if errors.is_empty() => {
                     tracing::info!(id = %id, "removed the files of a container with no record")
                 }
@@ -239,4 +244,15 @@ pub fn dir_size(dir: &std::path::Path) -> u64 {
         }
     }
     total
+}
+
+/// Puts a pooled thread's nice value back when its background job ends.
+struct NiceGuard(Option<i32>);
+
+impl Drop for NiceGuard {
+    fn drop(&mut self) {
+        if let Some(n) = self.0 {
+            let _ = berth_sys::process::set_thread_nice(n);
+        }
+    }
 }
