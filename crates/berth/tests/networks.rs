@@ -532,6 +532,50 @@ fn ports_dns_and_rules_come_back_after_a_daemon_restart() {
 }
 
 #[test]
+fn network_none_containers_each_get_a_namespace_of_their_own_with_lo_up() {
+    // The daemon keeps a few namespaces made ahead for `none`: each container still gets its own, with its
+    // loopback up, and the spares stay few.
+    let d = Daemon::start();
+    d.import_busybox_full();
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let mut seen = Vec::new();
+    for i in 0..3 {
+        let name = format!("none{i}");
+        ok(&d.docker(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            &name,
+            "busybox",
+            "sleep",
+            "60",
+        ]));
+        let out = ok(&d.docker(&[
+            "exec",
+            &name,
+            "sh",
+            "-c",
+            "readlink /proc/1/ns/net; ls /sys/class/net; ip -o -4 addr show lo",
+        ]));
+        let mut lines = out.lines();
+        let ns = lines.next().unwrap().to_string();
+        assert_ne!(std::path::Path::new(&ns), host, "not the host's namespace");
+        assert!(!seen.contains(&ns), "{ns} shared by two containers");
+        seen.push(ns);
+        assert_eq!(lines.next(), Some("lo"), "{out}");
+        assert!(out.contains("inet 127.0.0.1/8"), "lo is up: {out}");
+        // Time for the spares to be made again.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let spares = std::fs::read_dir(d.dir.path().join("x/netns-spare"))
+        .map(|r| r.count())
+        .unwrap_or(0);
+    assert!(spares <= 2, "{spares} spare namespaces");
+}
+
+#[test]
 fn many_run_rm_cycles_leak_nothing() {
     let d = Daemon::start();
     d.import_busybox();

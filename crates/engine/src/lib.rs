@@ -93,6 +93,8 @@ pub(crate) struct Inner {
     pub registry: std::sync::OnceLock<berth_distribution::RegistryClient>,
     pub build_cache: build::CacheStore,
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// Network namespaces made ahead for `--network none`.
+    pub spare_netns: Arc<network::spare::SpareNetns>,
 }
 
 impl Engine {
@@ -134,6 +136,7 @@ impl Engine {
         let build_cache = build::CacheStore::open(db.clone())?;
         let net =
             network::NetServices::new(cfg.network.clone(), net, network::NetworkStore::open(db)?);
+        let spare_netns = network::spare::SpareNetns::new(cfg.exec_root.join("netns-spare"));
         let engine = Engine {
             inner: Arc::new(Inner {
                 cfg,
@@ -148,9 +151,12 @@ impl Engine {
                 registry: std::sync::OnceLock::new(),
                 build_cache,
                 started_at: chrono::Utc::now(),
+                spare_netns,
             }),
         };
         engine.clean_builder_scratch();
+        // Spares a daemon left behind (a container that took one holds it by itself).
+        engine.inner.spare_netns.clear();
         engine.init_networks().await?;
         engine.recover().await?;
         engine.network_recover().await;
@@ -162,6 +168,7 @@ impl Engine {
         if let Err(e) = self.inner.store.sync() {
             tracing::warn!("sync the container store: {e}");
         }
+        self.inner.spare_netns.clear();
     }
 
     pub fn config(&self) -> &Config {

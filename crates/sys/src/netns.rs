@@ -11,6 +11,15 @@ use std::path::{Path, PathBuf};
 /// Create a new network namespace and bind it at `path` (a file; its parent must exist). An existing bound
 /// namespace at `path` is an error (`EEXIST`), so two creators cannot share one by accident.
 pub fn create(path: &Path) -> Result<()> {
+    create_inner(path, false)
+}
+
+/// [`create`], with the namespace's loopback interface brought up.
+pub fn create_with_loopback(path: &Path) -> Result<()> {
+    create_inner(path, true)
+}
+
+fn create_inner(path: &Path, loopback: bool) -> Result<()> {
     if crate::mount::is_mounted(path) {
         return Err(SysError::os(
             "create network namespace at",
@@ -28,6 +37,9 @@ pub fn create(path: &Path) -> Result<()> {
     let res = std::thread::spawn(move || -> Result<()> {
         unshare(CloneFlags::CLONE_NEWNET)
             .map_err(|e| SysError::os("unshare network namespace for", target.display(), e))?;
+        if loopback {
+            loopback_up().map_err(|e| SysError::io("bring lo up in", target.display(), e))?;
+        }
         mount(
             Some("/proc/thread-self/ns/net"),
             &target,

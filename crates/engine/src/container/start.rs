@@ -112,6 +112,14 @@ impl Engine {
 
         let t_image = t0.elapsed();
         let network = self.network_setup(h).await?;
+        // A spare namespace is released once the init has joined it (or will never join it).
+        let spare = match &network {
+            spec::NetworkMode::Path(p) if self.inner.spare_netns.owns(p) => Some(SpareGuard {
+                engine: self.clone(),
+                path: p.clone(),
+            }),
+            _ => None,
+        };
         let rec = h.record();
         let t_net = t0.elapsed();
         let input = spec_input(self, &rec, &paths.dir, &ids, network)?;
@@ -188,6 +196,7 @@ impl Engine {
             spawn_shim(&self.inner.cfg.shim_program, &paths.state),
             self.network_plumb(h)
         );
+        drop(spare);
         let pid = spawned.map_err(|e| docker_wording(e, &input.args[0]))?;
 
         let t_shim = t0.elapsed();
@@ -431,6 +440,18 @@ fn expect_ok(reply: berth_runtime::proto::Reply) -> Result<()> {
         Err(EngineError::Internal(
             reply.error.unwrap_or_else(|| "the shim refused".into()),
         ))
+    }
+}
+
+/// Releases a spare network namespace (its file) when the start is past the point where the init joins it.
+struct SpareGuard {
+    engine: Engine,
+    path: PathBuf,
+}
+
+impl Drop for SpareGuard {
+    fn drop(&mut self) {
+        self.engine.inner.spare_netns.release(&self.path);
     }
 }
 

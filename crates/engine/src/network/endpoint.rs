@@ -444,7 +444,11 @@ impl Engine {
         }
         if rec.endpoints.is_empty() {
             self.write_etc(&rec, None, None, &host_resolv)?;
-            return Ok(spec::NetworkMode::None);
+            // A namespace made ahead, which the start releases once the init has joined it.
+            return Ok(match self.inner.spare_netns.take() {
+                Some(ns) => spec::NetworkMode::Path(ns),
+                None => spec::NetworkMode::None,
+            });
         }
         self.network_namespace(h).await
     }

@@ -14,6 +14,7 @@
 
 pub mod endpoint;
 pub mod resolver;
+pub(crate) mod spare;
 mod store;
 
 use crate::error::{EngineError, Result};
