@@ -138,10 +138,14 @@ pub fn validate_host_config(hc: &mut HostConfig) -> Result<()> {
             "Conflicting options: Nano CPUs and CPU Period cannot both be set".into(),
         ));
     }
-    let ncpu = std::thread::available_parallelism()
-        .map(|n| n.get() as i64)
-        .unwrap_or(1);
-    if hc.nano_cpus.unwrap_or(0) > ncpu * 1_000_000_000 {
+    // Only when asked: counting the CPUs reads the daemon's own cgroup quota files.
+    let ncpu = || {
+        std::thread::available_parallelism()
+            .map(|n| n.get() as i64)
+            .unwrap_or(1)
+    };
+    if hc.nano_cpus.unwrap_or(0) > 0 && hc.nano_cpus.unwrap_or(0) > ncpu() * 1_000_000_000 {
+        let ncpu = ncpu();
         return Err(EngineError::Invalid(format!(
             "range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
         )));
