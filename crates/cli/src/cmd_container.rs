@@ -249,9 +249,9 @@ pub async fn session(
         })
     });
     let mut demux = Demux::default();
-    let mut out = std::io::stdout();
+    let mut out = crate::output::raw_stdout();
     let mut err = std::io::stderr();
-    let mut buf = vec![0u8; 32 * 1024];
+    let mut buf = vec![0u8; 128 * 1024];
     loop {
         match rd.read(&mut buf).await {
             Ok(0) | Err(_) => break,

@@ -5,43 +5,62 @@ use anyhow::{anyhow, Result};
 use serde_json::Value;
 use std::io::Write;
 
-/// Demultiplexes Docker's stdcopy stream (8-byte headers) into stdout and stderr.
+/// Demultiplexes Docker's stdcopy stream (8-byte headers) into stdout and stderr. A frame's payload is
+/// written as it arrives, straight from the caller's buffer: nothing is held back for a frame to
+/// complete and nothing is copied.
 #[derive(Default)]
 pub struct Demux {
-    buf: Vec<u8>,
+    header: [u8; 8],
+    /// Bytes of the next header received so far.
+    have: usize,
+    /// Bytes of the current frame's payload still to come, and its stream (2: stderr).
+    left: usize,
+    stream: u8,
 }
 
 impl Demux {
-    /// Feed bytes; complete frames are written out.
+    /// Feed bytes; what they carry of each frame's payload is written out, then both writers flushed.
     pub fn feed(
         &mut self,
-        data: &[u8],
+        mut data: &[u8],
         out: &mut impl Write,
         err: &mut impl Write,
     ) -> std::io::Result<()> {
-        self.buf.extend_from_slice(data);
-        loop {
-            if self.buf.len() < 8 {
-                return Ok(());
-            }
-            let len =
-                u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize;
-            if self.buf.len() < 8 + len {
-                return Ok(());
-            }
-            let payload = &self.buf[8..8 + len];
-            match self.buf[0] {
-                2 => {
-                    err.write_all(payload)?;
-                    err.flush()?;
+        while !data.is_empty() {
+            if self.left == 0 {
+                let take = (8 - self.have).min(data.len());
+                self.header[self.have..self.have + take].copy_from_slice(&data[..take]);
+                self.have += take;
+                data = &data[take..];
+                if self.have == 8 {
+                    self.have = 0;
+                    self.stream = self.header[0];
+                    let h = &self.header;
+                    self.left = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
                 }
-                _ => {
-                    out.write_all(payload)?;
-                    out.flush()?;
-                }
+                continue;
             }
-            self.buf.drain(..8 + len);
+            let take = self.left.min(data.len());
+            if self.stream == 2 {
+                err.write_all(&data[..take])?;
+            } else {
+                out.write_all(&data[..take])?;
+            }
+            self.left -= take;
+            data = &data[take..];
         }
+        out.flush()?;
+        err.flush()
+    }
+}
+
+/// This process's standard output without Rust's line buffering (one `write` per chunk however many lines
+/// it holds), for streaming a container's output.
+pub fn raw_stdout() -> Box<dyn Write> {
+    use std::os::fd::AsFd;
+    match std::io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(std::fs::File::from(fd)),
+        Err(_) => Box::new(std::io::stdout()),
     }
 }
 
@@ -99,6 +118,37 @@ mod tests {
         }
         assert_eq!(o, b"out");
         assert_eq!(e, b"err");
+    }
+
+    #[test]
+    fn demux_streams_payloads_as_they_come_and_skips_empty_frames() {
+        let mut d = Demux::default();
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        d.feed(
+            &[1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, b'h', b'e'],
+            &mut o,
+            &mut e,
+        )
+        .unwrap();
+        assert_eq!(o, b"he", "half a frame is written at once");
+        d.feed(b"llo, wor", &mut o, &mut e).unwrap();
+        d.feed(&[2, 0, 0, 0, 0, 0, 0, 1, b'!'], &mut o, &mut e)
+            .unwrap();
+        assert_eq!(o, b"hello, wor");
+        assert_eq!(e, b"!");
+        // A frame larger than a read, split at any point.
+        let mut d = Demux::default();
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        let big = vec![b'x'; 70_000];
+        let mut data = vec![1, 0, 0, 0];
+        data.extend_from_slice(&(big.len() as u32).to_be_bytes());
+        data.extend_from_slice(&big);
+        data.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 2, b'o', b'k']);
+        for c in data.chunks(4096) {
+            d.feed(c, &mut o, &mut e).unwrap();
+        }
+        assert_eq!(o, big);
+        assert_eq!(e, b"ok");
     }
 
     #[test]
