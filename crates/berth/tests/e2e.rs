@@ -285,6 +285,24 @@ fn containers_survive_a_daemon_killed_with_sigkill() {
         !gone_dir.exists(),
         "the auto-removed container's files are gone"
     );
+    // A second run of a container that had ended before, ending while the daemon is down: its new exit is
+    // recorded, not the old one kept.
+    let counter = "n=$(cat /n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /n; sleep 1; exit $n";
+    ok(&d.berth(&[
+        "run", "-d", "--name", "again", "busybox", "sh", "-c", counter,
+    ]));
+    assert_eq!(ok(&d.berth(&["wait", "again"])).trim(), "1");
+    ok(&d.berth(&["start", "again"]));
+    d.kill9();
+    std::thread::sleep(Duration::from_millis(2000));
+    d.spawn();
+    let out = d.berth(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "again",
+    ]);
+    assert_eq!(text(&out.stdout).trim(), "exited 2");
 }
 
 #[test]

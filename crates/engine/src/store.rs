@@ -92,6 +92,18 @@ impl ContainerStore {
         self.begin(true)?.commit().map_err(EngineError::db)
     }
 
+    /// The ids of every record, those that cannot be decoded included.
+    pub fn ids(&self) -> Result<Vec<String>> {
+        let tx = self.db.begin_read().map_err(EngineError::db)?;
+        let t = tx.open_table(CONTAINERS).map_err(EngineError::db)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(EngineError::db)? {
+            let (k, _) = item.map_err(EngineError::db)?;
+            out.push(k.value().to_string());
+        }
+        Ok(out)
+    }
+
     pub fn all(&self) -> Result<Vec<Record>> {
         let tx = self.db.begin_read().map_err(EngineError::db)?;
         let t = tx.open_table(CONTAINERS).map_err(EngineError::db)?;

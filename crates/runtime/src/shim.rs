@@ -12,9 +12,10 @@
 //! 4. loops on `poll`: the init's output goes to the json-file log and to attached connections; an exec's
 //!    output goes to the connection that asked for it; requests (start, kill, attach, resize, exec, stdin) are
 //!    served; `SIGCHLD` (via signalfd) reaps;
-//! 5. when the init has exited and its output is drained it sends the `Exit` frame to every connection,
-//!    records the status in `exit.json` (write, fsync, rename) for a daemon that was away, removes the
-//!    container's cgroup, unmounts the root, closes the connections and exits. The daemon takes the closed
+//! 5. when the init has exited and its output is drained it records the status in `exit.json` (write,
+//!    fsync unless the container is removed at its end, rename) for a daemon that was away, sends the
+//!    `Exit` frame to every connection, removes the container's cgroup, unmounts the root, closes the
+//!    connections and exits. The daemon takes the closed
 //!    connection as the sign that the container's directories are free again.
 //!
 //! It is single-threaded and small on purpose: memory per container is a benchmark figure.
@@ -830,17 +831,15 @@ impl Shim {
             error: None,
             started: self.started,
         };
-        // The exit goes out first: `wait` and `run` return while the shim cleans up. The daemon waits for
-        // the connection to close before it reuses or removes the container's directories.
+        // For a daemon that was away. A `--rm` container's record goes with it: no need to wait for the disk.
+        let _ = write_exit(&self.cfg.exit_file, &status, !self.cfg.volatile);
+        // Then the exit, before the clean-up: `wait` and `run` return while the shim cleans up. The daemon
+        // waits for the connection to close before it reuses or removes the container's directories.
         let payload = serde_json::to_vec(&status).unwrap_or_default();
         let frame = proto::encode(Kind::Exit, &payload);
         for c in self.clients.iter_mut() {
             let _ = c.stream.write_all(&frame);
         }
-        // What is left is clean-up nobody waits for: it yields the CPU to the clients the exit woke.
-        let _ = berth_sys::process::set_thread_nice(19);
-        // For a daemon that was away. A `--rm` container's record goes with it: no need to wait for the disk.
-        let _ = write_exit(&self.cfg.exit_file, &status, !self.cfg.volatile);
         self.created = None;
         self.cgroup.remove();
         let _ = mount::unmount(&self.cfg.rootfs);

@@ -9,6 +9,15 @@ use std::process::Command;
 use berth_runtime::cgroups::devices;
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType};
 
+/// Unmounts the test's tmpfs when it ends.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
 /// A cgroup made for this test, removed when it ends (its processes have exited by then).
 struct TestCgroup(PathBuf);
 
@@ -71,7 +80,15 @@ fn a_v2_cgroup_with_docker_rules_keeps_its_processes_from_other_devices() {
     );
     std::fs::create_dir(&cgroup.0).unwrap();
 
+    // Device nodes on a tmpfs of the test's own: /tmp may be mounted nodev.
     let nodes = tempfile::tempdir().unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "berth-test-dev"])
+        .arg(nodes.path())
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount a tmpfs for the device nodes");
+    let _unmount = Unmount(nodes.path().to_path_buf());
     for (name, minor) in [("null", 3), ("full", 7)] {
         let st = Command::new("mknod")
             .arg(nodes.path().join(name))

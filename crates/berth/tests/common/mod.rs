@@ -93,14 +93,16 @@ impl Daemon {
         let mut cmd = match &self.v2_cgroup {
             None => Command::new(BERTH),
             Some(cgroup) => {
-                // The shell moves itself into the cgroup, then becomes the daemon (same pid) in its new
-                // namespaces.
+                // The shell moves itself into the cgroup, which becomes the root of its new cgroup
+                // namespace, then into a leaf below (the root must have no process of its own where
+                // controllers are enabled below it), and becomes the daemon (same pid).
                 let mut c = Command::new("sh");
                 c.arg("-c")
                     .arg(
                         "echo $$ > \"$0/cgroup.procs\" && exec unshare --mount --cgroup \
                          --propagation private sh -c 'umount -R /sys/fs/cgroup && \
-                         mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec \"$@\"' sh \"$@\"",
+                         mount -t cgroup2 cgroup2 /sys/fs/cgroup && mkdir /sys/fs/cgroup/daemon && \
+                         echo $$ > /sys/fs/cgroup/daemon/cgroup.procs && exec \"$@\"' sh \"$@\"",
                     )
                     .arg(cgroup)
                     .arg(BERTH);

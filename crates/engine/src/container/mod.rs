@@ -306,13 +306,18 @@ impl Engine {
         self.inner.store.put_with(&h.record(), false)
     }
 
-    /// Waits (up to 5 s) until the container's last shim has finished: its cgroup removed, its root
+    /// Waits (up to 30 s) until the container's last shim has finished: its cgroup removed, its root
     /// unmounted, its connection closed.
     pub(crate) async fn shim_gone(&self, h: &Handle) {
         let rx = h.shim_gone.lock().ok().and_then(|g| g.clone());
         if let Some(mut rx) = rx {
             let wait = rx.wait_for(|gone| *gone);
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), wait).await;
+            if tokio::time::timeout(std::time::Duration::from_secs(30), wait)
+                .await
+                .is_err()
+            {
+                tracing::warn!(id = %h.id, "the container's shim has not finished in 30 s: going on");
+            }
         }
     }
 

@@ -2,6 +2,7 @@
 //! still answers is reattached (its output flows to new attach clients again); one that ended while the daemon
 //! was away gets the status its shim recorded.
 
+use super::start::drain_until_closed;
 use super::{Handle, Status};
 use crate::error::Result;
 use crate::shim_client::ShimConn;
@@ -11,8 +12,9 @@ use berth_runtime::proto::{ExitStatus, Request};
 impl Engine {
     pub(crate) async fn recover(&self) -> Result<()> {
         let records = self.inner.store.all()?;
+        // Every record's id, an unreadable one's too: its files are kept for it.
         let known: std::collections::HashSet<String> =
-            records.iter().map(|r| r.id.clone()).collect();
+            self.inner.store.ids()?.into_iter().collect();
         self.remove_orphan_files(&known).await;
         let mut handles = Vec::new();
         for rec in records {
@@ -83,22 +85,34 @@ impl Engine {
     /// the half-made container is ended (its shim then cleans up and exits).
     async fn adopt_or_end_stray_shim(&self, h: &std::sync::Arc<Handle>) {
         let paths = self.paths(&h.id);
-        let Ok(mut conn) = ShimConn::connect(&paths.socket).await else {
-            // A container whose start was not on disk yet, and that has ended since: its shim's record says
-            // it was started.
+        let state = match ShimConn::connect(&paths.socket).await {
+            Ok(mut conn) => match conn.request(&Request::State).await {
+                Ok(state) => Some((conn, state)),
+                // Answering but not serving: the shim is finishing; its exit record follows.
+                Err(_) => {
+                    let drained = drain_until_closed(&mut conn);
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drained).await;
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        let Some((mut conn, state)) = state else {
+            // A start that was not on disk yet, of a container that has ended since: its shim's record says
+            // the program was started, and it is not the exit recorded last.
             let exit = std::fs::read(paths.state.join("exit.json"))
                 .ok()
                 .and_then(|d| serde_json::from_slice::<ExitStatus>(&d).ok());
-            if h.record().state.status == Status::Created
-                && exit.as_ref().is_some_and(|e| e.started)
+            let rec = h.record();
+            if let Some(exit) = exit.filter(|e| e.started && e.finished_at != rec.state.finished_at)
             {
                 tracing::info!(id = %h.id, "a container started just before the daemon stopped has ended");
-                h.update(|r| r.state.status = Status::Running);
-                self.record_exit(h, exit).await;
+                h.update(|r| {
+                    r.state.status = Status::Running;
+                    r.manually_stopped = false;
+                });
+                self.record_exit(h, Some(exit)).await;
             }
-            return;
-        };
-        let Ok(state) = conn.request(&Request::State).await else {
             return;
         };
         if state.started {
@@ -115,6 +129,7 @@ impl Engine {
                     tracing::info!(id = %h.id, "adopted a container started just before the daemon stopped");
                     h.update(|r| {
                         r.state.status = Status::Running;
+                        r.manually_stopped = false;
                         r.state.pid = state.pid.unwrap_or(0);
                         r.state.started_at = super::now_rfc3339();
                         r.state.exit_code = 0;
@@ -129,11 +144,7 @@ impl Engine {
         }
         tracing::info!(id = %h.id, "ending a container whose start was interrupted");
         let _ = conn.request(&Request::Kill { signal: 9 }).await;
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        while let Ok(Ok(Some((kind, _)))) = tokio::time::timeout_at(deadline, conn.next()).await {
-            if kind == berth_runtime::proto::Kind::Exit {
-                break;
-            }
-        }
+        // Until the shim has cleaned up and gone: a removal may follow.
+        drain_until_closed(&mut conn).await;
     }
 }

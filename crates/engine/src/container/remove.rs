@@ -103,19 +103,20 @@ impl Engine {
     }
 
     /// Unmounts a container's root and removes its directories; what could not be done. In the
-    /// `background` (nobody waits for it) at the lowest CPU priority.
+    /// `background` (nobody waits for it) the removal of the directories runs at the lowest CPU priority,
+    /// on a thread of its own (its priority dies with it).
     async fn remove_files(&self, id: &str, background: bool) -> Result<Vec<String>> {
         let paths = self.paths(id);
         let rootfs = paths.dir.join("rootfs");
         let (dir, state) = (paths.dir.clone(), paths.state.clone());
-        tokio::task::spawn_blocking(move || {
-            let old_nice = background
-                .then(|| berth_sys::process::set_thread_nice(19).ok())
-                .flatten();
-            let _restore = NiceGuard(old_nice);
+        let work = move || {
             let mut errors = Vec::new();
             if let Err(e) = berth_sys::mount::unmount(&rootfs) {
                 errors.push(e.to_string());
+            }
+            if background {
+                // After the unmount: nothing below takes a lock a start needs.
+                let _ = berth_sys::process::set_thread_nice(19);
             }
             for d in [&dir, &state] {
                 if let Err(e) = std::fs::remove_dir_all(d) {
@@ -125,9 +126,21 @@ impl Engine {
                 }
             }
             errors
-        })
-        .await
-        .map_err(EngineError::join)
+        };
+        if !background {
+            return tokio::task::spawn_blocking(work)
+                .await
+                .map_err(EngineError::join);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("berth-rm".into())
+            .spawn(move || {
+                let _ = tx.send(work());
+            })
+            .map_err(|e| EngineError::io("start a clean-up thread", e))?;
+        rx.await
+            .map_err(|_| EngineError::Internal("the clean-up thread ended early".into()))
     }
 
     /// Start-up: removes the directories of containers that have no record (a crash between an
@@ -244,15 +257,4 @@ pub fn dir_size(dir: &std::path::Path) -> u64 {
         }
     }
     total
-}
-
-/// Puts a pooled thread's nice value back when its background job ends.
-struct NiceGuard(Option<i32>);
-
-impl Drop for NiceGuard {
-    fn drop(&mut self) {
-        if let Some(n) = self.0 {
-            let _ = berth_sys::process::set_thread_nice(n);
-        }
-    }
 }

@@ -206,7 +206,13 @@ impl Engine {
             stderr: true,
             stdin: shim_cfg.open_stdin,
         };
-        expect_ok(conn.request(&attach).await?)?;
+        // A start that fails from here ends the container and waits until its shim has cleaned up and
+        // gone, so that a removal or the next start finds its directories free.
+        if let Err(e) = conn.request(&attach).await.and_then(expect_ok) {
+            let _ = conn.request(&Request::Kill { signal: 9 }).await;
+            drain_until_closed(&mut conn).await;
+            return Err(e);
+        }
         // The root is mounted now: check the command exists, as Docker's runtime does at create. A command on
         // a mount (a bind of a script, a build's heredoc) is not in the root: the runtime has the last word.
         let cmd = &input.args[0];
@@ -229,7 +235,8 @@ impl Engine {
         }
         let t_check = t0.elapsed();
         // The init execs the program at start: a program that cannot run is refused here.
-        if let Err(e) = expect_ok(conn.request(&Request::Start).await?) {
+        if let Err(e) = conn.request(&Request::Start).await.and_then(expect_ok) {
+            let _ = conn.request(&Request::Kill { signal: 9 }).await;
             drain_until_closed(&mut conn).await;
             return Err(docker_wording(e, cmd));
         }
@@ -246,10 +253,14 @@ impl Engine {
         });
         // Without network endpoints (whose addresses only the record keeps) this need not wait for the
         // disk: after a crash, start-up finds the started shim and adopts it, or its record of the exit.
-        if h.record().endpoints.is_empty() {
-            self.save_lazily(h)?;
+        let saved = if h.record().endpoints.is_empty() {
+            self.save_lazily(h)
         } else {
-            self.save(h)?;
+            self.save(h)
+        };
+        if let Err(e) = saved {
+            // It runs: watched like any other, it is recorded when it ends.
+            tracing::warn!(id = %rec.id, "save the started container: {e}");
         }
         tracing::debug!(
             id = %rec.id,
@@ -455,9 +466,10 @@ impl Drop for SpareGuard {
     }
 }
 
-/// Reads a shim's connection until the shim closes it (it has cleaned up and is exiting), for up to 5 s.
-async fn drain_until_closed(conn: &mut ShimConn) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+/// Reads a shim's connection until the shim closes it (it has cleaned up and is exiting), for up to a
+/// minute (a shim that takes longer is stuck; what waits for it goes on).
+pub(crate) async fn drain_until_closed(conn: &mut ShimConn) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     while let Ok(Ok(Some(_))) = tokio::time::timeout_at(deadline, conn.next()).await {}
 }
 

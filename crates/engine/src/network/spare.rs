@@ -1,6 +1,6 @@
 //! Spare network namespaces for `--network none`: a new network namespace costs about half a
 //! millisecond of kernel work in the middle of a start (every per-namespace subsystem sets itself up),
-//! so a few are made ahead of time, off the start's path and at the lowest CPU priority, each with its
+//! so a few are made ahead of time, off the start's path, each with its
 //! loopback up as Docker's `none` has it. A start takes one, the container's init joins it, and the
 //! file that kept it alive is removed at once: from then on the container's processes hold it, as they
 //! hold one they made themselves. With none ready the init makes its own.
@@ -60,15 +60,14 @@ impl SpareNetns {
         }
     }
 
-    /// Makes spares up to [`SPARES`] on a blocking thread at the lowest CPU priority.
+    /// Makes spares up to [`SPARES`] on a blocking thread. (Not at a low CPU priority: making a
+    /// namespace takes kernel locks that starts need too, and a preempted holder would stall them.)
     fn refill(self: &Arc<Self>) {
         if self.filling.swap(true, Ordering::AcqRel) {
             return;
         }
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
-            // Threads made from here (the namespace's own) inherit the priority.
-            let old = berth_sys::process::set_thread_nice(19).ok();
             while me.ready.lock().map(|r| r.len()).unwrap_or(SPARES) < SPARES {
                 if let Err(e) = std::fs::create_dir_all(&me.dir) {
                     tracing::warn!(dir = %me.dir.display(), "make spare network namespaces: {e}");
@@ -87,9 +86,6 @@ impl SpareNetns {
                         break;
                     }
                 }
-            }
-            if let Some(n) = old {
-                let _ = berth_sys::process::set_thread_nice(n);
             }
             me.filling.store(false, Ordering::Release);
         });

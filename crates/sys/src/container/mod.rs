@@ -427,6 +427,12 @@ fn run_init(
         match nix::unistd::read(sync.as_raw_fd(), &mut b) {
             Err(nix::Error::EINTR) => continue,
             Ok(1) if b[0] == b's' => break,
+            // A seccomp profile that denies `read`: said, so that the start fails with a reason.
+            Err(e) => {
+                return Err(format!(
+                    "read the start message (the seccomp profile must allow read): {e}"
+                ))
+            }
             // SAFETY: `_exit` leaves this forked child without running the shim's destructors.
             _ => unsafe { libc::_exit(1) },
         }
