@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 fn root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("skipped: needs root (bridges, veths, namespaces, nftables)");
-    false
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests need root (bridges, veths, namespaces, nftables): run them as root (CI does)"
+    );
+    true
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -415,7 +415,7 @@ async fn a_failed_attach_leaves_no_veth_behind() {
 }
 
 #[tokio::test]
-async fn attach_takes_a_few_milliseconds() {
+async fn ten_interfaces_attach_to_one_namespace_with_one_default_route() {
     if !root() {
         return;
     }
@@ -423,25 +423,22 @@ async fn attach_takes_a_few_milliseconds() {
     let nl = Netlink::new().unwrap();
     nl.ensure_bridge(&w.bridge_spec()).await.unwrap();
     let ns = w.netns("a");
-    let mut times = Vec::new();
     for i in 0..10u8 {
         let mut spec = w.veth(&ns, &format!("eth{i}"), 10 + i);
         if i > 0 {
             spec.gateway = None; // one default route per namespace
         }
-        let started = Instant::now();
         nl.attach(&spec).await.unwrap();
-        times.push(started.elapsed());
     }
-    times.sort();
-    let median = times[times.len() / 2];
-    eprintln!(
-        "attach: median {:?}, min {:?}, max {:?} over {}",
-        median,
-        times[0],
-        times[times.len() - 1],
-        times.len()
-    );
-    // Generous, so a loaded machine does not fail it; the goal is a couple of milliseconds.
-    assert!(median < Duration::from_millis(100), "median {median:?}");
+    for i in 0..10u8 {
+        let seen = inspect(&ns, &format!("eth{i}"))
+            .await
+            .unwrap_or_else(|| panic!("eth{i} is in the namespace"));
+        assert!(seen.up, "eth{i} is up");
+        assert_eq!(
+            seen.default_gw,
+            Some(w.ip(1)),
+            "the one default route, via the bridge"
+        );
+    }
 }
