@@ -41,13 +41,7 @@ impl Engine {
         self.container_event(&h, "destroy", &[]);
         h.wait.send_modify(|w| w.removed = true);
         if volumes {
-            let names: Vec<String> = rec
-                .mounts
-                .iter()
-                .filter(|m| m.kind == super::MountType::Volume)
-                .map(|m| m.name.clone())
-                .collect();
-            let errors = self.remove_anonymous_volumes(&names).await;
+            let errors = self.remove_volumes_of(&rec).await;
             if !errors.is_empty() {
                 return Err(EngineError::Internal(format!(
                     "container removed, but not all of its volumes: {}",
@@ -80,13 +74,7 @@ impl Engine {
             h.wait.send_modify(|w| w.removed = true);
             rec
         };
-        let names: Vec<String> = rec
-            .mounts
-            .iter()
-            .filter(|m| m.kind == super::MountType::Volume)
-            .map(|m| m.name.clone())
-            .collect();
-        let errors = self.remove_anonymous_volumes(&names).await;
+        let errors = self.remove_volumes_of(&rec).await;
         if !errors.is_empty() {
             tracing::warn!(id = %h.id, "remove the volumes of an auto-remove container: {}", errors.join("; "));
         }
@@ -100,6 +88,18 @@ impl Engine {
                 tracing::warn!(id = %h.id, "remove the files of an auto-remove container: {e}")
             }
         }
+    }
+
+    /// Removes the anonymous volumes of a removed container (those no other container uses); what could
+    /// not be removed.
+    async fn remove_volumes_of(&self, rec: &super::Record) -> Vec<String> {
+        let names: Vec<String> = rec
+            .mounts
+            .iter()
+            .filter(|m| m.kind == super::MountType::Volume)
+            .map(|m| m.name.clone())
+            .collect();
+        self.remove_anonymous_volumes(&names).await
     }
 
     /// Unmounts a container's root and removes its directories; what could not be done. In the
