@@ -247,6 +247,17 @@ impl Paths {
     pub(crate) fn seccomp_program(&self) -> PathBuf {
         self.state.join("seccomp.bpf")
     }
+
+    /// Where the shim records how the container ended.
+    pub(crate) fn exit_file(&self) -> PathBuf {
+        self.state.join("exit.json")
+    }
+
+    /// The shim's record of how the container ended, if there is a readable one.
+    pub(crate) fn read_exit(&self) -> Option<berth_runtime::proto::ExitStatus> {
+        let data = std::fs::read(self.exit_file()).ok()?;
+        serde_json::from_slice(&data).ok()
+    }
 }
 
 impl Engine {

@@ -7,7 +7,7 @@ use super::{Handle, Status};
 use crate::error::Result;
 use crate::shim_client::ShimConn;
 use crate::Engine;
-use berth_runtime::proto::{ExitStatus, Request};
+use berth_runtime::proto::Request;
 
 impl Engine {
     pub(crate) async fn recover(&self) -> Result<()> {
@@ -100,9 +100,7 @@ impl Engine {
         let Some((mut conn, state)) = state else {
             // A start that was not on disk yet, of a container that has ended since: its shim's record says
             // the program was started, and it is not the exit recorded last.
-            let exit = std::fs::read(paths.state.join("exit.json"))
-                .ok()
-                .and_then(|d| serde_json::from_slice::<ExitStatus>(&d).ok());
+            let exit = paths.read_exit();
             let rec = h.record();
             if let Some(exit) = exit.filter(|e| e.started && e.finished_at != rec.state.finished_at)
             {

@@ -79,15 +79,20 @@ impl Engine {
             tracing::warn!(id = %h.id, "remove the volumes of an auto-remove container: {}", errors.join("; "));
         }
         self.shim_gone(h).await;
-        match self.remove_files(&h.id, true).await {
-            Ok(errors) if errors.is_empty() => {}
-            Ok(errors) => {
-                tracing::warn!(id = %h.id, "remove the files of an auto-remove container: {}", errors.join("; "))
-            }
-            Err(e) => {
-                tracing::warn!(id = %h.id, "remove the files of an auto-remove container: {e}")
-            }
+        self.remove_files_in_background(&h.id).await;
+    }
+
+    /// [`Engine::remove_files`] where nobody waits for the answer: what fails is logged (start-up removes
+    /// it later, as files with no record).
+    async fn remove_files_in_background(&self, id: &str) -> bool {
+        let errors = match self.remove_files(id, true).await {
+            Ok(errors) => errors,
+            Err(e) => vec![e.to_string()],
+        };
+        if !errors.is_empty() {
+            tracing::warn!(id = %id, "remove a container's files: {}", errors.join("; "));
         }
+        errors.is_empty()
     }
 
     /// Removes the anonymous volumes of a removed container (those no other container uses); what could
@@ -146,12 +151,11 @@ impl Engine {
     /// Start-up: removes the directories of containers that have no record (a crash between an
     /// auto-removed container's record and its files, or in the middle of a create).
     pub(crate) async fn remove_orphan_files(&self, known: &std::collections::HashSet<String>) {
-        let roots = [
-            self.inner.cfg.data_root.join("containers"),
-            self.inner.cfg.exec_root.join("containers"),
-        ];
+        // The directories that hold every container's `Paths::dir` and `Paths::state`.
+        let any = self.paths(&"0".repeat(64));
+        let roots = [any.dir.parent(), any.state.parent()];
         let mut orphans = Vec::new();
-        for root in &roots {
+        for root in roots.into_iter().flatten() {
             for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 let is_id = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
@@ -165,14 +169,8 @@ impl Engine {
             if std::os::unix::net::UnixStream::connect(self.paths(&id).socket).is_ok() {
                 continue;
             }
-            match self.remove_files(&id, true).await {
-                Ok(errors) if errors.is_empty() => {
-                    tracing::info!(id = %id, "removed the files of a container with no record")
-                }
-                Ok(errors) => {
-                    tracing::warn!(id = %id, "remove orphaned container files: {}", errors.join("; "))
-                }
-                Err(e) => tracing::warn!(id = %id, "remove orphaned container files: {e}"),
+            if self.remove_files_in_background(&id).await {
+                tracing::info!(id = %id, "removed the files of a container with no record");
             }
         }
     }

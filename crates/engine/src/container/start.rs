@@ -175,7 +175,7 @@ impl Engine {
             // A `--rm` container's root is thrown away at its end: it need not survive a crash.
             volatile: rec.host_config.auto_remove == Some(true),
             socket: paths.socket.clone(),
-            exit_file: paths.state.join("exit.json"),
+            exit_file: paths.exit_file(),
             log: (super::create::log_driver(&rec.host_config) != "none").then(|| LogConfig {
                 path: PathBuf::from(&rec.log_path),
                 max_size: log_max_size,
@@ -355,15 +355,15 @@ impl Engine {
 
     /// Record how a container ended (from the shim's exit frame, or its exit file when the connection broke).
     pub(crate) async fn record_exit(&self, h: &Arc<Handle>, exit: Option<ExitStatus>) {
-        let exit_file = self.paths(&h.id).state.join("exit.json");
+        let paths = self.paths(&h.id);
         let status = match exit {
             Some(s) => s,
             None => {
                 // Give a shim that is finishing a moment to write its record.
                 let mut found = None;
                 for _ in 0..50 {
-                    if let Ok(d) = std::fs::read(&exit_file) {
-                        found = serde_json::from_slice::<ExitStatus>(&d).ok();
+                    if paths.exit_file().exists() {
+                        found = paths.read_exit();
                         break;
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
