@@ -25,4 +25,4 @@ command -v docker >/dev/null || { echo "the docker CLI (v28) must be on PATH for
 if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace
+cargo test --workspace --no-fail-fast

@@ -181,6 +181,18 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
 
     /// Sends a command and returns its `result`.
     pub fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        match self.try_call(method, params) {
+            Ok(r) => r,
+            Err(e) => panic!("{method}: {e}"),
+        }
+    }
+
+    /// Sends a command and returns its `result`, or the `error` the browser answered with.
+    fn try_call(
+        &mut self,
+        method: &str,
+        params: serde_json::Value,
+    ) -> Result<serde_json::Value, serde_json::Value> {
         let id = self.next_id;
         self.next_id += 1;
         let m = serde_json::json!({"id": id, "method": method, "params": params});
@@ -189,8 +201,10 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
             let v: serde_json::Value =
                 serde_json::from_str(&self.read_message()).unwrap_or_default();
             if v["id"] == id {
-                assert!(v.get("error").is_none(), "{method}: {}", v["error"]);
-                return v["result"].clone();
+                return match v.get("error") {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(v["result"].clone()),
+                };
             }
         }
     }
@@ -208,8 +222,20 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
     pub fn wait_for(&mut self, expr: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if self.eval(expr) == serde_json::Value::Bool(true) {
-                return;
+            // An evaluation that meets a navigation (a click's) is answered "Inspected target navigated or
+            // closed": not there yet, so ask again on the new page.
+            let r = self.try_call(
+                "Runtime.evaluate",
+                serde_json::json!({"expression": expr, "returnByValue": true}),
+            );
+            match r {
+                Ok(r) if r["result"]["value"] == serde_json::Value::Bool(true) => return,
+                Ok(_) => {}
+                Err(e)
+                    if e["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("navigated")) => {}
+                Err(e) => panic!("Runtime.evaluate of {expr}: {e}"),
             }
             std::thread::sleep(Duration::from_millis(50));
         }
