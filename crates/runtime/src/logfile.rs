@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// One log line as stored.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -119,13 +121,22 @@ impl LogWriter {
             self.file.write_all(&self.out)?;
             self.size += self.out.len() as u64;
             self.out.clear();
-            // A burst of output (a read of NUL bytes encodes to six times its size) must not stay
-            // allocated for the life of the container.
-            if self.out.capacity() > 256 * 1024 {
-                self.out.shrink_to(64 * 1024);
-            }
         }
         Ok(())
+    }
+
+    /// Give back the memory a burst of output left allocated (a read of NUL bytes encodes to six times its
+    /// size), for a container that has gone quiet: it must not stay allocated for the life of the container.
+    /// Not done after each write, where it would reallocate for every read of a busy stream.
+    pub fn trim(&mut self) {
+        if self.out.is_empty() && self.out.capacity() > 64 * 1024 {
+            self.out = Vec::new();
+        }
+        for p in &mut self.partial {
+            if p.is_empty() && p.capacity() > 0 {
+                *p = Vec::new();
+            }
+        }
     }
 
     fn rotate(&mut self) -> std::io::Result<()> {
@@ -134,6 +145,12 @@ impl LogWriter {
             self.file.set_len(0)?;
             self.size = 0;
             return Ok(());
+        }
+        // The oldest goes first, so that no rename replaces a file: ext4 writes a file renamed over another
+        // out to disk before the rename returns (its `auto_da_alloc`), which would stall the output.
+        match std::fs::remove_file(rotated(&self.cfg.path, keep - 1)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
         }
         for n in (1..keep).rev() {
             let from = rotated(&self.cfg.path, n - 1);
@@ -148,6 +165,104 @@ impl LogWriter {
             .open(&self.cfg.path)?;
         self.size = 0;
         Ok(())
+    }
+}
+
+/// A [`LogWriter`] on a thread of its own, so that encoding and writing the log, the most work on the path
+/// of a container's output, runs beside the forwarding of that output to attached clients instead of
+/// before it. Chunks are handed over through a short queue: a log that falls behind slows the container's
+/// output down (its pipe fills) rather than dropping anything or growing without bound.
+pub struct LogThread {
+    state: LogState,
+}
+
+enum LogState {
+    /// No output yet: the thread is made at the first, so a quiet container costs nothing for it.
+    Idle(LogWriter),
+    Running {
+        tx: mpsc::SyncSender<(u8, Vec<u8>)>,
+        thread: std::thread::JoinHandle<std::io::Result<()>>,
+    },
+    /// No thread could be made: written inline.
+    Inline(LogWriter),
+    Done,
+}
+
+/// Chunks (of up to 64 KiB) waiting for the log thread.
+const LOG_QUEUE: usize = 4;
+/// How long the log thread waits for output before it gives back the memory a burst left.
+const LOG_IDLE: Duration = Duration::from_secs(5);
+
+impl LogThread {
+    pub fn open(cfg: LogConfig) -> std::io::Result<LogThread> {
+        Ok(LogThread {
+            state: LogState::Idle(LogWriter::open(cfg)?),
+        })
+    }
+
+    /// Hand bytes read from stream 1 (stdout) or 2 (stderr) to the log; waits while the queue is full.
+    pub fn write(&mut self, stream: u8, data: &[u8]) {
+        if let LogState::Idle(_) = self.state {
+            self.start();
+        }
+        match &mut self.state {
+            LogState::Running { tx, .. } => {
+                if tx.send((stream, data.to_vec())).is_err() {
+                    // The thread is gone (it panicked): what it had is lost, the rest is not written.
+                    self.state = LogState::Done;
+                }
+            }
+            LogState::Inline(w) => {
+                let _ = w.write(stream, data);
+            }
+            LogState::Idle(_) | LogState::Done => {}
+        }
+    }
+
+    fn start(&mut self) {
+        let LogState::Idle(w) = std::mem::replace(&mut self.state, LogState::Done) else {
+            return;
+        };
+        let cfg = w.cfg.clone();
+        let (tx, rx) = mpsc::sync_channel::<(u8, Vec<u8>)>(LOG_QUEUE);
+        let spawned = std::thread::Builder::new()
+            .name("log".into())
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let mut w = w;
+                loop {
+                    match rx.recv_timeout(LOG_IDLE) {
+                        Ok((stream, data)) => {
+                            let _ = w.write(stream, &data);
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => w.trim(),
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return w.flush(),
+                    }
+                }
+            });
+        self.state = match spawned {
+            Ok(thread) => LogState::Running { tx, thread },
+            // The writer went with the closure: open the file again (it is opened to append).
+            Err(_) => match LogWriter::open(cfg) {
+                Ok(w) => LogState::Inline(w),
+                Err(_) => LogState::Done,
+            },
+        };
+    }
+
+    /// Write out everything handed over, unterminated lines included (at the end of the container), and
+    /// stop the thread.
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        match std::mem::replace(&mut self.state, LogState::Done) {
+            LogState::Idle(mut w) | LogState::Inline(mut w) => w.flush(),
+            LogState::Running { tx, thread } => {
+                drop(tx);
+                thread
+                    .join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("the log thread panicked")))
+            }
+            LogState::Done => Ok(()),
+        }
     }
 }
 
@@ -166,6 +281,9 @@ fn encode_entry(out: &mut Vec<u8>, line: &[u8], stream: &str, time: &str) {
         if newline {
             out.extend_from_slice(b"\\n");
         }
+    } else if line.is_ascii() {
+        // ASCII is valid UTF-8 as it is: no walk over its chunks.
+        escape_into(out, line);
     } else {
         for chunk in line.utf8_chunks() {
             escape_into(out, chunk.valid().as_bytes());
@@ -225,31 +343,38 @@ const ESCAPE: [u8; 256] = {
     t
 };
 
-/// Appends valid UTF-8 `s` as the inside of a JSON string: runs that need no escape are copied whole.
-fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
+/// Each byte as it appears inside a JSON string (padded to 8 bytes), and how many bytes that is.
+const ESCAPED: [([u8; 8], u8); 256] = {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut start = 0;
-    for (i, &b) in s.iter().enumerate() {
-        let e = ESCAPE[b as usize];
-        if e == 0 {
-            continue;
-        }
-        out.extend_from_slice(&s[start..i]);
-        if e == b'u' {
-            out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[(b >> 4) as usize],
-                HEX[(b & 15) as usize],
-            ]);
-        } else {
-            out.extend_from_slice(&[b'\\', e]);
-        }
-        start = i + 1;
+    let mut t = [([0u8; 8], 0u8); 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = match ESCAPE[i] {
+            0 => ([b, 0, 0, 0, 0, 0, 0, 0], 1),
+            b'u' => ([b'\\', b'u', b'0', b'0', HEX[i >> 4], HEX[i & 15], 0, 0], 6),
+            e => ([b'\\', e, 0, 0, 0, 0, 0, 0], 2),
+        };
+        i += 1;
     }
-    out.extend_from_slice(&s[start..]);
+    t
+};
+
+/// Appends valid UTF-8 `s` as the inside of a JSON string. Escaped bytes are common in what reaches here
+/// (a stream of NUL bytes escapes every byte, to six), so each byte's escape is copied from a table without
+/// a branch, into a buffer on the stack that goes out in one copy per block.
+fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
+    const BLOCK: usize = 1024;
+    let mut buf = [0u8; 6 * BLOCK + 8];
+    for block in s.chunks(BLOCK) {
+        let mut n = 0;
+        for &b in block {
+            let (e, len) = &ESCAPED[b as usize];
+            buf[n..n + 8].copy_from_slice(e);
+            n += *len as usize;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
 }
 
 /// The path of rotation `n` (0 is the live file).
@@ -387,6 +512,58 @@ mod tests {
         assert_eq!(lens, vec![MAX_LINE, MAX_LINE, 11, 5]);
         assert!(e[2].log.ends_with("x\n"));
         assert_eq!(e[3].log, "next\n");
+    }
+
+    #[test]
+    fn the_log_thread_writes_everything_in_order_by_its_finish() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("c-json.log");
+        let mut t = LogThread::open(LogConfig {
+            path: path.clone(),
+            max_size: 4096,
+            max_files: 1000,
+        })
+        .unwrap();
+        for i in 0..500 {
+            t.write(1 + (i % 2) as u8, format!("line {i}\n").as_bytes());
+        }
+        t.write(1, b"unterminated");
+        t.finish().unwrap();
+        let mut files: Vec<PathBuf> = (0..1000)
+            .map(|n| rotated(&path, n))
+            .filter(|p| p.exists())
+            .collect();
+        files.reverse();
+        let e: Vec<Entry> = files.iter().flat_map(|p| read_entries(p)).collect();
+        assert_eq!(e.len(), 501);
+        for (i, e) in e.iter().take(500).enumerate() {
+            assert_eq!(e.log, format!("line {i}\n"));
+            assert_eq!(e.stream, if i % 2 == 0 { "stdout" } else { "stderr" });
+        }
+        assert_eq!(e[500].log, "unterminated");
+        // Finished: more output is not written.
+        t.write(1, b"late\n");
+        assert_eq!(t.finish().ok(), Some(()));
+    }
+
+    #[test]
+    fn a_burst_keeps_its_buffer_until_trimmed() {
+        let d = tempfile::tempdir().unwrap();
+        let mut w = LogWriter::open(LogConfig {
+            path: d.path().join("c-json.log"),
+            max_size: 0,
+            max_files: 1,
+        })
+        .unwrap();
+        w.write(1, &[0u8; 64 * 1024]).unwrap();
+        w.write(2, b"half a line").unwrap();
+        // The next burst reuses it...
+        assert!(w.out.capacity() >= 6 * 64 * 1024, "{}", w.out.capacity());
+        w.trim();
+        // ...until the container goes quiet; a partial line is kept.
+        assert_eq!(w.out.capacity(), 0);
+        assert_eq!(w.partial[1], b"half a line");
+        assert_eq!(w.partial[0].capacity(), 0);
     }
 
     #[test]

@@ -21,7 +21,7 @@
 //! It is single-threaded and small on purpose: memory per container is a benchmark figure.
 
 use crate::container::Cgroup;
-use crate::logfile::{now_rfc3339, LogWriter};
+use crate::logfile::{now_rfc3339, LogThread};
 use crate::proto::{self, Decoder, ExitStatus, Kind, Reply, Request, ShimConfig};
 use berth_sys::container::Created;
 use berth_sys::mount::{self, Overlay};
@@ -198,7 +198,7 @@ struct Shim {
     listener: UnixListener,
     sigfd: SignalFd,
     procs: Vec<Proc>,
-    log: Option<LogWriter>,
+    log: Option<LogThread>,
     clients: Vec<Client>,
     next_client: u64,
     /// Output read from a process, after room for a frame header, so a frame goes out without a copy.
@@ -208,10 +208,22 @@ struct Shim {
     /// The cgroup files an exec joins through (`tasks` on v1, `cgroup.procs` on v2), found at the first
     /// exec: the init's cgroups, the shim's and the mounts do not change while the container runs.
     exec_cgroups: Option<(Vec<PathBuf>, Vec<PathBuf>)>,
+    /// When output was last read, and whether the last reads found a stream that is written in small
+    /// pieces faster than they are read (see [`GATHER`]).
+    last_read: Option<Instant>,
+    gather: bool,
 }
 
 /// How much output one read takes (a pipe holds 64 KiB by default).
 const IO_CHUNK: usize = 64 * 1024;
+/// A pipe wakes its reader at every write, so a process that streams output in small writes (4 KiB is
+/// common) is read, framed and forwarded in pieces that small, and every hop after the shim (daemon,
+/// client) pays per piece. While reads keep coming back less than half full within [`STREAMING`] of the
+/// previous one, the shim waits this long before it reads again, so that the pieces gather into one frame.
+/// A pipe holds 64 KiB: at the rates where this matters it fills in about this time, after which reads
+/// come back full and nothing waits. Output that is not a stream (a prompt, a line now and then) never waits.
+const GATHER: Duration = Duration::from_micros(250);
+const STREAMING: Duration = Duration::from_millis(1);
 
 impl Shim {
     fn setup(cfg: ShimConfig) -> Result<Shim, ShimError> {
@@ -359,7 +371,7 @@ impl Shim {
         ignore.thread_block().map_err(os_err("block SIGHUP"))?;
         let log = match &cfg.log {
             Some(l) => Some(
-                LogWriter::open(l.clone())
+                LogThread::open(l.clone())
                     .map_err(io_err(format!("open log {}", l.path.display())))?,
             ),
             None => None,
@@ -379,6 +391,8 @@ impl Shim {
             next_client: 1,
             io_buf: Vec::new(),
             exec_cgroups: None,
+            last_read: None,
+            gather: false,
         })
     }
 
@@ -440,6 +454,9 @@ impl Shim {
             }
             if ready[0] {
                 self.accept();
+            }
+            if std::mem::take(&mut self.gather) {
+                std::thread::sleep(GATHER);
             }
         }
         self.finish();
@@ -511,6 +528,11 @@ impl Shim {
             }
             Ok(n) => n,
         };
+        let now = Instant::now();
+        if n < IO_CHUNK / 2 && self.last_read.is_some_and(|t| now - t < STREAMING) {
+            self.gather = true;
+        }
+        self.last_read = Some(now);
         let stream = if si == 1 { 2u8 } else { 1u8 };
         let kind = if stream == 1 {
             Kind::Stdout
@@ -529,13 +551,14 @@ impl Shim {
                 }
             }
             None => {
-                if let Some(log) = self.log.as_mut() {
-                    let _ = log.write(stream, data);
-                }
+                // Attached clients first: the log takes its copy on a thread of its own.
                 self.clients.retain_mut(|c| {
                     let wants = if stream == 1 { c.stdout } else { c.stderr };
                     !wants || c.stream.write_all(frame).is_ok()
                 });
+                if let Some(log) = self.log.as_mut() {
+                    log.write(stream, data);
+                }
             }
         }
     }
@@ -817,7 +840,7 @@ impl Shim {
 
     fn finish(&mut self) {
         if let Some(log) = self.log.as_mut() {
-            let _ = log.flush();
+            let _ = log.finish();
         }
         let oom_killed = self
             .cfg
