@@ -225,6 +225,12 @@ const IO_CHUNK: usize = 64 * 1024;
 const GATHER: Duration = Duration::from_micros(250);
 const STREAMING: Duration = Duration::from_millis(1);
 
+/// Whether a read of `n` bytes, `since` the previous read of output, shows a stream that is written in small
+/// pieces faster than they are read: then the shim waits [`GATHER`] before it reads again.
+fn written_in_pieces(n: usize, since: Option<Duration>) -> bool {
+    n < IO_CHUNK / 2 && since.is_some_and(|d| d < STREAMING)
+}
+
 impl Shim {
     fn setup(cfg: ShimConfig) -> Result<Shim, ShimError> {
         berth_sys::process::new_session()?;
@@ -529,7 +535,7 @@ impl Shim {
             Ok(n) => n,
         };
         let now = Instant::now();
-        if n < IO_CHUNK / 2 && self.last_read.is_some_and(|t| now - t < STREAMING) {
+        if written_in_pieces(n, self.last_read.map(|t| now - t)) {
             self.gather = true;
         }
         self.last_read = Some(now);
@@ -948,6 +954,18 @@ pub fn write_exit(path: &Path, status: &ExitStatus, durable: bool) -> std::io::R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_small_reads_in_quick_succession_wait_to_gather() {
+        let quick = Some(Duration::from_micros(30));
+        // A writer's 4 KiB pieces, read as soon as written: wait for more.
+        assert!(written_in_pieces(4096, quick));
+        // A read that found the pipe well filled, a first read, a line now and then: no waiting.
+        assert!(!written_in_pieces(IO_CHUNK, quick));
+        assert!(!written_in_pieces(IO_CHUNK / 2, quick));
+        assert!(!written_in_pieces(100, None));
+        assert!(!written_in_pieces(100, Some(Duration::from_millis(20))));
+    }
 
     #[test]
     fn oom_counter_reads_v1_and_v2_formats() {
