@@ -9,7 +9,8 @@
 //!    its stdio on pipes the shim reads — or, with a terminal, on a pty whose master the init sends back;
 //! 3. binds its control socket and answers one JSON line on stdout (`{"ok":true,"pid":N}` or the error), then
 //!    detaches its own stdio — from here on it needs nothing from the daemon;
-//! 4. loops on `poll`: the init's output goes to the json-file log and to attached connections; an exec's
+//! 4. loops on `poll`: the init's output goes to attached connections and then to the json-file log's
+//!    thread ([`LogThread`]); a stream written in small pieces is let gather between reads; an exec's
 //!    output goes to the connection that asked for it; requests (start, kill, attach, resize, exec, stdin) are
 //!    served; `SIGCHLD` (via signalfd) reaps;
 //! 5. when the init has exited and its output is drained it records the status in `exit.json` (write,
@@ -18,7 +19,8 @@
 //!    connections and exits. The daemon takes the closed
 //!    connection as the sign that the container's directories are free again.
 //!
-//! It is single-threaded and small on purpose: memory per container is a benchmark figure.
+//! It is small on purpose, memory per container being a benchmark figure: one thread, and a second for the
+//! log made at the container's first output (a quiet container never has it).
 
 use crate::container::Cgroup;
 use crate::logfile::{now_rfc3339, LogThread};
