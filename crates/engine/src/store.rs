@@ -92,31 +92,21 @@ impl ContainerStore {
         self.begin(true)?.commit().map_err(EngineError::db)
     }
 
-    /// The ids of every record, those that cannot be decoded included.
-    pub fn ids(&self) -> Result<Vec<String>> {
+    /// Every record, and the ids of those that cannot be decoded (skipped, with a warning).
+    pub fn all(&self) -> Result<(Vec<Record>, Vec<String>)> {
         let tx = self.db.begin_read().map_err(EngineError::db)?;
         let t = tx.open_table(CONTAINERS).map_err(EngineError::db)?;
-        let mut out = Vec::new();
-        for item in t.iter().map_err(EngineError::db)? {
-            let (k, _) = item.map_err(EngineError::db)?;
-            out.push(k.value().to_string());
-        }
-        Ok(out)
-    }
-
-    pub fn all(&self) -> Result<Vec<Record>> {
-        let tx = self.db.begin_read().map_err(EngineError::db)?;
-        let t = tx.open_table(CONTAINERS).map_err(EngineError::db)?;
-        let mut out = Vec::new();
+        let (mut out, mut unreadable) = (Vec::new(), Vec::new());
         for item in t.iter().map_err(EngineError::db)? {
             let (k, v) = item.map_err(EngineError::db)?;
             match serde_json::from_slice::<Record>(v.value()) {
                 Ok(r) => out.push(r),
                 Err(e) => {
-                    tracing::warn!(id = k.value(), "skipping unreadable container record: {e}")
+                    tracing::warn!(id = k.value(), "skipping unreadable container record: {e}");
+                    unreadable.push(k.value().to_string());
                 }
             }
         }
-        Ok(out)
+        Ok((out, unreadable))
     }
 }

@@ -139,13 +139,13 @@ pub fn validate_host_config(hc: &mut HostConfig) -> Result<()> {
         ));
     }
     // Only when asked: counting the CPUs reads the daemon's own cgroup quota files.
-    let ncpu = || {
+    let nano_cpus = hc.nano_cpus.unwrap_or(0);
+    let ncpu = (nano_cpus > 0).then(|| {
         std::thread::available_parallelism()
             .map(|n| n.get() as i64)
             .unwrap_or(1)
-    };
-    if hc.nano_cpus.unwrap_or(0) > 0 && hc.nano_cpus.unwrap_or(0) > ncpu() * 1_000_000_000 {
-        let ncpu = ncpu();
+    });
+    if let Some(ncpu) = ncpu.filter(|n| nano_cpus > n * 1_000_000_000) {
         return Err(EngineError::Invalid(format!(
             "range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
         )));

@@ -261,10 +261,19 @@ impl Paths {
 }
 
 impl Engine {
+    /// The directories that hold every container's [`Paths::dir`] and [`Paths::state`].
+    pub(crate) fn container_roots(&self) -> [PathBuf; 2] {
+        [
+            self.inner.cfg.data_root.join("containers"),
+            self.inner.cfg.exec_root.join("containers"),
+        ]
+    }
+
     pub(crate) fn paths(&self, id: &str) -> Paths {
+        let [dir, state] = self.container_roots();
         Paths {
-            dir: self.inner.cfg.data_root.join("containers").join(id),
-            state: self.inner.cfg.exec_root.join("containers").join(id),
+            dir: dir.join(id),
+            state: state.join(id),
             socket: self
                 .inner
                 .cfg

@@ -11,10 +11,13 @@ use berth_runtime::proto::Request;
 
 impl Engine {
     pub(crate) async fn recover(&self) -> Result<()> {
-        let records = self.inner.store.all()?;
+        let (records, unreadable) = self.inner.store.all()?;
         // Every record's id, an unreadable one's too: its files are kept for it.
-        let known: std::collections::HashSet<String> =
-            self.inner.store.ids()?.into_iter().collect();
+        let known: std::collections::HashSet<String> = records
+            .iter()
+            .map(|r| r.id.clone())
+            .chain(unreadable)
+            .collect();
         self.remove_orphan_files(&known).await;
         let mut handles = Vec::new();
         for rec in records {

@@ -151,11 +151,8 @@ impl Engine {
     /// Start-up: removes the directories of containers that have no record (a crash between an
     /// auto-removed container's record and its files, or in the middle of a create).
     pub(crate) async fn remove_orphan_files(&self, known: &std::collections::HashSet<String>) {
-        // The directories that hold every container's `Paths::dir` and `Paths::state`.
-        let any = self.paths(&"0".repeat(64));
-        let roots = [any.dir.parent(), any.state.parent()];
         let mut orphans = Vec::new();
-        for root in roots.into_iter().flatten() {
+        for root in &self.container_roots() {
             for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 let is_id = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());

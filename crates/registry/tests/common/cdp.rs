@@ -211,11 +211,19 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
 
     /// Evaluates an expression and returns its value.
     pub fn eval(&mut self, expr: &str) -> serde_json::Value {
-        let r = self.call(
+        match self.try_eval(expr) {
+            Ok(v) => v,
+            Err(e) => panic!("Runtime.evaluate of {expr}: {e}"),
+        }
+    }
+
+    /// Evaluates an expression: its value, or the error the browser answered with.
+    fn try_eval(&mut self, expr: &str) -> Result<serde_json::Value, serde_json::Value> {
+        let r = self.try_call(
             "Runtime.evaluate",
             serde_json::json!({"expression": expr, "returnByValue": true}),
-        );
-        r["result"]["value"].clone()
+        )?;
+        Ok(r["result"]["value"].clone())
     }
 
     /// Waits until `expr` is truthy.
@@ -224,12 +232,8 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         while Instant::now() < deadline {
             // An evaluation that meets a navigation (a click's) is answered "Inspected target navigated or
             // closed": not there yet, so ask again on the new page.
-            let r = self.try_call(
-                "Runtime.evaluate",
-                serde_json::json!({"expression": expr, "returnByValue": true}),
-            );
-            match r {
-                Ok(r) if r["result"]["value"] == serde_json::Value::Bool(true) => return,
+            match self.try_eval(expr) {
+                Ok(serde_json::Value::Bool(true)) => return,
                 Ok(_) => {}
                 Err(e)
                     if e["message"]
