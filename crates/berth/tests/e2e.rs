@@ -213,6 +213,75 @@ fn docker_cli_runs_lists_inspects_logs_stops_removes() {
     );
 }
 
+/// The processes named `berth-spare` whose parent is `parent`.
+fn spares_of(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| common::is_spare_shim(&e.path()))
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|&pid| common::parent_pid(pid) == Some(parent))
+        .collect()
+}
+
+#[test]
+fn a_spare_shim_waits_for_the_next_start_and_goes_with_the_daemon() {
+    let mut d = Daemon::start();
+    d.import_busybox();
+    let daemon = d.pid().expect("daemon pid");
+    let wait_for = |what: &str, f: &dyn Fn() -> bool| {
+        let end = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < end, "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("the daemon keeps a spare shim", &|| {
+        spares_of(daemon).len() == 1
+    });
+    let spare = spares_of(daemon)[0];
+    // The next start hands the spare its container: the spare is the init's parent, a shim like others.
+    ok(&d.berth(&["run", "-d", "--name", "took", "busybox", "sleep", "100"]));
+    let init: u32 = text(
+        &d.berth(&["inspect", "--format", "{{.State.Pid}}", "took"])
+            .stdout,
+    )
+    .trim()
+    .parse()
+    .expect("pid");
+    assert_eq!(
+        common::parent_pid(init),
+        Some(spare),
+        "the spare runs the container"
+    );
+    let comm = std::fs::read_to_string(format!("/proc/{spare}/comm")).unwrap();
+    assert_eq!(comm.trim(), "berth-shim");
+    assert_eq!(common::shims_under(d.dir.path()), 1);
+    // And a new spare takes its place.
+    wait_for("a new spare after the start", &|| {
+        spares_of(daemon).iter().any(|&p| p != spare)
+    });
+    let next = spares_of(daemon)[0];
+    let out = d.berth(&["logs", "took"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A daemon killed outright leaves no spare behind (it reads the end of its input), while the
+    // container's shim keeps the container running.
+    d.kill9();
+    wait_for("the spare exits with the daemon", &|| {
+        !std::path::Path::new(&format!("/proc/{next}")).exists()
+            || std::fs::read_to_string(format!("/proc/{next}/stat"))
+                .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|x| x.1.starts_with('Z')))
+    });
+    assert!(
+        std::path::Path::new(&format!("/proc/{spare}")).exists(),
+        "the container's shim outlives the daemon"
+    );
+    d.spawn();
+    let out = d.berth(&["inspect", "--format", "{{.State.Running}}", "took"]);
+    assert_eq!(text(&out.stdout).trim(), "true", "{}", text(&out.stderr));
+    ok(&d.berth(&["rm", "-f", "took"]));
+}
+
 #[test]
 fn containers_survive_a_daemon_killed_with_sigkill() {
     let mut d = Daemon::start();
@@ -887,22 +956,23 @@ fn shims_and_container_inits_run_from_a_read_only_binary() {
     let d = Daemon::start();
     d.import_busybox();
     ok(&d.berth(&["run", "-d", "--name", "shimmed", "busybox", "sleep", "30"]));
-    let id = text(
-        &d.berth(&["inspect", "--format", "{{.Id}}", "shimmed"])
+    let init: u32 = text(
+        &d.berth(&["inspect", "--format", "{{.State.Pid}}", "shimmed"])
             .stdout,
     )
     .trim()
-    .to_string();
-    let shim = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .find(|e| {
-            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            cmd.contains(" shim ") && cmd.contains(&id)
-        })
-        .expect("the container's shim runs");
-    let exe = std::fs::read_link(shim.path().join("exe")).unwrap();
+    .parse()
+    .expect("the container's pid");
+    // The init's parent is its shim (which may have been started as a spare, without the container's id
+    // on its command line).
+    let shim = common::parent_pid(init).expect("the container's shim runs");
+    let cmd = String::from_utf8_lossy(&std::fs::read(format!("/proc/{shim}/cmdline")).unwrap())
+        .replace('\0', " ");
+    assert!(
+        cmd.contains(" shim "),
+        "the init's parent is no shim: {cmd}"
+    );
+    let exe = std::fs::read_link(format!("/proc/{shim}/exe")).unwrap();
     assert!(exe.starts_with(d.dir.path()), "{exe:?}");
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let opts = info

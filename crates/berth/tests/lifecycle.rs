@@ -455,8 +455,10 @@ fn shim_pid(dir: &std::path::Path) -> Option<u32> {
         let pid: u32 = e.file_name().to_string_lossy().parse().ok()?;
         let cmd = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).ok()?)
             .replace('\0', " ");
-        ((cmd.contains("berth-shim") || cmd.contains(" shim ")) && cmd.contains(&want))
-            .then_some(pid)
+        ((cmd.contains("berth-shim") || cmd.contains(" shim "))
+            && cmd.contains(&want)
+            && !common::is_spare_shim(&e.path()))
+        .then_some(pid)
     })
 }
 

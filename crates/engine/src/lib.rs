@@ -22,6 +22,7 @@ pub mod names;
 pub mod network;
 pub mod registry;
 pub mod shim_client;
+mod spare_shim;
 pub mod stats;
 pub mod store;
 pub mod system;
@@ -95,6 +96,8 @@ pub(crate) struct Inner {
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// Network namespaces made ahead for `--network none`.
     pub spare_netns: Arc<network::spare::SpareNetns>,
+    /// A shim started ahead of the next start.
+    spare_shims: spare_shim::SpareShims,
 }
 
 impl Engine {
@@ -137,6 +140,7 @@ impl Engine {
         let net =
             network::NetServices::new(cfg.network.clone(), net, network::NetworkStore::open(db)?);
         let spare_netns = network::spare::SpareNetns::new(cfg.exec_root.join("netns-spare"));
+        let spare_shims = spare_shim::SpareShims::new(cfg.shim_program.clone());
         let engine = Engine {
             inner: Arc::new(Inner {
                 cfg,
@@ -152,6 +156,7 @@ impl Engine {
                 build_cache,
                 started_at: chrono::Utc::now(),
                 spare_netns,
+                spare_shims,
             }),
         };
         engine.clean_builder_scratch();
@@ -160,6 +165,7 @@ impl Engine {
         engine.init_networks().await?;
         engine.recover().await?;
         engine.network_recover().await;
+        engine.inner.spare_shims.refill();
         Ok(engine)
     }
 
@@ -169,6 +175,7 @@ impl Engine {
             tracing::warn!("sync the container store: {e}");
         }
         self.inner.spare_netns.clear();
+        self.inner.spare_shims.clear();
     }
 
     pub fn config(&self) -> &Config {

@@ -257,7 +257,7 @@ mod tests {
 
     fn docker_default() -> LinuxSeccomp {
         convert_profile(
-            &default_profile().unwrap(),
+            default_profile().unwrap(),
             &DEFAULT_CAPABILITIES,
             "amd64",
             None,

@@ -1,7 +1,8 @@
 //! `berth shim`: the per-container supervisor.
 //!
 //! The daemon writes `<state-dir>/shim.json` ([`ShimConfig`]) and the OCI bundle, then runs
-//! `berth shim <state-dir>` with its stdout on a pipe. The shim:
+//! `berth shim <state-dir>` with its stdout on a pipe, or hands the state directory to a spare shim it
+//! started ahead of time ([`main_args`]). The shim:
 //! 1. starts its own session and becomes a child subreaper (the container init and every exec are cloned as
 //!    its children);
 //! 2. mounts the container's overlay root (idempotent), makes the container's cgroup with its limits, and
@@ -80,7 +81,34 @@ fn os_err(what: impl Into<String>) -> impl FnOnce(nix::Error) -> ShimError {
     move |source| ShimError::Os { what, source }
 }
 
-/// Entry point of `berth shim <state-dir>`; returns the process exit code.
+/// The state-dir argument that makes a shim a spare: started ahead of its container, it reads the state
+/// directory as one line on stdin (see [`main_args`]).
+pub const SPARE: &str = "-";
+
+/// Entry point of `berth shim <state-dir>` and of a spare, `berth shim -`; returns the process exit code.
+///
+/// A spare is a shim the daemon starts before it has a container for it, so that a start does not wait for
+/// a process to be made, its program loaded and its runtime set up (most of a millisecond). It blocks
+/// reading stdin; the daemon writes the state directory and closes the pipe, and the spare goes on as
+/// `berth shim <state-dir>` would. Without a line (the daemon closed the pipe, or died) it exits quietly.
+pub fn main_args(arg: &str) -> i32 {
+    if arg != SPARE {
+        return main(Path::new(arg));
+    }
+    // While it waits a spare goes by a name of its own, so that `ps` (and a count of the shims that serve
+    // containers) tells it apart; once it has a container it is a shim like the others.
+    let _ = nix::sys::prctl::set_name(c"berth-spare");
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(n) if n > 0 && line.ends_with('\n') && line.len() > 1 => {
+            let _ = nix::sys::prctl::set_name(c"berth-shim");
+            main(Path::new(line.trim_end_matches('\n')))
+        }
+        _ => 0,
+    }
+}
+
+/// Runs the shim for the state directory `state_dir` (see the module docs); returns the exit code.
 pub fn main(state_dir: &Path) -> i32 {
     let mut report = std::io::stdout();
     let cfg = match load_config(state_dir) {

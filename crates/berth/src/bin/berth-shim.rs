@@ -10,9 +10,9 @@ fn main() {
         [_, verb, dir] if verb == "shim" => dir.clone(),
         [_, dir] => dir.clone(),
         _ => {
-            eprintln!("usage: berth-shim <state-dir>");
+            eprintln!("usage: berth-shim <state-dir>|-");
             std::process::exit(2);
         }
     };
-    std::process::exit(berth_runtime::shim::main(std::path::Path::new(&dir)));
+    std::process::exit(berth_runtime::shim::main_args(&dir));
 }

@@ -528,7 +528,24 @@ pub fn reference_registry() -> Server {
     Server { child, dir, addr }
 }
 
-/// How many shim processes serve containers under `dir` (a test's temp root).
+/// The parent of process `pid`, from `/proc/<pid>/stat`.
+pub fn parent_pid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid ...: comm may hold spaces and parentheses, the last ") " ends it.
+    stat.rsplit_once(") ")?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Whether the process `/proc/<pid>` is a spare shim, one waiting for a container (it names itself so).
+pub fn is_spare_shim(proc_dir: &Path) -> bool {
+    std::fs::read_to_string(proc_dir.join("comm")).is_ok_and(|c| c.trim() == "berth-spare")
+}
+
+/// How many shim processes serve containers under `dir` (a test's temp root); spares serve none.
 pub fn shims_under(dir: &Path) -> usize {
     let want = dir.display().to_string();
     std::fs::read_dir("/proc")
@@ -543,7 +560,9 @@ pub fn shims_under(dir: &Path) -> usize {
                 .filter(|e| {
                     let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
                     let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-                    (cmd.contains("berth-shim") || cmd.contains(" shim ")) && cmd.contains(&want)
+                    (cmd.contains("berth-shim") || cmd.contains(" shim "))
+                        && cmd.contains(&want)
+                        && !is_spare_shim(&e.path())
                 })
                 .count()
         })

@@ -30,7 +30,13 @@ impl Engine {
             }
             _ => {}
         }
-        match self.start_locked(&h).await {
+        let started = self.start_locked(&h).await;
+        // The next start's shim and namespace, made now that this start no longer needs the CPU (and
+        // beside its answer: a spawn waits for the new process's exec).
+        let engine = self.clone();
+        tokio::spawn(async move { engine.inner.spare_shims.refill() });
+        self.inner.spare_netns.refill();
+        match started {
             Ok(()) => Ok(()),
             Err(e) => {
                 let undo = self.network_teardown(&h).await;
@@ -193,7 +199,7 @@ impl Engine {
         // The interfaces are plugged in while the runtime creates the container: its process only runs
         // after `Start`, and by then both are done.
         let (spawned, plumbed) = tokio::join!(
-            spawn_shim(&self.inner.cfg.shim_program, &paths.state),
+            spawn_shim(&self.inner.spare_shims, &paths.state),
             self.network_plumb(h)
         );
         drop(spare);
@@ -393,12 +399,11 @@ impl Engine {
         if !undo.is_empty() {
             tracing::warn!(id = %h.id, "network teardown: {}", undo.join("; "));
         }
-        // An auto-removed container's end need not be on disk: its record goes next, and after a crash
-        // start-up removes an auto-remove container that is not running.
+        // An auto-removed container's end is not saved at all: its record is deleted next (a removal or
+        // start that came first saves its own state), and after a crash start-up finds the shim's
+        // `exit.json` and removes an auto-remove container that is not running.
         // (Auto-remove and a restart policy never go together: create refuses that.)
-        if h.record().host_config.auto_remove == Some(true) {
-            let _ = self.save_lazily(h);
-        } else {
+        if h.record().host_config.auto_remove != Some(true) {
             let _ = self.save(h);
         }
         self.drop_execs(&h.id);
@@ -473,8 +478,10 @@ pub(crate) async fn drain_until_closed(conn: &mut ShimConn) {
     while let Ok(Ok(Some(_))) = tokio::time::timeout_at(deadline, conn.next()).await {}
 }
 
+/// Writes `value` as compact JSON (as runc's bundles have it: a third smaller than indented, and the shim
+/// parses it at every start) through a temporary file and a rename.
 fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
-    let data = serde_json::to_vec_pretty(value)
+    let data = serde_json::to_vec(value)
         .map_err(|e| EngineError::Internal(format!("encode {}: {e}", path.display())))?;
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, data)
@@ -483,17 +490,12 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
         .map_err(|e| EngineError::io(format!("rename {}", path.display()), e))
 }
 
-/// Run `PROGRAM shim <state-dir>` and read its one-line answer.
-async fn spawn_shim(program: &Path, state_dir: &Path) -> Result<i32> {
-    let mut child = tokio::process::Command::new(program)
-        .arg("shim")
-        .arg(state_dir)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(false)
-        .spawn()
-        .map_err(|e| EngineError::io(format!("run shim {}", program.display()), e))?;
+/// Has a shim (a spare, or `PROGRAM shim <state-dir>`) take the container and reads its one-line answer.
+async fn spawn_shim(shims: &crate::spare_shim::SpareShims, state_dir: &Path) -> Result<i32> {
+    let mut child = shims
+        .shim_for(state_dir)
+        .await
+        .map_err(|e| EngineError::io("run the shim", e))?;
     let stdout = child
         .stdout
         .take()

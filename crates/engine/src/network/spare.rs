@@ -3,7 +3,8 @@
 //! so a few are made ahead of time, off the start's path, each with its
 //! loopback up as Docker's `none` has it. A start takes one, the container's init joins it, and the
 //! file that kept it alive is removed at once: from then on the container's processes hold it, as they
-//! hold one they made themselves. With none ready the init makes its own.
+//! hold one they made themselves. With none ready the init makes its own. More are made once the start
+//! that took one is over ([`SpareNetns::refill`]): made during it, they took a CPU from its shim and init.
 //!
 //! The spares live under `<exec-root>/netns-spare`; start-up and shutdown remove whatever is there.
 
@@ -18,6 +19,8 @@ pub(crate) struct SpareNetns {
     dir: PathBuf,
     ready: Mutex<Vec<PathBuf>>,
     filling: AtomicBool,
+    /// Whether a start has asked for one: a daemon that never runs `--network none` keeps none.
+    wanted: AtomicBool,
     next: AtomicU64,
 }
 
@@ -27,6 +30,7 @@ impl SpareNetns {
             dir,
             ready: Mutex::new(Vec::new()),
             filling: AtomicBool::new(false),
+            wanted: AtomicBool::new(false),
             next: AtomicU64::new(0),
         })
     }
@@ -36,11 +40,10 @@ impl SpareNetns {
         path.starts_with(&self.dir)
     }
 
-    /// A ready namespace, if there is one; starts making more either way.
-    pub fn take(self: &Arc<Self>) -> Option<PathBuf> {
-        let taken = self.ready.lock().ok().and_then(|mut r| r.pop());
-        self.refill();
-        taken
+    /// A ready namespace, if there is one (more are made at the next [`SpareNetns::refill`]).
+    pub fn take(&self) -> Option<PathBuf> {
+        self.wanted.store(true, Ordering::Release);
+        self.ready.lock().ok().and_then(|mut r| r.pop())
     }
 
     /// Removes the file that kept a taken namespace alive (the container holds it now, or never will).
@@ -60,10 +63,11 @@ impl SpareNetns {
         }
     }
 
-    /// Makes spares up to [`SPARES`] on a blocking thread. (Not at a low CPU priority: making a
-    /// namespace takes kernel locks that starts need too, and a preempted holder would stall them.)
-    fn refill(self: &Arc<Self>) {
-        if self.filling.swap(true, Ordering::AcqRel) {
+    /// Makes spares up to [`SPARES`] on a blocking thread, once a start has asked for one. (Not at a low
+    /// CPU priority: making a namespace takes kernel locks that starts need too, and a preempted holder
+    /// would stall them.)
+    pub fn refill(self: &Arc<Self>) {
+        if !self.wanted.load(Ordering::Acquire) || self.filling.swap(true, Ordering::AcqRel) {
             return;
         }
         let me = self.clone();

@@ -315,7 +315,7 @@ fn seccomp_section(
         SeccompMode::Unconfined => None,
         SeccompMode::Default if input.privileged => None,
         SeccompMode::Default => seccomp::convert_profile(
-            &seccomp::default_profile()?,
+            seccomp::default_profile()?,
             caps,
             arch,
             input.kernel_version,

@@ -275,8 +275,14 @@ pub fn parse_profile(profile_json: &str) -> Result<DockerProfile, SeccompError> 
 }
 
 /// Docker's default profile, parsed.
-pub fn default_profile() -> Result<DockerProfile, SeccompError> {
-    parse_profile(DEFAULT_PROFILE_JSON)
+pub fn default_profile() -> Result<&'static DockerProfile, SeccompError> {
+    // Parsed once per process: every start with the default profile needs it.
+    static PROFILE: std::sync::OnceLock<DockerProfile> = std::sync::OnceLock::new();
+    if let Some(p) = PROFILE.get() {
+        return Ok(p);
+    }
+    let parsed = parse_profile(DEFAULT_PROFILE_JSON)?;
+    Ok(PROFILE.get_or_init(|| parsed))
 }
 
 /// Parses a Docker-format profile and converts it for a container with bounding capabilities `caps`,
