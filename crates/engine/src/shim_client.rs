@@ -29,6 +29,31 @@ impl ShimConn {
         let body = serde_json::to_vec(req)
             .map_err(|e| EngineError::Internal(format!("encode shim request: {e}")))?;
         self.send(Kind::Control, &body).await?;
+        self.reply().await
+    }
+
+    /// Sends `reqs` in one write and reads their replies, in order (the shim serves them in turn): one
+    /// round trip instead of one per request.
+    pub async fn requests(&mut self, reqs: &[Request]) -> Result<Vec<Reply>> {
+        let mut frames = Vec::new();
+        for req in reqs {
+            let body = serde_json::to_vec(req)
+                .map_err(|e| EngineError::Internal(format!("encode shim request: {e}")))?;
+            frames.extend_from_slice(&proto::encode(Kind::Control, &body));
+        }
+        self.stream
+            .write_all(&frames)
+            .await
+            .map_err(|e| EngineError::io("write to shim", e))?;
+        let mut replies = Vec::with_capacity(reqs.len());
+        for _ in reqs {
+            replies.push(self.reply().await?);
+        }
+        Ok(replies)
+    }
+
+    /// The reply to the oldest request not yet answered (output frames read meanwhile are kept).
+    async fn reply(&mut self) -> Result<Reply> {
         loop {
             match self.read_frame().await? {
                 Some((Kind::Control, payload)) => {

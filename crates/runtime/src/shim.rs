@@ -8,15 +8,19 @@
 //! 2. mounts the container's overlay root (idempotent), makes the container's cgroup with its limits, and
 //!    creates the container's init with berth's own runtime ([`crate::container`], `berth_sys::container`),
 //!    its stdio on pipes the shim reads — or, with a terminal, on a pty whose master the init sends back;
-//! 3. binds its control socket and answers one JSON line on stdout (`{"ok":true,"pid":N}` or the error), then
-//!    detaches its own stdio — from here on it needs nothing from the daemon;
+//! 3. while the init sets itself up, binds its control socket, blocks the signals it takes through a
+//!    signalfd, opens the log and holds the container's mount namespace; once the init is ready, answers one
+//!    JSON line on stdout (`{"ok":true,"pid":N}` or the error), then detaches its own stdio — from here on it
+//!    needs nothing from the daemon;
 //! 4. loops on `poll`: the init's output goes to attached connections and then to the json-file log's
 //!    thread ([`LogThread`]); a stream written in small pieces is let gather between reads; an exec's
 //!    output goes to the connection that asked for it; requests (start, kill, attach, resize, exec, stdin) are
 //!    served; `SIGCHLD` (via signalfd) reaps;
 //! 5. when the init has exited and its output is drained it records the status in `exit.json` (write,
 //!    fsync unless the container is removed at its end, rename) for a daemon that was away, sends the
-//!    `Exit` frame to every connection, removes the container's cgroup, unmounts the root, closes the
+//!    `Exit` frame to every connection, lets go of the container's mount namespace (held from the start so
+//!    that the init's exit does not wait for its teardown), removes the container's cgroup, unmounts the
+//!    root, closes the
 //!    connections and exits. The daemon takes the closed
 //!    connection as the sign that the container's directories are free again.
 //!
@@ -242,6 +246,55 @@ struct Shim {
     /// pieces faster than they are read (see [`GATHER`]).
     last_read: Option<Instant>,
     gather: bool,
+    /// The container's mount namespace, held so that the init's exit does not tear it down: unmounting a
+    /// namespace's mounts waits for an RCU grace period (about half a millisecond here), which would
+    /// delay the exit the daemon and `wait` see. Let go once the exit is sent.
+    mount_ns: Option<File>,
+}
+
+/// What a shim serves its container with, readied while the container's init sets itself up.
+struct Serving {
+    listener: UnixListener,
+    sigfd: SignalFd,
+    log: Option<LogThread>,
+    mount_ns: Option<File>,
+}
+
+impl Serving {
+    /// Binds the control socket, readies the signal handling and the log, and holds the mount namespace
+    /// of the init `pid`.
+    fn prepare(cfg: &ShimConfig, pid: i32) -> Result<Serving, ShimError> {
+        let mount_ns = File::open(format!("/proc/{pid}/ns/mnt")).ok();
+        let _ = std::fs::remove_file(&cfg.socket);
+        let listener = UnixListener::bind(&cfg.socket)
+            .map_err(io_err(format!("bind {}", cfg.socket.display())))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(io_err("set socket non-blocking"))?;
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGCHLD);
+        mask.thread_block().map_err(os_err("block SIGCHLD"))?;
+        let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(os_err("signalfd"))?;
+        // The shim must not die with its session's hang-up, nor on a stray SIGPIPE from a gone client.
+        let mut ignore = SigSet::empty();
+        ignore.add(Signal::SIGHUP);
+        ignore.add(Signal::SIGPIPE);
+        ignore.thread_block().map_err(os_err("block SIGHUP"))?;
+        let log = match &cfg.log {
+            Some(l) => Some(
+                LogThread::open(l.clone())
+                    .map_err(io_err(format!("open log {}", l.path.display())))?,
+            ),
+            None => None,
+        };
+        Ok(Serving {
+            listener,
+            sigfd,
+            log,
+            mount_ns,
+        })
+    }
 }
 
 /// How much output one read takes (a pipe holds 64 KiB by default).
@@ -302,26 +355,38 @@ impl Shim {
             ShimError::Create(format!("{} has no linux.cgroupsPath", spec_path.display()))
         })?;
         let cgroup = Cgroup::create(&cgroup_path, linux.resources().as_ref(), &cgroup_mounts)?;
-        let made = Self::create_init(&cfg, &spec, &cgroup, &cgroup_mounts, filter.clone());
-        let (created, init) = match made {
-            Ok(m) => m,
+        // While the init sets its root up, the shim readies what it serves with.
+        let made = Self::create_init(
+            &cfg,
+            &spec,
+            &cgroup,
+            &cgroup_mounts,
+            filter.clone(),
+            |pid| Serving::prepare(&cfg, pid),
+        );
+        match made {
+            Ok((created, init, serving)) => {
+                Ok(Self::serve(cfg, filter, created, cgroup, init, serving))
+            }
             Err(e) => {
                 cgroup.remove();
-                return Err(e);
+                let _ = std::fs::remove_file(&cfg.socket);
+                Err(e)
             }
-        };
-        let kept = cgroup.clone();
-        Self::serve(cfg, filter, created, cgroup, init).inspect_err(|_| kept.remove())
+        }
     }
 
     /// Clones the container's init with its stdio: pipes, or a terminal whose master it sends back.
-    fn create_init(
+    /// `meanwhile` runs (with the init's pid) while the init sets itself up; the init is ready when this
+    /// returns, or killed if `meanwhile` failed.
+    fn create_init<P>(
         cfg: &ShimConfig,
         spec: &oci_spec::runtime::Spec,
         cgroup: &Cgroup,
         cgroup_mounts: &[berth_sys::launch::CgroupMount],
         filter: Option<(berth_sys::seccomp::Program, u32)>,
-    ) -> Result<(Created, Proc), ShimError> {
+        meanwhile: impl FnOnce(i32) -> Result<P, ShimError>,
+    ) -> Result<(Created, Proc, P), ShimError> {
         let (launch_stdio, terminal, stdio) = if cfg.tty {
             let (ours, theirs) = UnixStream::pair().map_err(io_err("socketpair"))?;
             (berth_sys::launch::Stdio::Terminal(theirs), Some(ours), None)
@@ -341,8 +406,12 @@ impl Shim {
             filter,
             launch_stdio,
         )?;
-        let created =
-            berth_sys::container::create(init).map_err(|e| ShimError::Create(e.to_string()))?;
+        let spawned =
+            berth_sys::container::spawn(init).map_err(|e| ShimError::Create(e.to_string()))?;
+        let prepared = meanwhile(spawned.pid())?;
+        let created = spawned
+            .ready()
+            .map_err(|e| ShimError::Create(e.to_string()))?;
         let pid = created.pid;
         let console = match terminal {
             Some(ours) => Some(berth_sys::launch::receive_terminal(&ours)?),
@@ -378,58 +447,36 @@ impl Shim {
             },
             (None, None) => return Err(ShimError::Create("no stdio for the container".into())),
         };
-        Ok((created, init))
+        Ok((created, init, prepared))
     }
 
-    /// Binds the control socket and readies the signal handling and the log.
     fn serve(
         cfg: ShimConfig,
         filter: Option<(berth_sys::seccomp::Program, u32)>,
         created: Created,
         cgroup: Cgroup,
         init: Proc,
-    ) -> Result<Shim, ShimError> {
-        let _ = std::fs::remove_file(&cfg.socket);
-        let listener = UnixListener::bind(&cfg.socket)
-            .map_err(io_err(format!("bind {}", cfg.socket.display())))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(io_err("set socket non-blocking"))?;
-        let mut mask = SigSet::empty();
-        mask.add(Signal::SIGCHLD);
-        mask.thread_block().map_err(os_err("block SIGCHLD"))?;
-        let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-            .map_err(os_err("signalfd"))?;
-        // The shim must not die with its session's hang-up, nor on a stray SIGPIPE from a gone client.
-        let mut ignore = SigSet::empty();
-        ignore.add(Signal::SIGHUP);
-        ignore.add(Signal::SIGPIPE);
-        ignore.thread_block().map_err(os_err("block SIGHUP"))?;
-        let log = match &cfg.log {
-            Some(l) => Some(
-                LogThread::open(l.clone())
-                    .map_err(io_err(format!("open log {}", l.path.display())))?,
-            ),
-            None => None,
-        };
-        Ok(Shim {
+        serving: Serving,
+    ) -> Shim {
+        Shim {
             cfg,
             filter,
             created: Some(created),
             cgroup,
             started: false,
             paused: false,
-            listener,
-            sigfd,
+            listener: serving.listener,
+            sigfd: serving.sigfd,
             procs: vec![init],
-            log,
+            log: serving.log,
             clients: Vec::new(),
             next_client: 1,
             io_buf: Vec::new(),
             exec_cgroups: None,
             last_read: None,
             gather: false,
-        })
+            mount_ns: serving.mount_ns,
+        }
     }
 
     fn run(&mut self) {
@@ -900,6 +947,7 @@ impl Shim {
             let _ = c.stream.write_all(&frame);
         }
         self.created = None;
+        self.mount_ns = None;
         self.cgroup.remove();
         let _ = mount::unmount(&self.cfg.rootfs);
         let _ = std::fs::remove_file(&self.cfg.socket);

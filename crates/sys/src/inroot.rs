@@ -83,32 +83,43 @@ pub fn mkdir_all(
     mode: u32,
     owner: Option<(u32, u32)>,
 ) -> io::Result<OwnedFd> {
+    // Most directories asked for exist already: one lookup.
+    if let Ok(dir) = open(root, path, How::Dir) {
+        return Ok(dir);
+    }
     let comps = components(path.as_os_str().as_bytes());
     let mut prefix = PathBuf::from("/");
+    // Each directory is looked up from the root (a symlink on the way resolves inside it), and the
+    // descriptor of the one found or made is the parent of the next.
+    let mut parent = open(root, &prefix, How::PathDir)?;
     for comp in comps {
         let name = OsStr::from_bytes(&comp);
-        let parent = open(root, &prefix, How::PathDir)?;
         prefix.push(name);
         match open(root, &prefix, How::PathDir) {
-            Ok(_) => continue,
+            Ok(dir) => {
+                parent = dir;
+                continue;
+            }
             Err(e) if e.raw_os_error() == Some(nix::libc::ENOENT) => {}
             Err(e) => return Err(e),
         }
         match rfs::mkdirat(&parent, name, Mode::from_raw_mode(mode)) {
-            Ok(()) => {}
-            Err(Errno::EXIST) => continue,
+            Ok(()) => {
+                rfs::chmodat(&parent, name, Mode::from_raw_mode(mode), AtFlags::empty())?;
+                if let Some((uid, gid)) = owner {
+                    rfs::chownat(
+                        &parent,
+                        name,
+                        Some(rustix::fs::Uid::from_raw(uid)),
+                        Some(rustix::fs::Gid::from_raw(gid)),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )?;
+                }
+            }
+            Err(Errno::EXIST) => {}
             Err(e) => return Err(e.into()),
         }
-        rfs::chmodat(&parent, name, Mode::from_raw_mode(mode), AtFlags::empty())?;
-        if let Some((uid, gid)) = owner {
-            rfs::chownat(
-                &parent,
-                name,
-                Some(rustix::fs::Uid::from_raw(uid)),
-                Some(rustix::fs::Gid::from_raw(gid)),
-                AtFlags::SYMLINK_NOFOLLOW,
-            )?;
-        }
+        parent = open(root, &prefix, How::PathDir)?;
     }
     open(root, &prefix, How::Dir)
 }

@@ -207,18 +207,8 @@ impl Engine {
 
         let t_shim = t0.elapsed();
         let mut conn = ShimConn::connect(&shim_cfg.socket).await?;
-        let attach = Request::Attach {
-            stdout: true,
-            stderr: true,
-            stdin: shim_cfg.open_stdin,
-        };
         // A start that fails from here ends the container and waits until its shim has cleaned up and
         // gone, so that a removal or the next start finds its directories free.
-        if let Err(e) = conn.request(&attach).await.and_then(expect_ok) {
-            let _ = conn.request(&Request::Kill { signal: 9 }).await;
-            drain_until_closed(&mut conn).await;
-            return Err(e);
-        }
         // The root is mounted now: check the command exists, as Docker's runtime does at create. A command on
         // a mount (a bind of a script, a build's heredoc) is not in the root: the runtime has the last word.
         let cmd = &input.args[0];
@@ -240,8 +230,18 @@ impl Engine {
             return Err(e);
         }
         let t_check = t0.elapsed();
+        // Attach, then start, in one round trip: the shim serves them in order, so no output is missed.
         // The init execs the program at start: a program that cannot run is refused here.
-        if let Err(e) = conn.request(&Request::Start).await.and_then(expect_ok) {
+        let attach = Request::Attach {
+            stdout: true,
+            stderr: true,
+            stdin: shim_cfg.open_stdin,
+        };
+        let started = match conn.requests(&[attach, Request::Start]).await {
+            Ok(replies) => replies.into_iter().try_for_each(expect_ok),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = started {
             let _ = conn.request(&Request::Kill { signal: 9 }).await;
             drain_until_closed(&mut conn).await;
             return Err(docker_wording(e, cmd));

@@ -159,9 +159,69 @@ struct CloneArgs {
 
 const CLONE_INTO_CGROUP: u64 = 0x200000000;
 
+/// A container init cloned and setting itself up: [`Spawned::ready`] waits until it is ready to run its
+/// program. Dropped before that, the init is killed and reaped.
+#[derive(Debug)]
+pub struct Spawned {
+    created: Option<Created>,
+}
+
+impl Spawned {
+    pub fn pid(&self) -> i32 {
+        self.created.as_ref().map_or(0, |c| c.pid)
+    }
+
+    /// Waits until the init is ready to run its program, or says why it is not.
+    pub fn ready(mut self) -> Result<Created, LaunchError> {
+        let Some(created) = self.created.take() else {
+            return Err(LaunchError::Child("the container's init is gone".into()));
+        };
+        let pid = created.pid;
+        match created.receive() {
+            Ok(Message::Ready) => Ok(created),
+            Ok(Message::Error(msg)) => {
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                Err(LaunchError::Child(msg))
+            }
+            Ok(Message::End) | Err(_) => {
+                use nix::sys::wait::WaitStatus;
+                let child = nix::unistd::Pid::from_raw(pid);
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                let how = match nix::sys::wait::waitpid(child, None) {
+                    Ok(WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGKILL, _)) => {
+                        " (killed by SIGKILL: the memory limit may be too small for it to start)"
+                            .to_string()
+                    }
+                    Ok(WaitStatus::Signaled(_, sig, _)) => format!(" (killed by {sig})"),
+                    Ok(WaitStatus::Exited(_, code)) => format!(" (exit status {code})"),
+                    _ => String::new(),
+                };
+                Err(LaunchError::Child(format!(
+                    "the container's init ended before it was ready{how}"
+                )))
+            }
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(c) = self.created.take() {
+            let child = nix::unistd::Pid::from_raw(c.pid);
+            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(child, None);
+        }
+    }
+}
+
 /// Clones the init described by `init` and waits until it is ready to run its program (or failed). The
 /// caller must be single-threaded: the child allocates before it execs. The init is the caller's child.
 pub fn create(init: Init) -> Result<Created, LaunchError> {
+    spawn(init)?.ready()
+}
+
+/// Clones the init described by `init`, which sets itself up while the caller goes on; see [`create`].
+pub fn spawn(init: Init) -> Result<Spawned, LaunchError> {
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -192,31 +252,9 @@ pub fn create(init: Init) -> Result<Created, LaunchError> {
     drop(theirs);
     drop(init);
     let sync = UnixStream::from(ours);
-    let created = Created { pid, sync };
-    match created.receive() {
-        Ok(Message::Ready) => Ok(created),
-        Ok(Message::Error(msg)) => {
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-            Err(LaunchError::Child(msg))
-        }
-        Ok(Message::End) | Err(_) => {
-            use nix::sys::wait::WaitStatus;
-            let child = nix::unistd::Pid::from_raw(pid);
-            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-            let how = match nix::sys::wait::waitpid(child, None) {
-                Ok(WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGKILL, _)) => {
-                    " (killed by SIGKILL: the memory limit may be too small for it to start)"
-                        .to_string()
-                }
-                Ok(WaitStatus::Signaled(_, sig, _)) => format!(" (killed by {sig})"),
-                Ok(WaitStatus::Exited(_, code)) => format!(" (exit status {code})"),
-                _ => String::new(),
-            };
-            Err(LaunchError::Child(format!(
-                "the container's init ended before it was ready{how}"
-            )))
-        }
-    }
+    Ok(Spawned {
+        created: Some(Created { pid, sync }),
+    })
 }
 
 enum Message {
