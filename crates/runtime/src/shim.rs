@@ -20,9 +20,8 @@
 //!    fsync unless the container is removed at its end, rename) for a daemon that was away, sends the
 //!    `Exit` frame to every connection, lets go of the container's mount namespace (held from the start so
 //!    that the init's exit does not wait for its teardown), removes the container's cgroup, unmounts the
-//!    root, closes the
-//!    connections and exits. The daemon takes the closed
-//!    connection as the sign that the container's directories are free again.
+//!    root, closes the connections and exits. The daemon takes the closed connection as the sign that the
+//!    container's directories are free again.
 //!
 //! It is small on purpose, memory per container being a benchmark figure: one thread, and a second for the
 //! log made at the container's first output (a quiet container never has it).
@@ -450,6 +449,7 @@ impl Shim {
         Ok((created, init, prepared))
     }
 
+    /// The shim of a ready init, with what [`Serving::prepare`] readied.
     fn serve(
         cfg: ShimConfig,
         filter: Option<(berth_sys::seccomp::Program, u32)>,
