@@ -242,13 +242,7 @@ fn a_spare_shim_waits_for_the_next_start_and_goes_with_the_daemon() {
     let spare = spares_of(daemon)[0];
     // The next start hands the spare its container: the spare is the init's parent, a shim like others.
     ok(&d.berth(&["run", "-d", "--name", "took", "busybox", "sleep", "100"]));
-    let init: u32 = text(
-        &d.berth(&["inspect", "--format", "{{.State.Pid}}", "took"])
-            .stdout,
-    )
-    .trim()
-    .parse()
-    .expect("pid");
+    let init = d.container_pid("took");
     assert_eq!(
         common::parent_pid(init),
         Some(spare),
@@ -956,13 +950,7 @@ fn shims_and_container_inits_run_from_a_read_only_binary() {
     let d = Daemon::start();
     d.import_busybox();
     ok(&d.berth(&["run", "-d", "--name", "shimmed", "busybox", "sleep", "30"]));
-    let init: u32 = text(
-        &d.berth(&["inspect", "--format", "{{.State.Pid}}", "shimmed"])
-            .stdout,
-    )
-    .trim()
-    .parse()
-    .expect("the container's pid");
+    let init = d.container_pid("shimmed");
     // The init's parent is its shim (which may have been started as a spare, without the container's id
     // on its command line).
     let shim = common::parent_pid(init).expect("the container's shim runs");

@@ -204,6 +204,15 @@ impl Daemon {
         out
     }
 
+    /// The host pid of a running container's process (`inspect`'s `.State.Pid`).
+    pub fn container_pid(&self, name: &str) -> u32 {
+        let out = self.berth(&["inspect", "--format", "{{.State.Pid}}", name]);
+        text(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("the pid of {name}: {}", text(&out.stderr)))
+    }
+
     /// SIGKILL the daemon (containers must survive).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
