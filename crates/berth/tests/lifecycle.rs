@@ -449,19 +449,6 @@ fn proc_usage(pid: u32) -> (usize, usize, u64) {
     (fds, field("Threads:") as usize, field("VmRSS:"))
 }
 
-fn shim_pid(dir: &std::path::Path) -> Option<u32> {
-    let want = dir.display().to_string();
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: u32 = e.file_name().to_string_lossy().parse().ok()?;
-        let cmd = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).ok()?)
-            .replace('\0', " ");
-        ((cmd.contains("berth-shim") || cmd.contains(" shim "))
-            && cmd.contains(&want)
-            && !common::is_spare_shim(&e.path()))
-        .then_some(pid)
-    })
-}
-
 fn zombies_under(parent: u32) -> usize {
     std::fs::read_dir("/proc")
         .map(|rd| {
@@ -487,7 +474,8 @@ fn a_thousand_execs_leak_no_fd_thread_zombie_or_memory() {
     let out = d.berth(&["run", "-d", "--name", "ex", "busybox", "sleep", "600"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let daemon = d.pid().expect("daemon pid");
-    let shim = shim_pid(d.dir.path()).expect("the container's shim");
+    // The shim is the container's init's parent.
+    let shim = common::parent_pid(d.container_pid("ex")).expect("the container's shim");
     // Warm up (allocator arenas, lazily created tasks), then measure.
     for _ in 0..50 {
         assert!(d.berth(&["exec", "ex", "true"]).status.success());
