@@ -124,7 +124,7 @@ fn rlimit_resource(t: oci_spec::runtime::PosixRlimitType) -> i32 {
     }) as i32
 }
 
-/// Everything [`berth_sys::container::create`] needs for `spec`, whose cgroup is `cgroup`.
+/// Everything [`berth_sys::container::spawn`] needs for `spec`, whose cgroup is `cgroup`.
 pub fn init(
     spec: &Spec,
     bundle: &Path,

@@ -395,6 +395,14 @@ pub fn now_rfc3339() -> String {
 mod tests {
     use super::*;
 
+    fn config(path: PathBuf, max_size: u64, max_files: u32) -> LogConfig {
+        LogConfig {
+            path,
+            max_size,
+            max_files,
+        }
+    }
+
     fn read_entries(p: &Path) -> Vec<Entry> {
         std::fs::read_to_string(p)
             .unwrap_or_default()
@@ -407,12 +415,7 @@ mod tests {
     fn lines_are_split_buffered_and_flushed() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("c-json.log");
-        let mut w = LogWriter::open(LogConfig {
-            path: path.clone(),
-            max_size: 0,
-            max_files: 1,
-        })
-        .unwrap();
+        let mut w = LogWriter::open(config(path.clone(), 0, 1)).unwrap();
         w.write(1, b"hel").unwrap();
         w.write(2, b"oops\n").unwrap();
         w.write(1, b"lo\nwor").unwrap();
@@ -495,12 +498,7 @@ mod tests {
     fn long_lines_are_split_at_16k_across_writes() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("c-json.log");
-        let mut w = LogWriter::open(LogConfig {
-            path: path.clone(),
-            max_size: 0,
-            max_files: 1,
-        })
-        .unwrap();
+        let mut w = LogWriter::open(config(path.clone(), 0, 1)).unwrap();
         let long = vec![b'x'; MAX_LINE * 2 + 10];
         for piece in long.chunks(7000) {
             w.write(1, piece).unwrap();
@@ -518,12 +516,7 @@ mod tests {
     fn the_log_thread_writes_everything_in_order_by_its_finish() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("c-json.log");
-        let mut t = LogThread::open(LogConfig {
-            path: path.clone(),
-            max_size: 4096,
-            max_files: 1000,
-        })
-        .unwrap();
+        let mut t = LogThread::open(config(path.clone(), 4096, 1000)).unwrap();
         for i in 0..500 {
             t.write(1 + (i % 2) as u8, format!("line {i}\n").as_bytes());
         }
@@ -549,12 +542,7 @@ mod tests {
     #[test]
     fn a_burst_keeps_its_buffer_until_trimmed() {
         let d = tempfile::tempdir().unwrap();
-        let mut w = LogWriter::open(LogConfig {
-            path: d.path().join("c-json.log"),
-            max_size: 0,
-            max_files: 1,
-        })
-        .unwrap();
+        let mut w = LogWriter::open(config(d.path().join("c-json.log"), 0, 1)).unwrap();
         w.write(1, &[0u8; 64 * 1024]).unwrap();
         w.write(2, b"half a line").unwrap();
         // The next burst reuses it...
@@ -570,12 +558,7 @@ mod tests {
     fn rotation_keeps_max_files() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("c-json.log");
-        let mut w = LogWriter::open(LogConfig {
-            path: path.clone(),
-            max_size: 300,
-            max_files: 3,
-        })
-        .unwrap();
+        let mut w = LogWriter::open(config(path.clone(), 300, 3)).unwrap();
         for i in 0..40 {
             w.write(1, format!("line {i}\n").as_bytes()).unwrap();
         }

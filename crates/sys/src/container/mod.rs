@@ -214,13 +214,9 @@ impl Drop for Spawned {
     }
 }
 
-/// Clones the init described by `init` and waits until it is ready to run its program (or failed). The
-/// caller must be single-threaded: the child allocates before it execs. The init is the caller's child.
-pub fn create(init: Init) -> Result<Created, LaunchError> {
-    spawn(init)?.ready()
-}
-
-/// Clones the init described by `init`, which sets itself up while the caller goes on; see [`create`].
+/// Clones the init described by `init`, which sets itself up while the caller goes on; [`Spawned::ready`]
+/// waits until it is ready to run its program (or failed). The caller must be single-threaded: the child
+/// allocates before it execs. The init is the caller's child.
 pub fn spawn(init: Init) -> Result<Spawned, LaunchError> {
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
