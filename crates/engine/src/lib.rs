@@ -160,6 +160,8 @@ impl Engine {
             }),
         };
         engine.clean_builder_scratch();
+        // Compiled seccomp programs are read by shims as they start: none is starting now.
+        let _ = std::fs::remove_dir_all(engine.inner.cfg.exec_root.join("seccomp"));
         // Spares a daemon left behind (a container that took one holds it by itself).
         engine.inner.spare_netns.clear();
         engine.init_networks().await?;

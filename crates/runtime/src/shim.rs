@@ -16,11 +16,11 @@
 //!    thread ([`LogThread`]); a stream written in small pieces is let gather between reads; an exec's
 //!    output goes to the connection that asked for it; requests (start, kill, attach, resize, exec, stdin) are
 //!    served; `SIGCHLD` (via signalfd) reaps;
-//! 5. when the init has exited and its output is drained it records the status in `exit.json` (write,
-//!    fsync unless the container is removed at its end, rename) for a daemon that was away, sends the
-//!    `Exit` frame to every connection, lets go of the container's mount namespace (held from the start so
-//!    that the init's exit does not wait for its teardown), removes the container's cgroup, unmounts the
-//!    root, closes the connections and exits. The daemon takes the closed connection as the sign that the
+//! 5. when the init has exited and its output is drained it sends the `Exit` frame to every connection,
+//!    records the status in `exit.json` (write, fsync unless the container is removed at its end, rename)
+//!    for a daemon that was away, lets go of the container's mount namespace (held from the start so that
+//!    the init's exit does not wait for its teardown), removes the container's cgroup, unmounts the root,
+//!    closes the connections and exits. The daemon takes the closed connection as the sign that the
 //!    container's directories are free again.
 //!
 //! It is small on purpose, memory per container being a benchmark figure: one thread, and a second for the
@@ -937,15 +937,16 @@ impl Shim {
             error: None,
             started: self.started,
         };
-        // For a daemon that was away. A `--rm` container's record goes with it: no need to wait for the disk.
-        let _ = write_exit(&self.cfg.exit_file, &status, !self.cfg.volatile);
-        // Then the exit, before the clean-up: `wait` and `run` return while the shim cleans up. The daemon
-        // waits for the connection to close before it reuses or removes the container's directories.
+        // The exit first, then the rest: `wait` and `run` return while the shim records and cleans up. The
+        // daemon waits for the connection to close before it reuses or removes the container's directories.
         let payload = serde_json::to_vec(&status).unwrap_or_default();
         let frame = proto::encode(Kind::Exit, &payload);
         for c in self.clients.iter_mut() {
             let _ = c.stream.write_all(&frame);
         }
+        // For a daemon that was away (written before the connection closes, so before any removal of the
+        // directory). A `--rm` container's record goes with it: no need to wait for the disk.
+        let _ = write_exit(&self.cfg.exit_file, &status, !self.cfg.volatile);
         self.created = None;
         self.mount_ns = None;
         self.cgroup.remove();

@@ -244,10 +244,6 @@ pub(crate) struct Paths {
 impl Paths {
     /// The precompiled seccomp program the running shim loads into the container and its execs; it
     /// exists exactly when the shim was given one (see `berth_runtime::filter`).
-    pub(crate) fn seccomp_program(&self) -> PathBuf {
-        self.state.join("seccomp.bpf")
-    }
-
     /// Where the shim records how the container ended.
     pub(crate) fn exit_file(&self) -> PathBuf {
         self.state.join("exit.json")

@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::AsyncBufReadExt;
 
+/// How long after a start its container's end is waited for before the spares are made anyway.
+const SPARES_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
+
 impl Engine {
     pub async fn start(&self, name_or_id: &str) -> Result<()> {
         let h = self.lookup(name_or_id).await?;
@@ -31,11 +34,7 @@ impl Engine {
             _ => {}
         }
         let started = self.start_locked(&h).await;
-        // The next start's shim and namespace, made now that this start no longer needs the CPU (and
-        // beside its answer: a spawn waits for the new process's exec).
-        let engine = self.clone();
-        tokio::spawn(async move { engine.inner.spare_shims.refill() });
-        self.inner.spare_netns.refill();
+        self.refill_spares_after(&h, started.is_ok());
         match started {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -78,6 +77,22 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+
+    /// The next start's shim and network namespace are made once this start no longer needs the CPU: when
+    /// its container has ended (a short one's end is on its client's path: a `run --rm` waits for it) or
+    /// after [`SPARES_AFTER`], whichever comes first; at once after a failed start.
+    fn refill_spares_after(&self, h: &Arc<Handle>, started: bool) {
+        let engine = self.clone();
+        let mut wait = h.wait.subscribe();
+        tokio::spawn(async move {
+            if started {
+                let ended = wait.wait_for(|w| !w.running);
+                let _ = tokio::time::timeout(SPARES_AFTER, ended).await;
+            }
+            engine.inner.spare_shims.refill();
+            engine.inner.spare_netns.refill();
+        });
     }
 
     pub(crate) async fn start_locked(&self, h: &Arc<Handle>) -> Result<()> {
@@ -147,9 +162,7 @@ impl Engine {
         let bundle = paths.dir.clone();
         let seccomp = match filter {
             Some(f) => {
-                let program = paths.seccomp_program();
-                std::fs::write(&program, f.program.as_slice())
-                    .map_err(|e| EngineError::io("write the seccomp program", e))?;
+                let program = self.seccomp_program_file(&f.program)?;
                 Some(berth_runtime::proto::SeccompFilter {
                     program,
                     flags: f.flags,
@@ -456,6 +469,30 @@ fn expect_ok(reply: berth_runtime::proto::Reply) -> Result<()> {
         Err(EngineError::Internal(
             reply.error.unwrap_or_else(|| "the shim refused".into()),
         ))
+    }
+}
+
+impl Engine {
+    /// The file a compiled seccomp program is read from by the shims: one per distinct program, named by its
+    /// digest under the exec root and written once (through a temporary file and a rename), instead of a
+    /// copy in every container's state directory.
+    fn seccomp_program_file(&self, program: &[u8]) -> Result<PathBuf> {
+        use sha2::Digest;
+        let dir = self.inner.cfg.exec_root.join("seccomp");
+        let path = dir.join(format!("{:x}.bpf", sha2::Sha256::digest(program)));
+        if path.exists() {
+            return Ok(path);
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| EngineError::io(format!("create {}", dir.display()), e))?;
+        let tmp = dir.join(format!(".{}-{}.tmp", std::process::id(), super::new_id()));
+        std::fs::write(&tmp, program)
+            .map_err(|e| EngineError::io(format!("write {}", tmp.display()), e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            EngineError::io(format!("rename {}", path.display()), e)
+        })?;
+        Ok(path)
     }
 }
 
