@@ -82,10 +82,11 @@ class Peer:
                     p.kill()
 
 def make_rootfs(tmp, all_applets=False):
-    """A busybox rootfs and its tar in `tmp`. `all_applets`: every applet of `busybox --list` gets a symlink in
-    /bin (net.py needs nc, httpd, nslookup, netstat, wc...), else only the few bench.py runs."""
+    """A busybox rootfs and its tar in `tmp`, laid out like Docker's `busybox` image (its top-level directories,
+    /etc/passwd and /etc/group). `all_applets`: every applet of `busybox --list` gets a symlink in /bin (net.py
+    needs nc, httpd, nslookup, netstat, wc...), else only the few bench.py runs."""
     root = os.path.join(tmp, "rootfs")
-    for d in ["bin", "etc"] + (["tmp", "root", "var", "proc", "sys", "dev"] if all_applets else []):
+    for d in ["bin", "dev", "etc", "home", "proc", "root", "sys", "tmp", "usr", "var"]:
         os.makedirs(os.path.join(root, d))
     shutil.copy("/bin/busybox", os.path.join(root, "bin/busybox"))
     names = ["sh", "true", "sleep", "echo"]
@@ -94,8 +95,7 @@ def make_rootfs(tmp, all_applets=False):
         names = sorted({n.strip() for n in out.split() if n.strip() and n.strip() != "busybox" and "/" not in n})
     for c in names:
         os.symlink("busybox", os.path.join(root, "bin", c))
-    if all_applets:
-        open(os.path.join(root, "etc/group"), "w").write("root:x:0:\n")
+    open(os.path.join(root, "etc/group"), "w").write("root:x:0:\n")
     open(os.path.join(root, "etc/passwd"), "w").write("root:x:0:0:root:/root:/bin/sh\n")
     tar = os.path.join(tmp, "busybox.tar")
     sh("tar", "-C", root, "-cf", tar, ".")
