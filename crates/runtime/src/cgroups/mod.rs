@@ -4,6 +4,7 @@
 //! has to move itself in (see `berth_sys::container`).
 
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -98,6 +99,8 @@ impl Cgroup {
         let Some(resources) = resources else {
             return Ok(());
         };
+        // Consecutive writes to one file (the device rules: a dozen to `devices.allow`) share one open.
+        let mut open: Option<(PathBuf, std::fs::File)> = None;
         for (ctl, file, value) in limits::writes(self.v2, resources) {
             let Some(dir) = self.dir_for(ctl) else {
                 return Err(RuntimeError::Limits(format!(
@@ -105,7 +108,21 @@ impl Cgroup {
                 )));
             };
             let path = dir.join(file);
-            if let Err(e) = std::fs::write(&path, &value) {
+            let written = match &open {
+                Some((p, f)) if *p == path => f.write_all_at(value.as_bytes(), 0),
+                // As `fs::write` opens (fixture trees in the tests are plain directories).
+                _ => std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path)
+                    .and_then(|f| {
+                        f.write_all_at(value.as_bytes(), 0)?;
+                        open = Some((path.clone(), f));
+                        Ok(())
+                    }),
+            };
+            if let Err(e) = written {
                 // Without swap accounting the kernel has no memory+swap limit: Docker warns and goes on.
                 if file == "memory.memsw.limit_in_bytes" && e.kind() == std::io::ErrorKind::NotFound
                 {
@@ -198,8 +215,19 @@ impl Cgroup {
     /// its own (systemd in a privileged container does) first, deepest first. A process that is still
     /// exiting keeps a directory busy for a moment: retried for up to a second.
     pub fn remove(&self) {
+        // Usually nothing is left (the init's end took its pid namespace with it) and one `rmdir` per
+        // hierarchy does it; what is still busy gets the whole treatment.
+        let busy: Vec<&PathBuf> = self
+            .dirs
+            .iter()
+            .map(|(_, dir)| dir)
+            .filter(|dir| match std::fs::remove_dir(dir) {
+                Ok(()) => false,
+                Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+            })
+            .collect();
         let mut all = Vec::new();
-        for (_, dir) in &self.dirs {
+        for dir in busy {
             cgroup_tree(dir, &mut all);
         }
         for dir in &all {
@@ -500,6 +528,30 @@ mod tests {
         assert!(!leaf.exists());
         assert!(
             root.path().join("berth").exists(),
+            "the shared parent stays"
+        );
+    }
+
+    #[test]
+    fn removal_of_empty_cgroups_takes_each_hierarchy_and_skips_the_missing() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs: Vec<(Vec<String>, PathBuf)> = ["cpu", "memory", "pids"]
+            .iter()
+            .map(|h| (vec![h.to_string()], root.path().join(h).join("berth/abc")))
+            .collect();
+        std::fs::create_dir_all(&dirs[0].1).unwrap();
+        std::fs::create_dir_all(&dirs[1].1).unwrap();
+        let cg = Cgroup {
+            path: PathBuf::from("/berth/abc"),
+            v2: false,
+            dirs: dirs.clone(),
+        };
+        cg.remove();
+        for (_, d) in &dirs {
+            assert!(!d.exists(), "{}", d.display());
+        }
+        assert!(
+            root.path().join("memory/berth").exists(),
             "the shared parent stays"
         );
     }
