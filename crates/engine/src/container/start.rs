@@ -101,18 +101,21 @@ impl Engine {
         let t0 = std::time::Instant::now();
         let rec = h.record();
         let paths = self.paths(&rec.id);
-        let image = self
+        // The image's layers and the user's ids, in one trip to the store's thread.
+        let (lower, ids) = self
             .images_blocking({
                 let id = rec.image_id.clone();
-                move |s| s.get(&id)
+                let user = rec.config.user.clone().unwrap_or_default();
+                move |s| {
+                    let image = s.get(&id)?;
+                    let lower = s.layer_dirs(&image.id)?;
+                    let ids =
+                        crate::user::resolve(&user, |p| s.read_file(&image.id, p).ok().flatten());
+                    Ok((lower, ids))
+                }
             })
             .await?;
-        let lower = self
-            .images_blocking({
-                let id = image.id.clone();
-                move |s| s.layer_dirs(&id)
-            })
-            .await?;
+        let ids = ids?;
         let lower = if lower.is_empty() {
             let empty = paths.dir.join("empty");
             std::fs::create_dir_all(&empty)
@@ -121,15 +124,6 @@ impl Engine {
         } else {
             lower
         };
-        let user = rec.config.user.clone().unwrap_or_default();
-        let image_id = image.id.clone();
-        let ids = self
-            .images_blocking(move |s| {
-                Ok(crate::user::resolve(&user, |p| {
-                    s.read_file(&image_id, p).ok().flatten()
-                }))
-            })
-            .await??;
 
         let t_image = t0.elapsed();
         let network = self.network_setup(h).await?;

@@ -57,6 +57,22 @@ impl Cgroup {
                     continue;
                 }
                 let cpuset = m.controllers.iter().any(|c| c == "cpuset");
+                // Usually only the container's own directory is missing: one `mkdir`.
+                let leaf = m.dir.join(rel);
+                let made_leaf = match std::fs::create_dir(&leaf) {
+                    Ok(()) => Some(true),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Some(false),
+                    Err(_) => None,
+                };
+                if let Some(made) = made_leaf {
+                    if let (true, true, Some(parent)) = (made, cpuset, leaf.parent()) {
+                        inherit_cpuset(parent, &leaf).inspect_err(|_| {
+                            let _ = std::fs::remove_dir(&leaf);
+                        })?;
+                    }
+                    dirs.push((m.controllers.clone(), leaf));
+                    continue;
+                }
                 let mut dir = m.dir.clone();
                 for comp in rel.components() {
                     let parent = dir.clone();
@@ -529,6 +545,40 @@ mod tests {
         assert!(
             root.path().join("berth").exists(),
             "the shared parent stays"
+        );
+    }
+
+    #[test]
+    fn a_v1_cgroup_under_an_existing_parent_is_one_mkdir_and_inherits_its_cpuset() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("cpuset/berth")).unwrap();
+        std::fs::create_dir_all(r.join("pids/berth")).unwrap();
+        std::fs::write(r.join("cpuset/berth/cpuset.cpus"), "1\n").unwrap();
+        std::fs::write(r.join("cpuset/berth/cpuset.mems"), "0\n").unwrap();
+        let mounts: Vec<CgroupMount> = ["cpuset", "pids"]
+            .into_iter()
+            .map(|h| CgroupMount {
+                dir: r.join(h),
+                v2: false,
+                controllers: vec![h.to_string()],
+            })
+            .collect();
+        let cg = Cgroup::create(Path::new("/berth/abc"), None, &mounts).unwrap();
+        assert_eq!(
+            cg.dirs.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
+            vec![r.join("cpuset/berth/abc"), r.join("pids/berth/abc")]
+        );
+        assert_eq!(
+            std::fs::read_to_string(r.join("cpuset/berth/abc/cpuset.cpus")).unwrap(),
+            "1"
+        );
+        // Made again over an existing directory (a restart): nothing is inherited over it.
+        std::fs::write(r.join("cpuset/berth/abc/cpuset.cpus"), "0\n").unwrap();
+        Cgroup::create(Path::new("/berth/abc"), None, &mounts).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(r.join("cpuset/berth/abc/cpuset.cpus")).unwrap(),
+            "0\n"
         );
     }
 
