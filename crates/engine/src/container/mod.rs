@@ -242,8 +242,6 @@ pub(crate) struct Paths {
 }
 
 impl Paths {
-    /// The precompiled seccomp program the running shim loads into the container and its execs; it
-    /// exists exactly when the shim was given one (see `berth_runtime::filter`).
     /// Where the shim records how the container ended.
     pub(crate) fn exit_file(&self) -> PathBuf {
         self.state.join("exit.json")
