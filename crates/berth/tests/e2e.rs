@@ -240,9 +240,29 @@ fn a_spare_shim_waits_for_the_next_start_and_goes_with_the_daemon() {
         spares_of(daemon).len() == 1
     });
     let spare = spares_of(daemon)[0];
+    // On cgroup v1 a spare makes its container's cgroup ahead (under the daemon's cgroup parent, `/berth`);
+    // the start renames it.
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists();
+    let spare_cgroup = |pid: u32| format!("/sys/fs/cgroup/memory/berth/spare-{pid}");
+    if v1 {
+        wait_for("the spare's cgroup", &|| {
+            std::path::Path::new(&spare_cgroup(spare)).is_dir()
+        });
+    }
     // The next start hands the spare its container: the spare is the init's parent, a shim like others.
     ok(&d.berth(&["run", "-d", "--name", "took", "busybox", "sleep", "100"]));
     let init = d.container_pid("took");
+    if v1 {
+        let id = text(&d.berth(&["inspect", "--format", "{{.Id}}", "took"]).stdout);
+        let ours = format!("/sys/fs/cgroup/memory/berth/{}", id.trim());
+        assert!(std::path::Path::new(&ours).is_dir(), "{ours}");
+        assert!(!std::path::Path::new(&spare_cgroup(spare)).exists());
+        let procs = std::fs::read_to_string(format!("{ours}/cgroup.procs")).unwrap();
+        assert!(
+            procs.lines().any(|l| l.trim() == init.to_string()),
+            "the init is in the renamed cgroup: {procs:?}"
+        );
+    }
     assert_eq!(
         common::parent_pid(init),
         Some(spare),
@@ -270,6 +290,12 @@ fn a_spare_shim_waits_for_the_next_start_and_goes_with_the_daemon() {
         std::path::Path::new(&format!("/proc/{spare}")).exists(),
         "the container's shim outlives the daemon"
     );
+    if v1 {
+        assert!(
+            !std::path::Path::new(&spare_cgroup(next)).exists(),
+            "the spare removed its cgroup"
+        );
+    }
     d.spawn();
     let out = d.berth(&["inspect", "--format", "{{.State.Running}}", "took"]);
     assert_eq!(text(&out.stdout).trim(), "true", "{}", text(&out.stderr));

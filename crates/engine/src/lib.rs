@@ -140,7 +140,8 @@ impl Engine {
         let net =
             network::NetServices::new(cfg.network.clone(), net, network::NetworkStore::open(db)?);
         let spare_netns = network::spare::SpareNetns::new(cfg.exec_root.join("netns-spare"));
-        let spare_shims = spare_shim::SpareShims::new(cfg.shim_program.clone());
+        let spare_shims =
+            spare_shim::SpareShims::new(cfg.shim_program.clone(), cfg.cgroup_parent.clone());
         let engine = Engine {
             inner: Arc::new(Inner {
                 cfg,
@@ -162,6 +163,12 @@ impl Engine {
         engine.clean_builder_scratch();
         // Compiled seccomp programs are read by shims as they start: none is starting now.
         let _ = std::fs::remove_dir_all(engine.inner.cfg.exec_root.join("seccomp"));
+        if let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") {
+            berth_runtime::cgroups::Cgroup::remove_stale_spares(
+                &engine.inner.cfg.cgroup_parent,
+                &berth_sys::launch::cgroup_mounts(&mountinfo),
+            );
+        }
         // Spares a daemon left behind (a container that took one holds it by itself).
         engine.inner.spare_netns.clear();
         engine.init_networks().await?;

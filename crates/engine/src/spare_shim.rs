@@ -5,8 +5,10 @@
 //! the pipe, and from then on the spare is that container's shim, exactly as if it had been started with
 //! the directory as its argument. A new spare is started once the start that took the last one is over.
 //!
-//! A spare holds nothing of a container's: no files, no mounts, no cgroup. When the daemon stops or dies
-//! its end of the pipe closes and the spare exits.
+//! A spare holds nothing of a container's: no files, no mounts. On cgroup v1 it makes a cgroup ahead
+//! (`<cgroup-parent>/spare-<pid>` in each hierarchy, empty), which the container's start renames. When the
+//! daemon stops or dies its end of the pipe closes and the spare removes that cgroup and exits; start-up
+//! removes the cgroups of spares that were killed.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -19,13 +21,16 @@ const SPARES: usize = 1;
 
 pub(crate) struct SpareShims {
     program: PathBuf,
+    /// The daemon's cgroup parent: a spare makes its container's cgroup ahead under it (cgroup v1).
+    cgroup_parent: String,
     ready: Mutex<Vec<Child>>,
 }
 
 impl SpareShims {
-    pub fn new(program: PathBuf) -> SpareShims {
+    pub fn new(program: PathBuf, cgroup_parent: String) -> SpareShims {
         SpareShims {
             program,
+            cgroup_parent,
             ready: Mutex::new(Vec::new()),
         }
     }
@@ -77,6 +82,7 @@ impl SpareShims {
             Some(dir) => cmd.arg(dir).stdin(std::process::Stdio::null()),
             None => cmd
                 .arg(berth_runtime::shim::SPARE)
+                .arg(&self.cgroup_parent)
                 .stdin(std::process::Stdio::piped()),
         };
         cmd.stdout(std::process::Stdio::piped())

@@ -94,34 +94,53 @@ pub const SPARE: &str = "-";
 /// a process to be made, its program loaded and its runtime set up (most of a millisecond). It blocks
 /// reading stdin; the daemon writes the state directory and closes the pipe, and the spare goes on as
 /// `berth shim <state-dir>` would. Without a line (the daemon closed the pipe, or died) it exits quietly.
-pub fn main_args(arg: &str) -> i32 {
+pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
     if arg != SPARE {
         return main(Path::new(arg));
     }
     // While it waits a spare goes by a name of its own, so that `ps` (and a count of the shims that serve
     // containers) tells it apart; once it has a container it is a shim like the others.
     let _ = nix::sys::prctl::set_name(c"berth-spare");
+    // On cgroup v1 it also makes its container's cgroup ahead, under the daemon's cgroup parent: nine
+    // `mkdir`s off the start's path, a `rename` each on it (see `Cgroup::adopt`).
+    let cgroup = cgroup_parent.and_then(|parent| {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        Cgroup::spare(parent, &berth_sys::launch::cgroup_mounts(&mountinfo))
+    });
     let mut line = String::new();
     match std::io::stdin().read_line(&mut line) {
         Ok(n) if n > 0 && line.ends_with('\n') && line.len() > 1 => {
             let _ = nix::sys::prctl::set_name(c"berth-shim");
-            main(Path::new(line.trim_end_matches('\n')))
+            run(Path::new(line.trim_end_matches('\n')), cgroup)
         }
-        _ => 0,
+        _ => {
+            if let Some(cg) = cgroup {
+                cg.remove();
+            }
+            0
+        }
     }
 }
 
 /// Runs the shim for the state directory `state_dir` (see the module docs); returns the exit code.
 pub fn main(state_dir: &Path) -> i32 {
+    run(state_dir, None)
+}
+
+/// [`main`], with the cgroup a spare made ahead.
+fn run(state_dir: &Path, spare_cgroup: Option<Cgroup>) -> i32 {
     let mut report = std::io::stdout();
     let cfg = match load_config(state_dir) {
         Ok(c) => c,
         Err(e) => {
+            if let Some(cg) = spare_cgroup {
+                cg.remove();
+            }
             let _ = writeln!(report, "{}", reply_json(false, Some(e.to_string()), None));
             return 1;
         }
     };
-    match Shim::setup(cfg) {
+    match Shim::setup(cfg, spare_cgroup) {
         Err(e) => {
             let _ = writeln!(report, "{}", reply_json(false, Some(e.to_string()), None));
             let _ = report.flush();
@@ -314,7 +333,9 @@ fn written_in_pieces(n: usize, since: Option<Duration>) -> bool {
 }
 
 impl Shim {
-    fn setup(cfg: ShimConfig) -> Result<Shim, ShimError> {
+    fn setup(cfg: ShimConfig, spare_cgroup: Option<Cgroup>) -> Result<Shim, ShimError> {
+        // Whatever fails before the cgroup is taken must not leave the spare's behind.
+        let spare_cgroup = SpareCgroup(spare_cgroup);
         berth_sys::process::new_session()?;
         berth_sys::process::set_subreaper()?;
         std::fs::create_dir_all(&cfg.rootfs)
@@ -332,7 +353,7 @@ impl Shim {
             };
             mount::mount_overlay(&ov, &cfg.rootfs)?;
         }
-        match Self::create(cfg.clone(), &mountinfo) {
+        match Self::create(cfg.clone(), &mountinfo, spare_cgroup) {
             Ok(s) => Ok(s),
             Err(e) => {
                 let _ = mount::unmount(&cfg.rootfs);
@@ -341,7 +362,11 @@ impl Shim {
         }
     }
 
-    fn create(cfg: ShimConfig, mountinfo: &str) -> Result<Shim, ShimError> {
+    fn create(
+        cfg: ShimConfig,
+        mountinfo: &str,
+        mut spare_cgroup: SpareCgroup,
+    ) -> Result<Shim, ShimError> {
         let filter = load_filter(cfg.seccomp.as_ref())?;
         let spec_path = cfg.bundle.join("config.json");
         let data =
@@ -353,7 +378,10 @@ impl Shim {
         let cgroup_path = linux.cgroups_path().clone().ok_or_else(|| {
             ShimError::Create(format!("{} has no linux.cgroupsPath", spec_path.display()))
         })?;
-        let cgroup = Cgroup::create(&cgroup_path, linux.resources().as_ref(), &cgroup_mounts)?;
+        let cgroup = match spare_cgroup.0.take() {
+            Some(spare) => spare.adopt(&cgroup_path, linux.resources().as_ref(), &cgroup_mounts)?,
+            None => Cgroup::create(&cgroup_path, linux.resources().as_ref(), &cgroup_mounts)?,
+        };
         // While the init sets its root up, the shim readies what it serves with.
         let made = Self::create_init(
             &cfg,
@@ -954,6 +982,17 @@ impl Shim {
         let _ = std::fs::remove_file(&self.cfg.socket);
         for c in self.clients.iter_mut() {
             let _ = c.stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// A spare's cgroup until the container takes it: removed if dropped before.
+struct SpareCgroup(Option<Cgroup>);
+
+impl Drop for SpareCgroup {
+    fn drop(&mut self) {
+        if let Some(cg) = self.0.take() {
+            cg.remove();
         }
     }
 }

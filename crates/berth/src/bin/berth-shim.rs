@@ -6,13 +6,15 @@
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let dir = match args.as_slice() {
-        [_, verb, dir] if verb == "shim" => dir.clone(),
-        [_, dir] => dir.clone(),
+    // A spare (`-`) may be given the daemon's cgroup parent, to make its container's cgroup ahead.
+    let (dir, parent) = match args.as_slice() {
+        [_, verb, dir] if verb == "shim" => (dir, None),
+        [_, verb, dir, parent] if verb == "shim" => (dir, Some(parent.as_str())),
+        [_, dir] => (dir, None),
         _ => {
-            eprintln!("usage: berth-shim <state-dir>|-");
+            eprintln!("usage: berth-shim [shim] <state-dir>|- [cgroup-parent]");
             std::process::exit(2);
         }
     };
-    std::process::exit(berth_runtime::shim::main_args(&dir));
+    std::process::exit(berth_runtime::shim::main_args(dir, parent));
 }

@@ -28,6 +28,9 @@ pub struct Cgroup {
     pub dirs: Vec<(Vec<String>, PathBuf)>,
 }
 
+/// How a spare shim's cgroup is named under the parent, before its pid.
+const SPARE_PREFIX: &str = "spare-";
+
 impl Cgroup {
     /// Makes the container's cgroup in every hierarchy that has controllers (v1), or in the unified one
     /// with the controllers enabled on the way down (v2), and writes its limits.
@@ -101,6 +104,88 @@ impl Cgroup {
             return Err(e);
         }
         Ok(cg)
+    }
+
+    /// A cgroup made ahead, `<parent>/spare-<pid>` in every v1 hierarchy, by a spare shim while it waits for
+    /// its container ([`Cgroup::adopt`] then renames it). `None` on v2, where a cgroup cannot be renamed
+    /// (and is one `mkdir` anyway), or when it cannot be made.
+    pub fn spare(parent: &str, mounts: &[CgroupMount]) -> Option<Cgroup> {
+        if unified_root(mounts).is_some() || mounts.iter().all(|m| m.v2) {
+            return None;
+        }
+        let path = Path::new(parent).join(format!("{SPARE_PREFIX}{}", std::process::id()));
+        Cgroup::create(&path, None, mounts).ok()
+    }
+
+    /// The container's cgroup at `path` from one made ahead ([`Cgroup::spare`]): on v1 a cgroup can be
+    /// renamed within its parent, so each directory takes the container's name and only the limits are
+    /// left to write. Under another parent, or if a rename fails, the spare is removed and `path` made
+    /// as by [`Cgroup::create`].
+    pub fn adopt(
+        self,
+        path: &Path,
+        resources: Option<&LinuxResources>,
+        mounts: &[CgroupMount],
+    ) -> Result<Cgroup, RuntimeError> {
+        let name = path
+            .file_name()
+            .filter(|_| !self.v2 && self.path.parent() == path.parent());
+        let Some(name) = name else {
+            self.remove();
+            return Cgroup::create(path, resources, mounts);
+        };
+        let mut dirs = Vec::with_capacity(self.dirs.len());
+        let mut renamed = true;
+        for (ctls, dir) in &self.dirs {
+            let to = dir.with_file_name(name);
+            if renamed && std::fs::rename(dir, &to).is_ok() {
+                dirs.push((ctls.clone(), to));
+            } else {
+                renamed = false;
+                dirs.push((ctls.clone(), dir.clone()));
+            }
+        }
+        let cg = Cgroup {
+            path: path.to_path_buf(),
+            v2: false,
+            dirs,
+        };
+        if !renamed {
+            cg.remove();
+            return Cgroup::create(path, resources, mounts);
+        }
+        if let Err(e) = cg.apply(resources) {
+            cg.remove();
+            return Err(e);
+        }
+        Ok(cg)
+    }
+
+    /// Removes the spare cgroups under `parent` whose shim is gone (one killed before it could remove its
+    /// own); those of live spares (another daemon's too) stay.
+    pub fn remove_stale_spares(parent: &str, mounts: &[CgroupMount]) {
+        let rel = Path::new(parent);
+        let rel = rel.strip_prefix("/").unwrap_or(rel);
+        for m in mounts.iter().filter(|m| !m.v2) {
+            let Ok(entries) = std::fs::read_dir(m.dir.join(rel)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let Some(pid) = name
+                    .to_str()
+                    .and_then(|n| n.strip_prefix(SPARE_PREFIX))
+                    .and_then(|p| p.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                // (A spare that was just handed its container has renamed itself `berth-shim`.)
+                if !matches!(comm.trim(), "berth-spare" | "berth-shim") {
+                    let _ = std::fs::remove_dir(e.path());
+                }
+            }
+        }
     }
 
     /// The directory of the hierarchy that holds v1 `controller` (the unified one on v2).
@@ -580,6 +665,85 @@ mod tests {
             std::fs::read_to_string(r.join("cpuset/berth/abc/cpuset.cpus")).unwrap(),
             "0\n"
         );
+    }
+
+    fn v1_fixture(r: &Path) -> Vec<CgroupMount> {
+        for h in ["cpuset", "memory", "pids"] {
+            std::fs::create_dir_all(r.join(h)).unwrap();
+        }
+        std::fs::write(r.join("cpuset/cpuset.cpus"), "0-3\n").unwrap();
+        std::fs::write(r.join("cpuset/cpuset.mems"), "0\n").unwrap();
+        ["cpuset", "memory", "pids"]
+            .into_iter()
+            .map(|h| CgroupMount {
+                dir: r.join(h),
+                v2: false,
+                controllers: vec![h.to_string()],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_spare_cgroup_is_renamed_for_its_container_and_then_limited() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let mounts = v1_fixture(r);
+        let spare = Cgroup::spare("/berth", &mounts).expect("a spare on v1");
+        let name = format!("spare-{}", std::process::id());
+        for h in ["cpuset", "memory", "pids"] {
+            assert!(r.join(h).join("berth").join(&name).is_dir(), "{h}");
+        }
+        let cg = spare
+            .adopt(Path::new("/berth/abc"), Some(&limits()), &mounts)
+            .unwrap();
+        assert_eq!(
+            cg.dirs.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
+            ["cpuset", "memory", "pids"].map(|h| r.join(h).join("berth/abc"))
+        );
+        for h in ["cpuset", "memory", "pids"] {
+            assert!(!r.join(h).join("berth").join(&name).exists(), "{h}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(r.join("cpuset/berth/abc/cpuset.cpus")).unwrap(),
+            "0-3",
+            "inherited when the spare was made"
+        );
+        assert_eq!(
+            std::fs::read_to_string(r.join("memory/berth/abc/memory.limit_in_bytes")).unwrap(),
+            "67108864"
+        );
+    }
+
+    #[test]
+    fn a_spare_cgroup_under_another_parent_is_removed_and_the_cgroup_made_afresh() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let mounts = v1_fixture(r);
+        let spare = Cgroup::spare("/berth", &mounts).unwrap();
+        let cg = spare.adopt(Path::new("/other/abc"), None, &mounts).unwrap();
+        assert_eq!(cg.path, Path::new("/other/abc"));
+        assert!(r.join("memory/other/abc").is_dir());
+        let name = format!("spare-{}", std::process::id());
+        assert!(!r.join("memory/berth").join(name).exists());
+    }
+
+    #[test]
+    fn no_spare_cgroup_on_v2_and_stale_spares_are_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let v2 = vec![CgroupMount {
+            dir: root.path().to_path_buf(),
+            v2: true,
+            controllers: Vec::new(),
+        }];
+        assert!(Cgroup::spare("/berth", &v2).is_none());
+        let r = root.path().join("v1");
+        let mounts = v1_fixture(&r);
+        // pid 0 is never a spare's; a container's cgroup is not a spare's either.
+        std::fs::create_dir_all(r.join("memory/berth/spare-0")).unwrap();
+        std::fs::create_dir_all(r.join("memory/berth/abc")).unwrap();
+        Cgroup::remove_stale_spares("/berth", &mounts);
+        assert!(!r.join("memory/berth/spare-0").exists());
+        assert!(r.join("memory/berth/abc").exists());
     }
 
     #[test]
