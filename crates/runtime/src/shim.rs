@@ -88,12 +88,15 @@ fn os_err(what: impl Into<String>) -> impl FnOnce(nix::Error) -> ShimError {
 /// directory as one line on stdin (see [`main_args`]).
 pub const SPARE: &str = "-";
 
-/// Entry point of `berth shim <state-dir>` and of a spare, `berth shim -`; returns the process exit code.
+/// Entry point of `berth shim <state-dir>` and of a spare, `berth shim - [<cgroup-parent>]`; returns the
+/// process exit code.
 ///
 /// A spare is a shim the daemon starts before it has a container for it, so that a start does not wait for
-/// a process to be made, its program loaded and its runtime set up (most of a millisecond). It blocks
-/// reading stdin; the daemon writes the state directory and closes the pipe, and the spare goes on as
-/// `berth shim <state-dir>` would. Without a line (the daemon closed the pipe, or died) it exits quietly.
+/// a process to be made, its program loaded and its runtime set up (most of a millisecond), nor, on cgroup
+/// v1, for the container's cgroup to be made (given the parent, it makes one ahead). It blocks reading
+/// stdin; the daemon writes the state directory and closes the pipe, and the spare goes on as
+/// `berth shim <state-dir>` would. Without a line (the daemon closed the pipe, or died) it removes its
+/// cgroup and exits quietly.
 pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
     if arg != SPARE {
         return main(Path::new(arg));
