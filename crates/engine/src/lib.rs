@@ -162,7 +162,7 @@ impl Engine {
         };
         engine.clean_builder_scratch();
         // Compiled seccomp programs are read by shims as they start: none is starting now.
-        let _ = std::fs::remove_dir_all(engine.inner.cfg.exec_root.join("seccomp"));
+        let _ = std::fs::remove_dir_all(engine.seccomp_dir());
         if let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") {
             berth_runtime::cgroups::Cgroup::remove_stale_spares(
                 &engine.inner.cfg.cgroup_parent,

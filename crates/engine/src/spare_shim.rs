@@ -1,9 +1,10 @@
 //! Spare shims: one shim started ahead of its container, so that a start does not wait for a process to
 //! be made, the shim's program to be loaded and its runtime to set itself up (most of a millisecond of a
-//! `run`'s path). The spare runs `<shim-program> shim -` and blocks reading its stdin
+//! `run`'s path). The spare runs `<shim-program> shim - <cgroup-parent>` and blocks reading its stdin
 //! ([`berth_runtime::shim::main_args`]); a start writes the container's state directory there and closes
 //! the pipe, and from then on the spare is that container's shim, exactly as if it had been started with
-//! the directory as its argument. A new spare is started once the start that took the last one is over.
+//! the directory as its argument. A new spare is started after the start that took the last one (when
+//! its container has ended, or a moment after the start).
 //!
 //! A spare holds nothing of a container's: no files, no mounts. On cgroup v1 it makes a cgroup ahead
 //! (`<cgroup-parent>/spare-<pid>` in each hierarchy, empty), which the container's start renames. When the

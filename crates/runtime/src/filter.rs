@@ -24,8 +24,15 @@ use sha2::{Digest, Sha256};
 /// A filter ready for the shim: the exported program and the `seccomp(2)` flags to load it with.
 #[derive(Debug, Clone)]
 pub struct Compiled {
-    pub program: Arc<Vec<u8>>,
+    pub program: Arc<Program>,
     pub flags: u32,
+}
+
+/// An exported program and its name, the hex sha256 of its bytes (computed once, when it is compiled).
+#[derive(Debug)]
+pub struct Program {
+    pub bytes: Vec<u8>,
+    pub digest: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,7 +218,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Vec<u8>, FilterError> {
 }
 
 /// Programs compiled by this process, by the sha256 of the section's JSON.
-type Cache = Mutex<HashMap<[u8; 32], Arc<Vec<u8>>>>;
+type Cache = Mutex<HashMap<[u8; 32], Arc<Program>>>;
 
 fn cache() -> &'static Cache {
     static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
@@ -219,13 +226,15 @@ fn cache() -> &'static Cache {
 }
 
 /// [`compile`], once per distinct section for the life of the process.
-pub fn compile_cached(s: &LinuxSeccomp) -> Result<Arc<Vec<u8>>, FilterError> {
+pub fn compile_cached(s: &LinuxSeccomp) -> Result<Arc<Program>, FilterError> {
     let json = serde_json::to_vec(s).map_err(std::io::Error::other)?;
     let key: [u8; 32] = Sha256::digest(&json).into();
     if let Some(p) = cache().lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
         return Ok(p.clone());
     }
-    let program = Arc::new(compile(s)?);
+    let bytes = compile(s)?;
+    let digest = format!("{:x}", Sha256::digest(&bytes));
+    let program = Arc::new(Program { bytes, digest });
     let mut c = cache().lock().unwrap_or_else(|p| p.into_inner());
     // A handful of profiles in practice; a bound keeps a pathological client from growing it forever.
     if c.len() >= 64 {
@@ -270,7 +279,9 @@ mod tests {
     fn docker_default_profile_compiles_for_three_abis_and_is_cached() {
         let s = docker_default();
         let p = compile_cached(&s).unwrap();
-        let n = berth_sys::seccomp::Program::from_bytes(&p).unwrap().len();
+        let n = berth_sys::seccomp::Program::from_bytes(&p.bytes)
+            .unwrap()
+            .len();
         // x86_64, x86 and x32 each get their own branch: far longer than one ABI's.
         assert!(n > 500, "{n} instructions");
         assert!(Arc::ptr_eq(&p, &compile_cached(&s).unwrap()));
@@ -285,7 +296,11 @@ mod tests {
         linux.set_seccomp(Some(docker_default()));
         spec.set_linux(Some(linux.clone()));
         let c = precompile(&spec).unwrap().expect("compiled");
-        assert!(!c.program.is_empty());
+        assert!(!c.program.bytes.is_empty());
+        assert_eq!(
+            c.program.digest,
+            format!("{:x}", Sha256::digest(&c.program.bytes))
+        );
         assert!(
             spec.linux().as_ref().unwrap().seccomp().is_some(),
             "the spec keeps its section"

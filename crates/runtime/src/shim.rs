@@ -88,6 +88,10 @@ fn os_err(what: impl Into<String>) -> impl FnOnce(nix::Error) -> ShimError {
 /// directory as one line on stdin (see [`main_args`]).
 pub const SPARE: &str = "-";
 
+/// The process name of a spare while it waits, and of a shim (a spare once it has its container).
+pub(crate) const SPARE_NAME: &std::ffi::CStr = c"berth-spare";
+pub(crate) const SHIM_NAME: &std::ffi::CStr = c"berth-shim";
+
 /// Entry point of `berth shim <state-dir>` and of a spare, `berth shim - [<cgroup-parent>]`; returns the
 /// process exit code.
 ///
@@ -103,7 +107,7 @@ pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
     }
     // While it waits a spare goes by a name of its own, so that `ps` (and a count of the shims that serve
     // containers) tells it apart; once it has a container it is a shim like the others.
-    let _ = nix::sys::prctl::set_name(c"berth-spare");
+    let _ = nix::sys::prctl::set_name(SPARE_NAME);
     // On cgroup v1 it also makes its container's cgroup ahead, under the daemon's cgroup parent: nine
     // `mkdir`s off the start's path, a `rename` each on it (see `Cgroup::adopt`).
     let cgroup = cgroup_parent.and_then(|parent| {
@@ -113,7 +117,7 @@ pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
     let mut line = String::new();
     match std::io::stdin().read_line(&mut line) {
         Ok(n) if n > 0 && line.ends_with('\n') && line.len() > 1 => {
-            let _ = nix::sys::prctl::set_name(c"berth-shim");
+            let _ = nix::sys::prctl::set_name(SHIM_NAME);
             run(Path::new(line.trim_end_matches('\n')), cgroup)
         }
         _ => {

@@ -468,25 +468,29 @@ fn expect_ok(reply: berth_runtime::proto::Reply) -> Result<()> {
 
 impl Engine {
     /// The file a compiled seccomp program is read from by the shims: one per distinct program, named by its
-    /// digest under the exec root and written once (through a temporary file and a rename), instead of a
-    /// copy in every container's state directory.
-    fn seccomp_program_file(&self, program: &[u8]) -> Result<PathBuf> {
-        use sha2::Digest;
-        let dir = self.inner.cfg.exec_root.join("seccomp");
-        let path = dir.join(format!("{:x}.bpf", sha2::Sha256::digest(program)));
+    /// digest in [`Engine::seccomp_dir`] and written once (through a temporary file and a rename), instead
+    /// of a copy in every container's state directory.
+    fn seccomp_program_file(&self, program: &berth_runtime::filter::Program) -> Result<PathBuf> {
+        let dir = self.seccomp_dir();
+        let path = dir.join(format!("{}.bpf", program.digest));
         if path.exists() {
             return Ok(path);
         }
         std::fs::create_dir_all(&dir)
             .map_err(|e| EngineError::io(format!("create {}", dir.display()), e))?;
         let tmp = dir.join(format!(".{}-{}.tmp", std::process::id(), super::new_id()));
-        std::fs::write(&tmp, program)
+        std::fs::write(&tmp, &program.bytes)
             .map_err(|e| EngineError::io(format!("write {}", tmp.display()), e))?;
         std::fs::rename(&tmp, &path).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             EngineError::io(format!("rename {}", path.display()), e)
         })?;
         Ok(path)
+    }
+
+    /// Where compiled seccomp programs are kept (emptied at start-up: shims read them only as they start).
+    pub(crate) fn seccomp_dir(&self) -> PathBuf {
+        self.inner.cfg.exec_root.join("seccomp")
     }
 }
 

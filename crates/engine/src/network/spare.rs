@@ -3,8 +3,9 @@
 //! so a few are made ahead of time, off the start's path, each with its
 //! loopback up as Docker's `none` has it. A start takes one, the container's init joins it, and the
 //! file that kept it alive is removed at once: from then on the container's processes hold it, as they
-//! hold one they made themselves. With none ready the init makes its own. More are made once the start
-//! that took one is over ([`SpareNetns::refill`]): made during it, they took a CPU from its shim and init.
+//! hold one they made themselves. With none ready the init makes its own. More are made after the start
+//! that took one ([`SpareNetns::refill`], when its container has ended or a moment after the start: made
+//! during it, they took a CPU from its shim and init).
 //!
 //! The spares live under `<exec-root>/netns-spare`; start-up and shutdown remove whatever is there.
 

@@ -180,8 +180,11 @@ impl Cgroup {
                     continue;
                 };
                 let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-                // (A spare that was just handed its container has renamed itself `berth-shim`.)
-                if !matches!(comm.trim(), "berth-spare" | "berth-shim") {
+                // (A spare that was just handed its container has taken the shims' name.)
+                let live = [crate::shim::SPARE_NAME, crate::shim::SHIM_NAME]
+                    .iter()
+                    .any(|n| n.to_bytes() == comm.trim().as_bytes());
+                if !live {
                     let _ = std::fs::remove_dir(e.path());
                 }
             }
@@ -637,22 +640,16 @@ mod tests {
     fn a_v1_cgroup_under_an_existing_parent_is_one_mkdir_and_inherits_its_cpuset() {
         let root = tempfile::tempdir().unwrap();
         let r = root.path();
-        std::fs::create_dir_all(r.join("cpuset/berth")).unwrap();
-        std::fs::create_dir_all(r.join("pids/berth")).unwrap();
+        let mounts = v1_fixture(r);
+        for h in ["cpuset", "memory", "pids"] {
+            std::fs::create_dir_all(r.join(h).join("berth")).unwrap();
+        }
         std::fs::write(r.join("cpuset/berth/cpuset.cpus"), "1\n").unwrap();
         std::fs::write(r.join("cpuset/berth/cpuset.mems"), "0\n").unwrap();
-        let mounts: Vec<CgroupMount> = ["cpuset", "pids"]
-            .into_iter()
-            .map(|h| CgroupMount {
-                dir: r.join(h),
-                v2: false,
-                controllers: vec![h.to_string()],
-            })
-            .collect();
         let cg = Cgroup::create(Path::new("/berth/abc"), None, &mounts).unwrap();
         assert_eq!(
             cg.dirs.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
-            vec![r.join("cpuset/berth/abc"), r.join("pids/berth/abc")]
+            ["cpuset", "memory", "pids"].map(|h| r.join(h).join("berth/abc"))
         );
         assert_eq!(
             std::fs::read_to_string(r.join("cpuset/berth/abc/cpuset.cpus")).unwrap(),
