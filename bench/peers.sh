@@ -1,6 +1,7 @@
-# Sourced by the side-by-side benchmark scripts (net.sh, build.sh, pull.sh), from the repository root:
+# Sourced by the side-by-side benchmark scripts (run.sh, net.sh, build.sh, pull.sh), from the repository root:
 #   install_peers PKG...   installs missing apt packages without letting them start their own daemons
-#   berth_bin              sets BERTH_BIN (a release build, unless BERTH_BIN is already set)
+#   berth_bin              sets BERTH_BIN (a release build, its build dependencies installed first, unless
+#                          BERTH_BIN is already set)
 
 install_peers() {
   local missing=() p
@@ -13,8 +14,12 @@ install_peers() {
   rm -f /usr/sbin/policy-rc.d
 }
 
+# What building berth needs from apt (a fresh machine has neither).
+BUILD_DEPS=(libseccomp-dev pkg-config)
+
 berth_bin() {
   if [ -z "${BERTH_BIN:-}" ]; then
+    install_peers "${BUILD_DEPS[@]}"
     cargo build --release -p berth >/dev/null
     BERTH_BIN="$PWD/target/release/berth"
   fi

@@ -2,7 +2,7 @@
 # Side-by-side benchmark: berth registry vs Debian's docker-registry (distribution 2.8) on the same machine and
 # disk. Push and pull of a ~200 MB, 5-layer image with skopeo; manifest GET and blob HEAD requests per second
 # with wrk (loopback only, bounded duration); a 1 GB blob GET; idle RSS. Prints a table.
-#   bench/registry.sh            (installs skopeo, wrk, docker-registry, curl if missing)
+#   bench/registry.sh            (installs skopeo, wrk, docker-registry, curl and berth's build deps if missing)
 #   LAYER_MB=40 BIG_MB=1024 WRK_SECS=10 WRK_CONN=32 BERTH_BIN=target/release/berth bench/registry.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,8 @@ LAYER_MB=${LAYER_MB:-40}
 BIG_MB=${BIG_MB:-1024}
 WRK_SECS=${WRK_SECS:-10}
 WRK_CONN=${WRK_CONN:-32}
-need=(skopeo wrk docker-registry curl)
+# libseccomp-dev and pkg-config build berth (a fresh machine has neither).
+need=(skopeo wrk docker-registry curl libseccomp-dev pkg-config)
 missing=()
 for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
