@@ -77,6 +77,15 @@ fn mount_point(root: BorrowedFd<'_>, dest: &Path, file: bool) -> std::io::Result
     if let Ok(fd) = inroot::open(root, dest, How::Path) {
         return Ok(fd);
     }
+    // Most often only the last component is missing (`/dev/pts`, `/dev/mqueue`, `/etc/hosts`): it is made in
+    // its parent, found inside the root. A name there already (a symlink leading nowhere) takes the long way.
+    if let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) {
+        if let Ok(dir) = inroot::open(root, parent, How::PathDir) {
+            if let Some(fd) = make_in(dir.as_fd(), name, file)? {
+                return Ok(fd);
+            }
+        }
+    }
     // Symlinks on the way (an image's `/var/run -> /run`, or one pointing at a path of the host's) are
     // followed inside the root, and what is missing is created there.
     let resolved = inroot::resolve(root, &dest.to_string_lossy())?;
@@ -98,6 +107,33 @@ fn mount_point(root: BorrowedFd<'_>, dest: &Path, file: bool) -> std::io::Result
         }
     }
     inroot::open(root, dest, How::Path)
+}
+
+/// Makes `name` in `dir`, an empty file when `file` else a directory, mode 0755 (the init runs with umask 0,
+/// see [`super::run_init`]), and opens it without following anything. `None` when the name is taken.
+fn make_in(dir: BorrowedFd<'_>, name: &OsStr, file: bool) -> std::io::Result<Option<OwnedFd>> {
+    let made = if file {
+        rfs::openat(
+            dir,
+            name,
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(0o755),
+        )
+    } else {
+        rfs::mkdirat(dir, name, Mode::from_raw_mode(0o755)).and_then(|()| {
+            rfs::openat(
+                dir,
+                name,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        })
+    };
+    match made {
+        Ok(fd) => Ok(Some(fd)),
+        Err(rustix::io::Errno::EXIST) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn mount_one(root: BorrowedFd<'_>, m: &Mount, init: &Init) -> Result<(), String> {
@@ -195,9 +231,13 @@ fn mount_cgroups(root: BorrowedFd<'_>, m: &Mount, init: &Init) -> Result<(), Str
         Some("mode=755"),
     )
     .map_err(|e| e.to_string())?;
+    // The tmpfs just mounted: nothing else has seen it, its directories are made and opened in it directly.
+    let tmpfs = inroot::open(root, &m.destination, How::PathDir).map_err(io)?;
     for h in hs.iter().filter(|h| h.fstype == "cgroup") {
-        let dest = m.destination.join(&h.name);
-        let dir = mount_point(root, &dest, false).map_err(io)?;
+        let dir = match make_in(tmpfs.as_fd(), OsStr::new(&h.name), false).map_err(io)? {
+            Some(dir) => dir,
+            None => mount_point(root, &m.destination.join(&h.name), false).map_err(io)?,
+        };
         let t = fd_path(&dir);
         if init.cgroup_ns {
             mount(
@@ -213,17 +253,16 @@ fn mount_cgroups(root: BorrowedFd<'_>, m: &Mount, init: &Init) -> Result<(), Str
         }
         // `cpu` and `cpuacct` for a `cpu,cpuacct` hierarchy, as hosts have them.
         if h.name.contains(',') {
-            let parent = inroot::open(root, &m.destination, How::Dir).map_err(io)?;
             for ctl in h.name.split(',') {
-                let _ = rfs::symlinkat(h.name.as_str(), &parent, ctl);
+                let _ = rfs::symlinkat(h.name.as_str(), &tmpfs, ctl);
             }
         }
     }
     if !ro.is_empty() {
-        let target = inroot::open(root, &m.destination, How::Path).map_err(io)?;
+        // `tmpfs` is open on the tmpfs's root: the remount applies to that mount.
         mount(
             None::<&str>,
-            fd_path(&target).as_str(),
+            fd_path(&tmpfs).as_str(),
             None::<&str>,
             flags | ro | MsFlags::MS_REMOUNT,
             Some("mode=755"),
@@ -248,6 +287,8 @@ fn default_devices(root: BorrowedFd<'_>) -> Result<(), String> {
         ("urandom", 1, 9),
         ("tty", 5, 0),
     ];
+    let dev =
+        inroot::open(root, Path::new("/dev"), How::Dir).map_err(|e| format!("open /dev: {e}"))?;
     for (name, major, minor) in DEFAULTS {
         let d = Device {
             path: Path::new("/dev").join(name),
@@ -258,10 +299,9 @@ fn default_devices(root: BorrowedFd<'_>) -> Result<(), String> {
             uid: 0,
             gid: 0,
         };
-        make_device(root, &d).map_err(|e| format!("create /dev/{name}: {e}"))?;
+        make_node(dev.as_fd(), OsStr::new(name), &d)
+            .map_err(|e| format!("create /dev/{name}: {e}"))?;
     }
-    let dev =
-        inroot::open(root, Path::new("/dev"), How::Dir).map_err(|e| format!("open /dev: {e}"))?;
     for (name, target) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
@@ -281,6 +321,11 @@ fn make_device(root: BorrowedFd<'_>, d: &Device) -> std::io::Result<()> {
     let parent = d.path.parent().unwrap_or(Path::new("/dev"));
     let name = d.path.file_name().unwrap_or(OsStr::new("."));
     let dir = inroot::mkdir_all(root, parent, 0o755, None)?;
+    make_node(dir.as_fd(), name, d)
+}
+
+/// The node `d` as `name` in `dir`.
+fn make_node(dir: BorrowedFd<'_>, name: &OsStr, d: &Device) -> std::io::Result<()> {
     let kind = rfs::FileType::from_raw_mode(d.kind);
     match rfs::mknodat(
         &dir,
