@@ -350,3 +350,75 @@ fn driver_options_mount_a_tmpfs_volume() {
         text(&out.stderr)
     );
 }
+
+/// Mount destinations behind symlinks are made where the links lead inside the root (`/var/run -> /run`, a
+/// link to a directory that does not exist yet), and an image's `/etc/resolv.conf` that is a link leading
+/// nowhere (as in images made for systemd-resolved) is shadowed by the init layer's file the container's
+/// own is bound on; `/proc`, `/sys` and `/dev`, which the image lacks, come from that layer too. A fresh
+/// container's `diff` is empty: its mount points are not in its upper directory.
+#[test]
+fn mount_points_behind_symlinks_and_the_init_layer() {
+    let d = Daemon::start();
+    // The image: busybox with the links (a build's RUN cannot replace /etc/resolv.conf, it is bound there).
+    let root = d.dir.path().join("links");
+    for dir in ["bin", "etc", "run", "var"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    let bb = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("busybox-static is installed");
+    std::fs::copy(bb, root.join("bin/busybox")).unwrap();
+    for applet in ["sh", "grep", "cut", "sort", "test", "true", "hostname"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::os::unix::fs::symlink("/run", root.join("var/run")).unwrap();
+    std::os::unix::fs::symlink("/nowhere/data", root.join("data")).unwrap();
+    std::os::unix::fs::symlink("../run/stub/resolv.conf", root.join("etc/resolv.conf")).unwrap();
+    let tar = d.dir.path().join("links.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    ok(&d.berth(&["import", tar.to_str().unwrap(), "links:latest"]));
+    let script = "grep -E ' /run/x | /nowhere/data ' /proc/mounts | cut -d' ' -f2 | sort; \
+                  test -f /etc/resolv.conf && ! test -L /etc/resolv.conf && grep -c . /etc/resolv.conf >/dev/null && echo resolv; \
+                  test -d /proc/self && test -d /sys/fs && test -c /dev/null && echo pseudo";
+    let out = ok(&d.docker(&[
+        "run",
+        "--name",
+        "links",
+        "--tmpfs",
+        "/var/run/x",
+        "-v",
+        "lv:/data",
+        "links",
+        "sh",
+        "-c",
+        script,
+    ]));
+    assert_eq!(out, "/nowhere/data\n/run/x\nresolv\npseudo\n", "{out}");
+    // The mount points made for this run's own mounts are its changes; the init layer's are not.
+    let changes = ok(&d.docker(&["diff", "links"]));
+    let mut lines: Vec<&str> = changes.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        ["A /nowhere", "A /nowhere/data", "A /run/x", "C /run"],
+        "{changes}"
+    );
+    ok(&d.docker(&["run", "--name", "fresh", "links", "true"]));
+    let changes = ok(&d.docker(&["diff", "fresh"]));
+    assert_eq!(
+        changes, "",
+        "a container that wrote nothing changed nothing"
+    );
+    ok(&d.docker(&["rm", "fresh"]));
+    ok(&d.docker(&["rm", "-v", "links"]));
+}

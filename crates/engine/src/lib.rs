@@ -98,6 +98,8 @@ pub(crate) struct Inner {
     pub spare_netns: Arc<network::spare::SpareNetns>,
     /// A shim started ahead of the next start.
     spare_shims: spare_shim::SpareShims,
+    /// The mount points every container's root holds (`container::init_layer`).
+    init_layer: PathBuf,
 }
 
 impl Engine {
@@ -119,6 +121,8 @@ impl Engine {
             std::fs::create_dir_all(&d)
                 .map_err(|e| EngineError::io(format!("create {}", d.display()), e))?;
         }
+        let init_layer = container::init_layer::ensure(&cfg.data_root)
+            .map_err(|e| EngineError::io("make the init layer", e))?;
         let db_path = cfg.data_root.join("metadata.redb");
         let db = tokio::task::spawn_blocking(move || {
             redb::Database::create(&db_path).map_err(|e| (db_path, e))
@@ -158,6 +162,7 @@ impl Engine {
                 started_at: chrono::Utc::now(),
                 spare_netns,
                 spare_shims,
+                init_layer,
             }),
         };
         engine.clean_builder_scratch();

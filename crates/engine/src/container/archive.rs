@@ -222,15 +222,10 @@ impl Engine {
     async fn private_root(&self, rec: &Record) -> Result<View> {
         let dir = self.paths(&rec.id).dir;
         let image_id = rec.image_id.clone();
-        let mut lower = self
+        let layers = self
             .images_blocking(move |s| s.layer_dirs(&image_id))
             .await?;
-        if lower.is_empty() {
-            let empty = dir.join("empty");
-            std::fs::create_dir_all(&empty)
-                .map_err(|e| EngineError::io("create empty lower dir", e))?;
-            lower.push(empty);
-        }
+        let lower = super::init_layer::lower(&self.inner.init_layer, layers);
         let overlay = berth_sys::mount::Overlay {
             lower,
             upper: dir.join("upper"),

@@ -68,9 +68,10 @@ impl Engine {
         let rec = h.record();
         let upper = self.paths(&rec.id).dir.join("upper");
         let image_id = rec.image_id.clone();
-        let lower = self
+        let layers = self
             .images_blocking(move |s| s.layer_dirs(&image_id))
             .await?;
+        let lower = super::init_layer::lower(&self.inner.init_layer, layers);
         tokio::task::spawn_blocking(move || changes(&upper, &lower))
             .await
             .map_err(EngineError::join)
@@ -89,15 +90,10 @@ impl Engine {
         let rootfs = dir.join("rootfs");
         let running = matches!(rec.state.status, Status::Running | Status::Paused);
         let image_id = rec.image_id.clone();
-        let mut lower = self
+        let layers = self
             .images_blocking(move |s| s.layer_dirs(&image_id))
             .await?;
-        if lower.is_empty() {
-            let empty = dir.join("empty");
-            std::fs::create_dir_all(&empty)
-                .map_err(|e| EngineError::io("create empty lower dir", e))?;
-            lower.push(empty);
-        }
+        let lower = super::init_layer::lower(&self.inner.init_layer, layers);
         tokio::task::spawn_blocking(move || -> Result<()> {
             let mounted_here = !running && !berth_sys::mount::is_mounted(&rootfs);
             if mounted_here {

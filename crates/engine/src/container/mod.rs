@@ -7,6 +7,7 @@ pub mod commit;
 mod create;
 pub mod devices;
 pub mod health;
+pub(crate) mod init_layer;
 pub mod list;
 mod logs;
 pub mod mounts;

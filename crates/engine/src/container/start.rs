@@ -116,14 +116,7 @@ impl Engine {
             })
             .await?;
         let ids = ids?;
-        let lower = if lower.is_empty() {
-            let empty = paths.dir.join("empty");
-            std::fs::create_dir_all(&empty)
-                .map_err(|e| EngineError::io("create empty lower dir", e))?;
-            vec![empty]
-        } else {
-            lower
-        };
+        let lower = super::init_layer::lower(&self.inner.init_layer, lower);
 
         let t_image = t0.elapsed();
         let network = self.network_setup(h).await?;

@@ -328,7 +328,7 @@ fn make_device(root: BorrowedFd<'_>, d: &Device) -> std::io::Result<()> {
 fn make_node(dir: BorrowedFd<'_>, name: &OsStr, d: &Device) -> std::io::Result<()> {
     let kind = rfs::FileType::from_raw_mode(d.kind);
     match rfs::mknodat(
-        &dir,
+        dir,
         name,
         kind,
         Mode::from_raw_mode(d.mode & 0o7777),
@@ -338,9 +338,9 @@ fn make_node(dir: BorrowedFd<'_>, name: &OsStr, d: &Device) -> std::io::Result<(
         Err(rustix::io::Errno::EXIST) => {
             // The container's own tmpfs (see `prepare_root`): a default node the spec lists again is
             // made anew with the spec's owner and mode.
-            rfs::unlinkat(&dir, name, AtFlags::empty())?;
+            rfs::unlinkat(dir, name, AtFlags::empty())?;
             rfs::mknodat(
-                &dir,
+                dir,
                 name,
                 kind,
                 Mode::from_raw_mode(d.mode & 0o7777),
@@ -350,7 +350,7 @@ fn make_node(dir: BorrowedFd<'_>, name: &OsStr, d: &Device) -> std::io::Result<(
         Err(e) => return Err(e.into()),
     }
     rfs::chownat(
-        &dir,
+        dir,
         name,
         Some(rfs::Uid::from_raw(d.uid)),
         Some(rfs::Gid::from_raw(d.gid)),
