@@ -317,11 +317,46 @@ fn containers_survive_a_daemon_killed_with_sigkill() {
         "echo one; sleep 1; echo two; sleep 100",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // A record whose directory a crash left incomplete (its files are written last) is completed.
+    let half = ok(&d.berth(&["create", "--name", "half", "busybox", "true"]));
+    let half_dir = d.dir.path().join("data/containers").join(half.trim());
+    // An auto-remove container's create is put on disk by its start (before its process runs): a running
+    // one survives; one that was only created is gone after the crash, as start-up removes it anyway.
+    // These are the last commits before the crash (a durable one after them would save them anyway).
+    let created = ok(&d.berth(&["create", "--rm", "--name", "rmnew", "busybox", "true"]));
+    let created_dir = d.dir.path().join("data/containers").join(created.trim());
+    // (Without a network: a started container with endpoints is saved durably anyway.)
+    ok(&d.berth(&[
+        "run",
+        "--rm",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "rmkeep",
+        "busybox",
+        "sleep",
+        "100",
+    ]));
     d.kill9();
     std::thread::sleep(Duration::from_millis(1500));
+    for f in ["resolv.conf", "hosts", "hostname"] {
+        std::fs::remove_file(half_dir.join(f)).unwrap();
+    }
     d.spawn();
     let out = d.berth(&["inspect", "--format", "{{.State.Running}}", "keep"]);
     assert_eq!(text(&out.stdout).trim(), "true", "{}", text(&out.stderr));
+    let out = d.berth(&["inspect", "--format", "{{.State.Running}}", "rmkeep"]);
+    assert_eq!(text(&out.stdout).trim(), "true", "{}", text(&out.stderr));
+    assert!(!d.berth(&["inspect", "rmnew"]).status.success());
+    assert!(
+        !created_dir.exists(),
+        "the created auto-remove container's files are gone"
+    );
+    assert!(half_dir.join("resolv.conf").exists());
+    let out = d.berth(&["start", "-a", "half"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    ok(&d.berth(&["rm", "-f", "rmkeep", "half"]));
     let out = d.berth(&["logs", "keep"]);
     assert_eq!(
         text(&out.stdout),

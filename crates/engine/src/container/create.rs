@@ -297,24 +297,6 @@ impl Engine {
         }
         config.image = Some(image_name.clone());
         let paths = self.paths(&id);
-        let dir = paths.dir.clone();
-        let hostname = config.hostname.clone().unwrap_or_default();
-        let resolv_src = self.inner.cfg.resolv_conf.clone();
-        let hosts_src = self.inner.cfg.hosts_file.clone();
-        let host_net = hc.network_mode.as_deref() == Some("host");
-        let extra_hosts = hc.extra_hosts.clone().unwrap_or_default();
-        tokio::task::spawn_blocking(move || {
-            prepare_dir(
-                &dir,
-                &hostname,
-                &resolv_src,
-                &hosts_src,
-                host_net,
-                &extra_hosts,
-            )
-        })
-        .await
-        .map_err(EngineError::join)??;
         let rec = Record {
             id: id.clone(),
             name,
@@ -342,15 +324,56 @@ impl Engine {
             sandbox_key: String::new(),
             ports: BTreeMap::new(),
         };
-        if let Err(e) = self.inner.store.put(&rec) {
+        // The record goes on disk while the directory is made: the commit's wait for the disk is most of a
+        // create. A crash between the two leaves a record whose directory start-up completes (`recover`).
+        // An auto-remove container's record need not be on disk yet: after a crash start-up removes every
+        // auto-remove container that is not running, so losing it changes nothing a client can see. Its
+        // start puts it on disk while the shim sets the container up, before its process runs.
+        let durable = rec.host_config.auto_remove != Some(true);
+        let store = self.inner.store.clone();
+        let saved = rec.clone();
+        let (made, put) = tokio::join!(
+            tokio::task::spawn_blocking(self.dir_maker(&rec)),
+            tokio::task::spawn_blocking(move || store.put_with(&saved, durable)),
+        );
+        let put = put.map_err(EngineError::join).and_then(|r| r);
+        let stored = put.is_ok();
+        if let Err(e) = put.and(made.map_err(EngineError::join).and_then(|r| r)) {
+            if stored {
+                let _ = self.inner.store.delete(&id);
+            }
             let _ = std::fs::remove_dir_all(&paths.dir);
             return Err(e);
         }
         let h = Handle::new(rec.clone());
+        h.unsynced
+            .store(!durable, std::sync::atomic::Ordering::SeqCst);
         map.insert(id.clone(), h.clone());
         drop(map);
         self.container_event(&h, "create", &[]);
         Ok(rec)
+    }
+}
+
+impl Engine {
+    /// Makes (or completes) the container's directory for `rec` (see [`prepare_dir`]), on a blocking thread.
+    pub(crate) fn dir_maker(&self, rec: &Record) -> impl FnOnce() -> Result<()> + Send + 'static {
+        let dir = self.paths(&rec.id).dir;
+        let hostname = rec.config.hostname.clone().unwrap_or_default();
+        let resolv_src = self.inner.cfg.resolv_conf.clone();
+        let hosts_src = self.inner.cfg.hosts_file.clone();
+        let host_net = rec.host_config.network_mode.as_deref() == Some("host");
+        let extra_hosts = rec.host_config.extra_hosts.clone().unwrap_or_default();
+        move || {
+            prepare_dir(
+                &dir,
+                &hostname,
+                &resolv_src,
+                &hosts_src,
+                host_net,
+                &extra_hosts,
+            )
+        }
     }
 }
 

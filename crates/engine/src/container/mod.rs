@@ -180,6 +180,9 @@ pub struct Handle {
     /// Becomes true when the last shim's connection has closed: the shim sends a container's exit before
     /// it removes the cgroup and unmounts the root, so a new start or a removal waits for this.
     pub(crate) shim_gone: Mutex<Option<watch::Receiver<bool>>>,
+    /// Its record's last commit is not on disk yet: an auto-remove container's create, which start-up would
+    /// remove anyway after a crash. Its start makes it durable before the container's process runs.
+    pub(crate) unsynced: std::sync::atomic::AtomicBool,
 }
 
 impl Handle {
@@ -204,6 +207,7 @@ impl Handle {
             stdin: Mutex::new(None),
             restart_delay: Mutex::new(std::time::Duration::ZERO),
             shim_gone: Mutex::new(None),
+            unsynced: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

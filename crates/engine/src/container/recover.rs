@@ -4,7 +4,7 @@
 
 use super::start::drain_until_closed;
 use super::{Handle, Status};
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::shim_client::ShimConn;
 use crate::Engine;
 use berth_runtime::proto::Request;
@@ -21,6 +21,17 @@ impl Engine {
         self.remove_orphan_files(&known).await;
         let mut handles = Vec::new();
         for rec in records {
+            // A create commits its record while it makes the directory: a crash between the two is
+            // completed here (the files come last).
+            if !self.paths(&rec.id).dir.join("resolv.conf").exists() {
+                let made = tokio::task::spawn_blocking(self.dir_maker(&rec))
+                    .await
+                    .map_err(EngineError::join)
+                    .and_then(|r| r);
+                if let Err(e) = made {
+                    tracing::warn!(id = %rec.id, "complete the container's directory: {e}");
+                }
+            }
             let h = Handle::new(rec.clone());
             self.inner
                 .containers

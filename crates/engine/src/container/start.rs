@@ -198,10 +198,13 @@ impl Engine {
         let t_spec = t0.elapsed();
         // The interfaces are plugged in while the runtime creates the container: its process only runs
         // after `Start`, and by then both are done.
-        let (spawned, plumbed) = tokio::join!(
+        // And a record not on disk yet (see `create`) is put there meanwhile: before the process runs.
+        let (spawned, plumbed, synced) = tokio::join!(
             spawn_shim(&self.inner.spare_shims, &paths.state),
-            self.network_plumb(h)
+            self.network_plumb(h),
+            self.sync_record(h)
         );
+        let plumbed = plumbed.and(synced);
         drop(spare);
         let pid = spawned.map_err(|e| docker_wording(e, &input.args[0]))?;
 
@@ -286,6 +289,22 @@ impl Engine {
         self.volume_mount_events(&rec, "mount");
         self.container_event(h, "start", &[]);
         Ok(())
+    }
+
+    /// Puts the container's record on disk if its last commit was not durable (see `Handle::unsynced`).
+    async fn sync_record(&self, h: &Handle) -> Result<()> {
+        if !h.unsynced.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        let store = self.inner.store.clone();
+        let synced = tokio::task::spawn_blocking(move || store.sync())
+            .await
+            .map_err(EngineError::join)
+            .and_then(|r| r);
+        if synced.is_err() {
+            h.unsynced.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        synced
     }
 
     /// Docker's copy-up for empty volumes: mount the container's root here (the shim finds it mounted) and
