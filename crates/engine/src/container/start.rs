@@ -80,15 +80,20 @@ impl Engine {
     }
 
     /// The next start's shim and network namespace are made once this start no longer needs the CPU: when
-    /// its container has ended (a short one's end is on its client's path: a `run --rm` waits for it) or
+    /// its container has ended, or been removed if it is removed at its end (a short one's end is on its
+    /// client's path: a `run --rm` waits for the removal) or
     /// after [`SPARES_AFTER`], whichever comes first; at once after a failed start.
     fn refill_spares_after(&self, h: &Arc<Handle>, started: bool) {
         let engine = self.clone();
         let mut wait = h.wait.subscribe();
+        let auto_remove = h.record().host_config.auto_remove == Some(true);
         tokio::spawn(async move {
             if started {
-                let ended = wait.wait_for(|w| !w.running);
+                // An auto-remove container's client waits for its removal: after that.
+                let ended = wait.wait_for(|w| w.removed || (!w.running && !auto_remove));
                 let _ = tokio::time::timeout(SPARES_AFTER, ended).await;
+                // The client's answer, woken by the same change, goes out first.
+                tokio::task::yield_now().await;
             }
             engine.inner.spare_shims.refill();
             engine.inner.spare_netns.refill();
@@ -513,8 +518,16 @@ struct SpareGuard {
 }
 
 impl Drop for SpareGuard {
+    /// The unmount and unlink go to a blocking thread: nothing waits for them, and the start goes on.
     fn drop(&mut self) {
-        self.engine.inner.spare_netns.release(&self.path);
+        let netns = self.engine.inner.spare_netns.clone();
+        let path = std::mem::take(&mut self.path);
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(move || netns.release(&path));
+            }
+            Err(_) => netns.release(&path),
+        }
     }
 }
 
