@@ -272,6 +272,7 @@ impl Engine {
     pub async fn stat_path(&self, name_or_id: &str, path: &str) -> Result<PathStat> {
         check_path(path)?;
         let h = self.lookup(name_or_id).await?;
+        self.dir_made(&h).await?;
         let access = self.open_root(&h).await?;
         let view = access.view;
         let (p, n) = (path.to_string(), name_or_id.to_string());
@@ -298,6 +299,7 @@ impl Engine {
         let prepared = async {
             check_path(path)?;
             let h = self.lookup(name_or_id).await?;
+            self.dir_made(&h).await?;
             Ok::<_, EngineError>(h)
         }
         .await;
@@ -378,6 +380,7 @@ impl Engine {
     ) -> Result<()> {
         check_path(&req.path)?;
         let h = self.lookup(name_or_id).await?;
+        self.dir_made(&h).await?;
         let access = self.open_root(&h).await?;
         let view = access.view;
         let rec = h.record();

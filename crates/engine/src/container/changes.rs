@@ -65,6 +65,7 @@ fn walk(root: &Path, dir: &Path, lower: &[PathBuf], out: &mut Vec<Change>) {
 impl Engine {
     pub async fn diff(&self, name_or_id: &str) -> Result<Vec<Change>> {
         let h = self.lookup(name_or_id).await?;
+        self.dir_made(&h).await?;
         let rec = h.record();
         let upper = self.paths(&rec.id).dir.join("upper");
         let image_id = rec.image_id.clone();
@@ -85,6 +86,7 @@ impl Engine {
         writer: impl Write + Send + 'static,
     ) -> Result<()> {
         let h = self.lookup(name_or_id).await?;
+        self.dir_made(&h).await?;
         let rec = h.record();
         let dir = self.paths(&rec.id).dir;
         let rootfs = dir.join("rootfs");

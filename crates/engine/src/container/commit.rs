@@ -162,6 +162,7 @@ impl Engine {
             container_id: rec.id.clone(),
             reference: reference.clone(),
         };
+        self.dir_made(&h).await?;
         let upper = self.paths(&rec.id).dir.join("upper");
         let made = self
             .images_blocking(move |s| {

@@ -324,30 +324,44 @@ impl Engine {
             sandbox_key: String::new(),
             ports: BTreeMap::new(),
         };
-        // The record goes on disk while the directory is made: the commit's wait for the disk is most of a
-        // create. A crash between the two leaves a record whose directory start-up completes (`recover`).
+        // The directory is made on a blocking thread while the record is committed, and the create answers
+        // without waiting for it: what uses it waits (`Engine::dir_made`); the start, the client's next
+        // request, first. A crash before it is whole leaves a record whose directory start-up completes
+        // (`recover`); a failure is the start's error.
         // An auto-remove container's record need not be on disk yet: after a crash start-up removes every
         // auto-remove container that is not running, so losing it changes nothing a client can see. Its
         // start puts it on disk while the shim sets the container up, before its process runs.
         let durable = rec.host_config.auto_remove != Some(true);
+        let making = tokio::task::spawn_blocking(self.dir_maker(&rec));
+        let made: super::DirMade = {
+            use futures_util::FutureExt;
+            async move {
+                match making.await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            .boxed()
+            .shared()
+        };
         let store = self.inner.store.clone();
         let saved = rec.clone();
-        let (made, put) = tokio::join!(
-            tokio::task::spawn_blocking(self.dir_maker(&rec)),
-            tokio::task::spawn_blocking(move || store.put_with(&saved, durable)),
-        );
-        let put = put.map_err(EngineError::join).and_then(|r| r);
-        let stored = put.is_ok();
-        if let Err(e) = put.and(made.map_err(EngineError::join).and_then(|r| r)) {
-            if stored {
-                let _ = self.inner.store.delete(&id);
-            }
+        let put = tokio::task::spawn_blocking(move || store.put_with(&saved, durable))
+            .await
+            .map_err(EngineError::join)
+            .and_then(|r| r);
+        if let Err(e) = put {
+            let _ = made.await;
             let _ = std::fs::remove_dir_all(&paths.dir);
             return Err(e);
         }
         let h = Handle::new(rec.clone());
         h.unsynced
             .store(!durable, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut m) = h.dir_made.lock() {
+            *m = Some(made);
+        }
         map.insert(id.clone(), h.clone());
         drop(map);
         self.container_event(&h, "create", &[]);

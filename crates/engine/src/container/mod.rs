@@ -183,7 +183,14 @@ pub struct Handle {
     /// Its record's last commit is not on disk yet: an auto-remove container's create, which start-up would
     /// remove anyway after a crash. Its start makes it durable before the container's process runs.
     pub(crate) unsynced: std::sync::atomic::AtomicBool,
+    /// The making of its directory, which a create does not wait for (see `Engine::dir_made`).
+    pub(crate) dir_made: Mutex<Option<DirMade>>,
 }
+
+/// The making of a container's directory on a blocking thread: awaited by whatever uses the directory.
+pub(crate) type DirMade = futures_util::future::Shared<
+    futures_util::future::BoxFuture<'static, std::result::Result<(), String>>,
+>;
 
 impl Handle {
     pub(crate) fn new(rec: Record) -> Arc<Handle> {
@@ -208,6 +215,7 @@ impl Handle {
             restart_delay: Mutex::new(std::time::Duration::ZERO),
             shim_gone: Mutex::new(None),
             unsynced: std::sync::atomic::AtomicBool::new(false),
+            dir_made: Mutex::new(None),
         })
     }
 
@@ -317,6 +325,18 @@ impl Engine {
 
     pub(crate) fn save(&self, h: &Handle) -> Result<()> {
         self.inner.store.put(&h.record())
+    }
+
+    /// Waits until the container's directory is made: a create answers while it is being made (its files are
+    /// needed first by the start, which the client asks for next).
+    pub(crate) async fn dir_made(&self, h: &Handle) -> Result<()> {
+        let pending = h.dir_made.lock().ok().and_then(|g| g.clone());
+        match pending {
+            None => Ok(()),
+            Some(made) => made
+                .await
+                .map_err(|e| EngineError::Internal(format!("make the container's directory: {e}"))),
+        }
     }
 
     /// Saves a change that start-up reconciliation redoes from the shims if a crash loses it (see

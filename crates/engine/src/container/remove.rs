@@ -26,6 +26,8 @@ impl Engine {
         }
         h.update(|r| r.state.status = Status::Removing);
         self.shim_gone(&h).await;
+        // Its files go whole: not while the create is still making them (a failure there changes nothing).
+        let _ = self.dir_made(&h).await;
         let cleanup = self.remove_files(&h.id, false).await?;
         if !cleanup.is_empty() {
             h.update(|r| r.state.status = Status::Dead);

@@ -106,9 +106,10 @@ impl Engine {
         let t0 = std::time::Instant::now();
         let rec = h.record();
         let paths = self.paths(&rec.id);
-        // The image's layers and the user's ids, in one trip to the store's thread.
-        let (lower, ids) = self
-            .images_blocking({
+        // The image's layers and the user's ids, in one trip to the store's thread, while the create's
+        // directory is finished.
+        let (layers, made) = tokio::join!(
+            self.images_blocking({
                 let id = rec.image_id.clone();
                 let user = rec.config.user.clone().unwrap_or_default();
                 move |s| {
@@ -118,8 +119,11 @@ impl Engine {
                         crate::user::resolve(&user, |p| s.read_file(&image.id, p).ok().flatten());
                     Ok((lower, ids))
                 }
-            })
-            .await?;
+            }),
+            self.dir_made(h)
+        );
+        made?;
+        let (lower, ids) = layers?;
         let ids = ids?;
         let lower = super::init_layer::lower(&self.inner.init_layer, lower);
 
