@@ -17,8 +17,8 @@
 //!    output goes to the connection that asked for it; requests (start, kill, attach, resize, exec, stdin) are
 //!    served; `SIGCHLD` (via signalfd) reaps;
 //! 5. when the init has exited and its output is drained it sends the `Exit` frame to every connection,
-//!    records the status in `exit.json` (write, fsync unless the container is removed at its end, rename)
-//!    for a daemon that was away, lets go of the container's mount namespace (held from the start so that
+//!    records the status in `exit.json` (write, fsync, rename) for a daemon that was away (not for a
+//!    container removed at its end: such a daemon removes it at start-up), lets go of the container's mount namespace (held from the start so that
 //!    the init's exit does not wait for its teardown), removes the container's cgroup, unmounts the root,
 //!    closes the connections and exits. The daemon takes the closed connection as the sign that the
 //!    container's directories are free again.
@@ -980,8 +980,11 @@ impl Shim {
             let _ = c.stream.write_all(&frame);
         }
         // For a daemon that was away (written before the connection closes, so before any removal of the
-        // directory). A `--rm` container's record goes with it: no need to wait for the disk.
-        let _ = write_exit(&self.cfg.exit_file, &status, !self.cfg.volatile);
+        // directory). Not for a `--rm` container: a daemon that was away removes it at start-up whatever
+        // its status, which nobody can ask for any more.
+        if !self.cfg.volatile {
+            let _ = write_exit(&self.cfg.exit_file, &status, true);
+        }
         self.created = None;
         self.mount_ns = None;
         self.cgroup.remove();

@@ -393,9 +393,15 @@ impl Engine {
         let status = match exit {
             Some(s) => s,
             None => {
-                // Give a shim that is finishing a moment to write its record.
+                // Give a shim that is finishing a moment to write its record (an auto-remove container's
+                // shim writes none).
                 let mut found = None;
-                for _ in 0..50 {
+                let tries = if h.record().host_config.auto_remove == Some(true) {
+                    0
+                } else {
+                    50
+                };
+                for _ in 0..tries {
                     if paths.exit_file().exists() {
                         found = paths.read_exit();
                         break;
