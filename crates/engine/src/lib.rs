@@ -100,6 +100,8 @@ pub(crate) struct Inner {
     spare_shims: spare_shim::SpareShims,
     /// The mount points every container's root holds (`container::init_layer`).
     init_layer: PathBuf,
+    /// Directories of removed containers kept for the next creates (`container::dir_pool`).
+    dir_pool: container::dir_pool::DirPool,
 }
 
 impl Engine {
@@ -123,6 +125,8 @@ impl Engine {
         }
         let init_layer = container::init_layer::ensure(&cfg.data_root)
             .map_err(|e| EngineError::io("make the init layer", e))?;
+        let dir_pool = container::dir_pool::DirPool::new(cfg.data_root.join("containers"));
+        dir_pool.clear_stale();
         let db_path = cfg.data_root.join("metadata.redb");
         let db = tokio::task::spawn_blocking(move || {
             redb::Database::create(&db_path).map_err(|e| (db_path, e))
@@ -163,6 +167,7 @@ impl Engine {
                 spare_netns,
                 spare_shims,
                 init_layer,
+                dir_pool,
             }),
         };
         engine.clean_builder_scratch();

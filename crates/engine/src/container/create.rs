@@ -332,7 +332,7 @@ impl Engine {
         // auto-remove container that is not running, so losing it changes nothing a client can see. Its
         // start puts it on disk while the shim sets the container up, before its process runs.
         let durable = rec.host_config.auto_remove != Some(true);
-        let making = tokio::task::spawn_blocking(self.dir_maker(&rec));
+        let making = tokio::task::spawn_blocking(self.dir_maker(&rec, true));
         let made: super::DirMade = {
             use futures_util::FutureExt;
             async move {
@@ -370,8 +370,14 @@ impl Engine {
 }
 
 impl Engine {
-    /// Makes (or completes) the container's directory for `rec` (see [`prepare_dir`]), on a blocking thread.
-    pub(crate) fn dir_maker(&self, rec: &Record) -> impl FnOnce() -> Result<()> + Send + 'static {
+    /// Makes (or completes) the container's directory for `rec` (see [`prepare_dir`]), on a blocking thread;
+    /// with `reuse`, from a removed container's when one is kept (`dir_pool`).
+    pub(crate) fn dir_maker(
+        &self,
+        rec: &Record,
+        reuse: bool,
+    ) -> impl FnOnce() -> Result<()> + Send + 'static {
+        let engine = self.clone();
         let dir = self.paths(&rec.id).dir;
         let hostname = rec.config.hostname.clone().unwrap_or_default();
         let resolv_src = self.inner.cfg.resolv_conf.clone();
@@ -379,6 +385,9 @@ impl Engine {
         let host_net = rec.host_config.network_mode.as_deref() == Some("host");
         let extra_hosts = rec.host_config.extra_hosts.clone().unwrap_or_default();
         move || {
+            if reuse {
+                engine.inner.dir_pool.take(&dir);
+            }
             prepare_dir(
                 &dir,
                 &hostname,
@@ -408,7 +417,7 @@ fn prepare_dir(
     }
     let write = |name: &str, content: String| -> Result<()> {
         let p = dir.join(name);
-        std::fs::write(&p, content)
+        super::write_in_place(&p, content.as_bytes())
             .map_err(|e| EngineError::io(format!("write {}", p.display()), e))
     };
     write("hostname", format!("{hostname}\n"))?;

@@ -6,6 +6,7 @@ pub mod changes;
 pub mod commit;
 mod create;
 pub mod devices;
+pub(crate) mod dir_pool;
 pub mod health;
 pub(crate) mod init_layer;
 pub mod list;
@@ -34,7 +35,7 @@ use crate::Engine;
 use bollard_stubs::models::{ContainerConfig, HostConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -385,6 +386,23 @@ impl Engine {
 }
 
 /// A new 64-hex id that does not read as a number in its short form (Docker's rule).
+/// Writes `content` to the file at `path` in place, unless it holds exactly that already. The files bound
+/// into containers (`/etc/hosts`...) must keep their inode, and the same bytes written again would only
+/// free and take the file's blocks again (a discard on filesystems mounted with it).
+pub(crate) fn write_in_place(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if std::fs::read(path).is_ok_and(|old| old == content) {
+        return Ok(());
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    f.write_all(content)?;
+    f.set_len(content.len() as u64)
+}
+
 pub(crate) fn new_id() -> String {
     use rand::Rng;
     loop {
@@ -398,4 +416,32 @@ pub(crate) fn new_id() -> String {
 
 pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn a_file_is_written_in_place_and_only_when_it_changes() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("hosts");
+        super::write_in_place(&p, b"127.0.0.1\tlocalhost\nlonger line\n").unwrap();
+        let ino = std::fs::metadata(&p).unwrap().ino();
+        let mtime = std::fs::metadata(&p).unwrap().mtime_nsec();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        super::write_in_place(&p, b"127.0.0.1\tlocalhost\nlonger line\n").unwrap();
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().mtime_nsec(),
+            mtime,
+            "the same bytes are not written again"
+        );
+        super::write_in_place(&p, b"short\n").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"short\n");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().ino(),
+            ino,
+            "the inode a bind mount holds stays"
+        );
+    }
 }

@@ -116,6 +116,7 @@ impl Engine {
         let paths = self.paths(id);
         let rootfs = paths.dir.join("rootfs");
         let (dir, state) = (paths.dir.clone(), paths.state.clone());
+        let (engine, id) = (self.clone(), id.to_string());
         let work = move || {
             let mut errors = Vec::new();
             if let Err(e) = berth_sys::mount::unmount(&rootfs) {
@@ -125,7 +126,12 @@ impl Engine {
                 // After the unmount: nothing below takes a lock a start needs.
                 let _ = berth_sys::process::set_thread_nice(19);
             }
+            // A directory that holds nothing of the container's own is kept for the next create.
+            let kept = errors.is_empty() && engine.inner.dir_pool.give(&dir, &id);
             for d in [&dir, &state] {
+                if kept && d == &dir {
+                    continue;
+                }
                 if let Err(e) = std::fs::remove_dir_all(d) {
                     if e.kind() != std::io::ErrorKind::NotFound {
                         errors.push(format!("remove {}: {e}", d.display()));

@@ -544,7 +544,7 @@ impl Engine {
             if path.is_empty() {
                 continue;
             }
-            std::fs::write(path, content)
+            crate::container::write_in_place(std::path::Path::new(path), content.as_bytes())
                 .map_err(|e| EngineError::io(format!("write {path}"), e))?;
         }
         Ok(())
