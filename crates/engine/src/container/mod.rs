@@ -385,7 +385,6 @@ impl Engine {
     }
 }
 
-/// A new 64-hex id that does not read as a number in its short form (Docker's rule).
 /// Writes `content` to the file at `path` in place, unless it holds exactly that already. The files bound
 /// into containers (`/etc/hosts`...) must keep their inode, and the same bytes written again would only
 /// free and take the file's blocks again (a discard on filesystems mounted with it).
@@ -403,6 +402,7 @@ pub(crate) fn write_in_place(path: &Path, content: &[u8]) -> std::io::Result<()>
     f.set_len(content.len() as u64)
 }
 
+/// A new 64-hex id that does not read as a number in its short form (Docker's rule).
 pub(crate) fn new_id() -> String {
     use rand::Rng;
     loop {
