@@ -4,8 +4,8 @@
 //! root's filesystem (ext4 frees an inode only after a delay, and each allocation looks past the recently
 //! freed ones first).
 //!
-//! A directory is only taken when it holds exactly what [`super::create`] makes (plus the spec and the log,
-//! which are removed): `upper` and `rootfs` empty and `rootfs` not a mount point, `work` (overlayfs's own
+//! A directory is only taken when it holds exactly what [`super::create`] makes (plus the spec, which is
+//! emptied for the next start to write its own into, and the log, which is removed): `upper` and `rootfs` empty and `rootfs` not a mount point, `work` (overlayfs's own
 //! scratch space, which it cleans at every mount), and `hostname`, `hosts`, `resolv.conf` as regular files,
 //! which the next create writes again. Anything else and it is deleted as before. Kept directories are named
 //! `.free-<n>` beside the containers' own, their `work` emptied (as a new one is: overlayfs would clean it
@@ -65,7 +65,7 @@ impl DirPool {
     }
 
     /// Takes the directory of removed container `id` (its root unmounted, its shim gone) if it holds only
-    /// what a container directory is made with; the spec and the log are removed. False when it is not
+    /// what a container directory is made with; the spec is emptied and the log removed. False when it is not
     /// taken: the caller deletes it.
     pub(crate) fn give(&self, dir: &Path, id: &str) -> bool {
         if self.free.lock().map_or(true, |f| f.len() >= KEEP) || !reusable(dir, id) {
@@ -81,11 +81,18 @@ impl DirPool {
                 return false;
             }
         }
-        for f in ["config.json".to_string(), format!("{id}-json.log")] {
-            match std::fs::remove_file(dir.join(f)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(_) => return false,
+        match std::fs::remove_file(dir.join(format!("{id}-json.log"))) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return false,
+        }
+        // The spec is emptied, not removed: the next start writes its own into the same file.
+        if let Ok(f) = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("config.json"))
+        {
+            if f.set_len(0).is_err() {
+                return false;
             }
         }
         let kept = self.root.join(format!(
@@ -193,7 +200,11 @@ mod tests {
                 .is_none(),
             "overlayfs's scratch space is emptied"
         );
-        assert!(!next.join("config.json").exists());
+        assert_eq!(
+            std::fs::read(next.join("config.json")).unwrap(),
+            b"",
+            "the last container's spec is not kept"
+        );
         assert!(!next.join(format!("{ID}-json.log")).exists());
         assert!(!pool.take(&d.path().join("another")), "one was kept");
     }

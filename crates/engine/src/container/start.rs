@@ -153,8 +153,13 @@ impl Engine {
             std::fs::create_dir_all(dir)
                 .map_err(|e| EngineError::io("create shim socket dir", e))?;
         }
+        // Written in place: nothing reads it before the shim it is handed to, and a reused directory
+        // (`dir_pool`) holds an emptied one whose inode this keeps.
         let bundle_cfg = paths.dir.join("config.json");
-        write_json(&bundle_cfg, &oci)?;
+        let spec_json = serde_json::to_vec(&oci)
+            .map_err(|e| EngineError::Internal(format!("encode {}: {e}", bundle_cfg.display())))?;
+        super::write_in_place(&bundle_cfg, &spec_json)
+            .map_err(|e| EngineError::io(format!("write {}", bundle_cfg.display()), e))?;
         let bundle = paths.dir.clone();
         let seccomp = match filter {
             Some(f) => {
