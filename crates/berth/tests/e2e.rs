@@ -1441,3 +1441,24 @@ fn the_api_answers_bad_requests_with_docker_statuses_and_messages() {
     let (st, _) = raw_request(&d, "DELETE", "/containers/web?force=1", "");
     assert_eq!(st, 204);
 }
+
+/// Starts at once outnumber the spare shims: the first take a spare (handed its configuration on its
+/// input), the others start a shim of their own (which reads `shim.json`); every container runs.
+#[test]
+fn concurrent_starts_with_and_without_spare_shims() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let names: Vec<String> = (0..6).map(|i| format!("burst{i}")).collect();
+    std::thread::scope(|s| {
+        for n in &names {
+            let d = &d;
+            s.spawn(move || {
+                ok(&d.berth(&["run", "--name", n, "busybox", "echo", n]));
+            });
+        }
+    });
+    for n in &names {
+        assert_eq!(ok(&d.berth(&["logs", n])), format!("{n}\n"));
+        ok(&d.berth(&["rm", n]));
+    }
+}

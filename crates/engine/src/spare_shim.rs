@@ -38,13 +38,20 @@ impl SpareShims {
 
     /// A shim for the state directory `state_dir`, its stdout on a pipe for its one-line answer: a spare
     /// handed the directory, or, with none ready (or one that has gone), a new one.
-    pub async fn shim_for(&self, state_dir: &Path) -> std::io::Result<Child> {
+    ///
+    /// `config` is the shim's configuration (`ShimConfig` as one line of JSON): a spare is handed it on its
+    /// input with the state directory; for a shim started now it is written to `<state-dir>/shim.json`.
+    pub async fn shim_for(&self, state_dir: &Path, config: &[u8]) -> std::io::Result<Child> {
         while let Some(mut spare) = self.take() {
-            if handed(&mut spare, state_dir).await.is_ok() {
+            if handed(&mut spare, state_dir, config).await.is_ok() {
                 return Ok(spare);
             }
             // It died while it waited: it is reaped with the dropped handle; try the next one.
         }
+        let path = state_dir.join("shim.json");
+        let tmp = state_dir.join("shim.tmp");
+        std::fs::write(&tmp, config)?;
+        std::fs::rename(&tmp, &path)?;
         self.command(Some(state_dir)).spawn()
     }
 
@@ -94,7 +101,7 @@ impl SpareShims {
 }
 
 /// Hands a spare its state directory: one line, then the end of its input.
-async fn handed(spare: &mut Child, state_dir: &Path) -> std::io::Result<()> {
+async fn handed(spare: &mut Child, state_dir: &Path, config: &[u8]) -> std::io::Result<()> {
     if spare.try_wait()?.is_some() {
         return Err(std::io::Error::other("the spare shim has exited"));
     }
@@ -103,9 +110,13 @@ async fn handed(spare: &mut Child, state_dir: &Path) -> std::io::Result<()> {
         .take()
         .ok_or_else(|| std::io::Error::other("the spare shim has no stdin"))?;
     let mut line = state_dir.as_os_str().as_encoded_bytes().to_vec();
-    if line.contains(&b'\n') {
-        return Err(std::io::Error::other("a state directory with a newline"));
+    if line.contains(&b'\n') || config.contains(&b'\n') {
+        return Err(std::io::Error::other(
+            "a state directory or a configuration with a newline",
+        ));
     }
+    line.push(b'\n');
+    line.extend_from_slice(config);
     line.push(b'\n');
     stdin.write_all(&line).await?;
     stdin.flush().await

@@ -1,8 +1,8 @@
 //! `berth shim`: the per-container supervisor.
 //!
-//! The daemon writes `<state-dir>/shim.json` ([`ShimConfig`]) and the OCI bundle, then runs
-//! `berth shim <state-dir>` with its stdout on a pipe, or hands the state directory to a spare shim it
-//! started ahead of time ([`main_args`]). The shim:
+//! The daemon writes the OCI bundle, then hands the state directory and the [`ShimConfig`] (a line of JSON
+//! each) to a spare shim it started ahead of time ([`main_args`]), or writes `<state-dir>/shim.json` and runs
+//! `berth shim <state-dir>`, with its stdout on a pipe. The shim:
 //! 1. starts its own session and becomes a child subreaper (the container init and every exec are cloned as
 //!    its children);
 //! 2. mounts the container's overlay root (idempotent), makes the container's cgroup with its limits, and
@@ -114,11 +114,19 @@ pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
         Cgroup::spare(parent, &berth_sys::launch::cgroup_mounts(&mountinfo))
     });
+    // Its container: the state directory on one line, its configuration (`ShimConfig` as JSON) on the next
+    // (no `shim.json` to write and read on the start's path).
     let mut line = String::new();
-    match std::io::stdin().read_line(&mut line) {
+    let mut config = String::new();
+    let stdin = std::io::stdin();
+    match stdin.read_line(&mut line) {
         Ok(n) if n > 0 && line.ends_with('\n') && line.len() > 1 => {
             let _ = nix::sys::prctl::set_name(SHIM_NAME);
-            run(Path::new(line.trim_end_matches('\n')), cgroup)
+            let given = match stdin.read_line(&mut config) {
+                Ok(n) if n > 0 => Some(config),
+                _ => None,
+            };
+            run(Path::new(line.trim_end_matches('\n')), cgroup, given)
         }
         _ => {
             if let Some(cg) = cgroup {
@@ -131,13 +139,23 @@ pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
 
 /// Runs the shim for the state directory `state_dir` (see the module docs); returns the exit code.
 pub fn main(state_dir: &Path) -> i32 {
-    run(state_dir, None)
+    run(state_dir, None, None)
 }
 
 /// [`main`], with the cgroup a spare made ahead.
-fn run(state_dir: &Path, spare_cgroup: Option<Cgroup>) -> i32 {
+/// `given`: the configuration a spare was handed (else `shim.json` in the state directory is read).
+fn run(state_dir: &Path, spare_cgroup: Option<Cgroup>, given: Option<String>) -> i32 {
     let mut report = std::io::stdout();
-    let cfg = match load_config(state_dir) {
+    let cfg = match given {
+        Some(json) => {
+            serde_json::from_str(json.trim_end()).map_err(|source| ShimError::ConfigJson {
+                path: "the configuration on standard input".into(),
+                source,
+            })
+        }
+        None => load_config(state_dir),
+    };
+    let cfg = match cfg {
         Ok(c) => c,
         Err(e) => {
             if let Some(cg) = spare_cgroup {

@@ -207,14 +207,15 @@ impl Engine {
             oom_event_files,
             seccomp,
         };
-        write_json(&paths.state.join("shim.json"), &shim_cfg)?;
+        let shim_json = serde_json::to_vec(&shim_cfg)
+            .map_err(|e| EngineError::Internal(format!("encode the shim's configuration: {e}")))?;
         self.copy_up_volumes(&rec, &shim_cfg).await?;
         let t_spec = t0.elapsed();
         // The interfaces are plugged in while the runtime creates the container: its process only runs
         // after `Start`, and by then both are done.
         // And a record not on disk yet (see `create`) is put there meanwhile: before the process runs.
         let (spawned, plumbed, synced) = tokio::join!(
-            spawn_shim(&self.inner.spare_shims, &paths.state),
+            spawn_shim(&self.inner.spare_shims, &paths.state, &shim_json),
             self.network_plumb(h),
             self.sync_record(h)
         );
@@ -553,22 +554,14 @@ pub(crate) async fn drain_until_closed(conn: &mut ShimConn) {
     while let Ok(Ok(Some(_))) = tokio::time::timeout_at(deadline, conn.next()).await {}
 }
 
-/// Writes `value` as compact JSON (as runc's bundles have it: a third smaller than indented, and the shim
-/// parses it at every start) through a temporary file and a rename.
-fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
-    let data = serde_json::to_vec(value)
-        .map_err(|e| EngineError::Internal(format!("encode {}: {e}", path.display())))?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data)
-        .map_err(|e| EngineError::io(format!("write {}", tmp.display()), e))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| EngineError::io(format!("rename {}", path.display()), e))
-}
-
 /// Has a shim (a spare, or `PROGRAM shim <state-dir>`) take the container and reads its one-line answer.
-async fn spawn_shim(shims: &crate::spare_shim::SpareShims, state_dir: &Path) -> Result<i32> {
+async fn spawn_shim(
+    shims: &crate::spare_shim::SpareShims,
+    state_dir: &Path,
+    config: &[u8],
+) -> Result<i32> {
     let mut child = shims
-        .shim_for(state_dir)
+        .shim_for(state_dir, config)
         .await
         .map_err(|e| EngineError::io("run the shim", e))?;
     let stdout = child
