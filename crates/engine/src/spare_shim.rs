@@ -100,7 +100,7 @@ impl SpareShims {
     }
 }
 
-/// Hands a spare its state directory: one line, then the end of its input.
+/// Hands a spare its state directory and its configuration: a line each, then the end of its input.
 async fn handed(spare: &mut Child, state_dir: &Path, config: &[u8]) -> std::io::Result<()> {
     if spare.try_wait()?.is_some() {
         return Err(std::io::Error::other("the spare shim has exited"));
