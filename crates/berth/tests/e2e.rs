@@ -1246,7 +1246,7 @@ fn the_seccomp_filter_confines_the_container_and_its_execs() {
 fn the_store_stays_consistent_when_the_daemon_is_killed_at_random_moments() {
     let mut d = Daemon::start();
     d.import_busybox();
-    let tar = d.dir.path().join("bb.tar");
+    let tar = d.busybox_tarball();
     let saved = d.dir.path().join("saved.tar");
     assert!(d
         .berth(&["tag", "busybox", "loadme:latest"])

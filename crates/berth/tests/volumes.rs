@@ -361,32 +361,18 @@ fn mount_points_behind_symlinks_and_the_init_layer() {
     let d = Daemon::start();
     // The image: busybox with the links (a build's RUN cannot replace /etc/resolv.conf, it is bound there).
     let root = d.dir.path().join("links");
-    for dir in ["bin", "etc", "run", "var"] {
+    for dir in ["etc", "run", "var"] {
         std::fs::create_dir_all(root.join(dir)).unwrap();
     }
-    let bb = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("busybox-static is installed");
-    std::fs::copy(bb, root.join("bin/busybox")).unwrap();
-    for applet in ["sh", "grep", "cut", "sort", "test", "true", "hostname"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-    }
+    common::busybox_in(
+        &root,
+        &["sh", "grep", "cut", "sort", "test", "true", "hostname"],
+    );
     std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
     std::os::unix::fs::symlink("/run", root.join("var/run")).unwrap();
     std::os::unix::fs::symlink("/nowhere/data", root.join("data")).unwrap();
     std::os::unix::fs::symlink("../run/stub/resolv.conf", root.join("etc/resolv.conf")).unwrap();
-    let tar = d.dir.path().join("links.tar");
-    let st = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    ok(&d.berth(&["import", tar.to_str().unwrap(), "links:latest"]));
+    d.import_tree(&root, "links:latest", &[]);
     let script = "grep -E ' /run/x | /nowhere/data ' /proc/mounts | cut -d' ' -f2 | sort; \
                   test -f /etc/resolv.conf && ! test -L /etc/resolv.conf && grep -c . /etc/resolv.conf >/dev/null && echo resolv; \
                   test -d /proc/self && test -d /sys/fs && test -c /dev/null && echo pseudo";

@@ -228,11 +228,7 @@ impl Daemon {
 
     /// busybox with every applet linked (wget, httpd, nc, nslookup, ip, mount...), for network and volume tests.
     pub fn import_busybox_full(&self) {
-        let bb = ["/bin/busybox", "/usr/bin/busybox"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("busybox-static is installed");
-        let list = Command::new(bb)
+        let list = Command::new(busybox_binary())
             .arg("--list")
             .output()
             .expect("busybox --list");
@@ -249,39 +245,57 @@ impl Daemon {
         let root = self.dir.path().join("bbroot");
         std::fs::create_dir_all(root.join("bin")).unwrap();
         std::fs::create_dir_all(root.join("etc")).unwrap();
-        let bb = ["/bin/busybox", "/usr/bin/busybox"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("busybox-static is installed");
-        std::fs::copy(bb, root.join("bin/busybox")).unwrap();
-        for c in applets {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(c)).unwrap();
-        }
+        busybox_in(&root, applets);
         std::fs::write(
             root.join("etc/passwd"),
             "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
         )
         .unwrap();
         std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-        let tar = self.dir.path().join("bb.tar");
+        self.import_tree(&root, "busybox:latest", &["-c", "CMD [\"sh\"]"]);
+    }
+
+    /// The tarball [`Daemon::import_busybox`] imported.
+    pub fn busybox_tarball(&self) -> PathBuf {
+        self.dir.path().join("bbroot.tar")
+    }
+
+    /// Imports the directory tree `root` as the image `reference` (`berth import`, `flags` before the
+    /// tarball), through a tarball beside it (`root` with the extension `tar`).
+    pub fn import_tree(&self, root: &Path, reference: &str, flags: &[&str]) {
+        let tar = root.with_extension("tar");
         let st = Command::new("tar")
             .arg("-C")
-            .arg(&root)
+            .arg(root)
             .arg("-cf")
             .arg(&tar)
             .arg(".")
             .status()
             .unwrap();
         assert!(st.success());
-        let out = self.berth(&[
-            "import",
-            "-c",
-            "CMD [\"sh\"]",
-            tar.to_str().unwrap(),
-            "busybox:latest",
-        ]);
+        let mut args = vec!["import"];
+        args.extend_from_slice(flags);
+        args.extend([tar.to_str().unwrap(), reference]);
+        let out = self.berth(&args);
         assert!(out.status.success(), "import failed: {}", text(&out.stderr));
         assert!(text(&out.stdout).starts_with("sha256:"));
+    }
+}
+
+/// The host's static busybox (Debian's busybox-static).
+pub fn busybox_binary() -> &'static str {
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox-static is installed")
+}
+
+/// `root/bin/busybox`, with a link to it for each of `applets`.
+pub fn busybox_in(root: &Path, applets: &[&str]) {
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy(busybox_binary(), root.join("bin/busybox")).unwrap();
+    for c in applets {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(c)).unwrap();
     }
 }
 
