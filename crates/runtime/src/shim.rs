@@ -18,8 +18,9 @@
 //!    served; `SIGCHLD` (via signalfd) reaps;
 //! 5. when the init has exited and its output is drained it sends the `Exit` frame to every connection,
 //!    records the status in `exit.json` (write, fsync, rename) for a daemon that was away (not for a
-//!    container removed at its end: such a daemon removes it at start-up), lets go of the container's mount namespace (held from the start so that
-//!    the init's exit does not wait for its teardown), removes the container's cgroup, unmounts the root,
+//!    container removed at its end: such a daemon removes it at start-up), lets go of the container's mount
+//!    namespace (held from the start so that the init's exit does not wait for its teardown), removes the
+//!    container's cgroup, unmounts the root,
 //!    closes the connections and exits. The daemon takes the closed connection as the sign that the
 //!    container's directories are free again.
 //!
@@ -85,7 +86,7 @@ fn os_err(what: impl Into<String>) -> impl FnOnce(nix::Error) -> ShimError {
 }
 
 /// The state-dir argument that makes a shim a spare: started ahead of its container, it reads the state
-/// directory as one line on stdin (see [`main_args`]).
+/// directory and its configuration, a line each, on stdin (see [`main_args`]).
 pub const SPARE: &str = "-";
 
 /// The process name of a spare while it waits, and of a shim (a spare once it has its container).
@@ -98,8 +99,8 @@ pub(crate) const SHIM_NAME: &std::ffi::CStr = c"berth-shim";
 /// A spare is a shim the daemon starts before it has a container for it, so that a start does not wait for
 /// a process to be made, its program loaded and its runtime set up (most of a millisecond), nor, on cgroup
 /// v1, for the container's cgroup to be made (given the parent, it makes one ahead). It blocks reading
-/// stdin; the daemon writes the state directory and closes the pipe, and the spare goes on as
-/// `berth shim <state-dir>` would. Without a line (the daemon closed the pipe, or died) it removes its
+/// stdin; the daemon writes the state directory and the configuration (a line each) and closes the pipe,
+/// and the spare goes on as `berth shim <state-dir>` would. Without a line (the daemon closed the pipe, or died) it removes its
 /// cgroup and exits quietly.
 pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
     if arg != SPARE {
