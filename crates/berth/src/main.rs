@@ -1,4 +1,4 @@
-//! The `berth` binary: the CLI, plus `berth daemon` and the hidden `berth shim <state-dir>`.
+//! The `berth` binary: the CLI, plus `berth daemon` and the hidden `berth shim -` (a container's shim, handed its container on stdin).
 //!
 //! The shim is dispatched before anything else runs (no async runtime, no threads), because it clones
 //! containers' processes from itself (`berth_sys::container`, `berth_sys::launch`).
@@ -50,7 +50,7 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("shim") => {
             let Some(dir) = args.get(2) else {
-                eprintln!("usage: berth shim <state-dir>|- [cgroup-parent]");
+                eprintln!("usage: berth shim - [cgroup-parent]");
                 std::process::exit(2);
             };
             std::process::exit(berth_runtime::shim::main_args(

@@ -62,6 +62,47 @@ fn berth_cli_lifecycle_and_exit_codes() {
     let out = d.berth(&["run", "busybox", "nosuchcmd"]);
     assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("executable file not found"));
+    // The runtime's words and Docker's codes for what cannot run, found where the program runs: a path
+    // that is not there (127), a file that is not executable and a directory (126). An auto-remove
+    // container that could not start is removed; the others stay created.
+    for (cmd, code, words) in [
+        (
+            "/bin/nope",
+            127,
+            "stat /bin/nope: no such file or directory",
+        ),
+        (
+            "/etc/passwd",
+            126,
+            "exec: \"/etc/passwd\": permission denied",
+        ),
+        ("/etc", 126, "exec: \"/etc\": permission denied"),
+    ] {
+        let out = d.berth(&["run", "--name", "cannot", "busybox", cmd]);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{cmd}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(words),
+            "{cmd}: {}",
+            text(&out.stderr)
+        );
+        let status = ok(&d.berth(&["inspect", "--format", "{{.State.Status}}", "cannot"]));
+        assert_eq!(status.trim(), "created", "{cmd}");
+        ok(&d.berth(&["rm", "cannot"]));
+        let out = d.berth(&["run", "--rm", "--name", "cannot", "busybox", cmd]);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{cmd}: {}",
+            text(&out.stderr)
+        );
+        let out = d.berth(&["inspect", "cannot"]);
+        assert!(!out.status.success(), "{cmd}: --rm removes the container");
+    }
     let out = d.berth(&["run", "--rm", "nosuchimage"]);
     assert_eq!(out.status.code(), Some(125));
     // Read-only root and Docker's default capability set (no CAP_SYS_ADMIN: mount is refused).
@@ -1442,8 +1483,8 @@ fn the_api_answers_bad_requests_with_docker_statuses_and_messages() {
     assert_eq!(st, 204);
 }
 
-/// Starts at once outnumber the spare shims: the first take a spare (handed its configuration on its
-/// input), the others start a shim of their own (which reads `shim.json`); every container runs.
+/// Starts at once outnumber the spare shims: the first take a spare, the others start a shim of their own
+/// (each handed its container on its input the same way); every container runs.
 #[test]
 fn concurrent_starts_with_and_without_spare_shims() {
     let d = Daemon::start();

@@ -44,7 +44,7 @@ pub struct Config {
     pub data_root: PathBuf,
     /// `--exec-root`: shim sockets and state.
     pub exec_root: PathBuf,
-    /// The program that is run as `PROGRAM shim <state-dir>`.
+    /// The program that is run as `PROGRAM shim - [<cgroup-parent>]` (see `spare_shim`).
     pub shim_program: PathBuf,
     /// Parent cgroup of all containers (relative to each hierarchy), e.g. `/berth`.
     pub cgroup_parent: String,

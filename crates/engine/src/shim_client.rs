@@ -17,11 +17,16 @@ impl ShimConn {
         let stream = UnixStream::connect(socket)
             .await
             .map_err(|e| EngineError::io(format!("connect to shim {}", socket.display()), e))?;
-        Ok(ShimConn {
+        Ok(ShimConn::from_stream(stream))
+    }
+
+    /// A connection already made: the one a shim is handed its container on.
+    pub fn from_stream(stream: UnixStream) -> ShimConn {
+        ShimConn {
             stream,
             decoder: Decoder::default(),
             pending: Default::default(),
-        })
+        }
     }
 
     /// Send a request and wait for its reply; output frames that arrive meanwhile are kept for [`Self::next`].
@@ -35,6 +40,16 @@ impl ShimConn {
     /// Sends `reqs` in one write and reads their replies, in order (the shim serves them in turn): one
     /// round trip instead of one per request.
     pub async fn requests(&mut self, reqs: &[Request]) -> Result<Vec<Reply>> {
+        self.send_requests(reqs).await?;
+        let mut replies = Vec::with_capacity(reqs.len());
+        for _ in reqs {
+            replies.push(self.reply().await?);
+        }
+        Ok(replies)
+    }
+
+    /// Sends `reqs` in one write without waiting for their replies (read them with [`Self::reply`]).
+    pub async fn send_requests(&mut self, reqs: &[Request]) -> Result<()> {
         let mut frames = Vec::new();
         for req in reqs {
             let body = serde_json::to_vec(req)
@@ -44,16 +59,12 @@ impl ShimConn {
         self.stream
             .write_all(&frames)
             .await
-            .map_err(|e| EngineError::io("write to shim", e))?;
-        let mut replies = Vec::with_capacity(reqs.len());
-        for _ in reqs {
-            replies.push(self.reply().await?);
-        }
-        Ok(replies)
+            .map_err(|e| EngineError::io("write to shim", e))
     }
 
-    /// The reply to the oldest request not yet answered (output frames read meanwhile are kept).
-    async fn reply(&mut self) -> Result<Reply> {
+    /// The reply to the oldest request not yet answered (output frames read meanwhile are kept); on the
+    /// connection a shim was handed its container on, the first is the shim's account of the creation.
+    pub async fn reply(&mut self) -> Result<Reply> {
         loop {
             match self.read_frame().await? {
                 Some((Kind::Control, payload)) => {

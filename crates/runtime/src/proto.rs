@@ -188,8 +188,7 @@ pub struct LogConfig {
     pub max_files: u32,
 }
 
-/// Everything a shim needs: handed to a spare shim on its input (one line of JSON), or written by the
-/// daemon as `<state-dir>/shim.json` for a shim it starts then.
+/// Everything a shim needs: handed to the shim on its input (one line of JSON, after the state directory's).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ShimConfig {
     pub id: String,

@@ -1,17 +1,20 @@
 //! `berth shim`: the per-container supervisor.
 //!
 //! The daemon writes the OCI bundle, then hands the state directory and the [`ShimConfig`] (a line of JSON
-//! each) to a spare shim it started ahead of time ([`main_args`]), or writes `<state-dir>/shim.json` and runs
-//! `berth shim <state-dir>`, with its stdout on a pipe. The shim:
+//! each) to a spare shim it started ahead of time, or to one it starts then ([`main_args`]), on the shim's
+//! standard input: one end of a socket pair, which is also the daemon's first connection to the shim. The
+//! daemon does not wait: its `Attach` and `Start` follow on the same connection at once, and the shim
+//! serves them once the container is created. The shim:
 //! 1. starts its own session and becomes a child subreaper (the container init and every exec are cloned as
 //!    its children);
 //! 2. mounts the container's overlay root (idempotent), makes the container's cgroup with its limits, and
 //!    creates the container's init with berth's own runtime ([`crate::container`], `berth_sys::container`),
 //!    its stdio on pipes the shim reads — or, with a terminal, on a pty whose master the init sends back;
-//! 3. while the init sets itself up, binds its control socket, blocks the signals it takes through a
-//!    signalfd, opens the log and holds the container's mount namespace; once the init is ready, answers one
-//!    JSON line on stdout (`{"ok":true,"pid":N}` or the error), then detaches its own stdio — from here on it
-//!    needs nothing from the daemon;
+//! 3. while the init sets itself up, binds its control socket (for the daemon's later connections, after
+//!    a restart too), blocks the signals it takes through a signalfd, opens the log and holds the
+//!    container's mount namespace; once the init is ready, answers on the first connection (a `Control`
+//!    frame: `{"ok":true,"pid":N}` or the error), detaches its own stdio, and serves that connection like
+//!    any other — from here on it needs nothing from the daemon;
 //! 4. loops on `poll`: the init's output goes to attached connections and then to the json-file log's
 //!    thread ([`LogThread`]); a stream written in small pieces is let gather between reads; an exec's
 //!    output goes to the connection that asked for it; requests (start, kill, attach, resize, exec, stdin) are
@@ -48,11 +51,6 @@ use std::time::{Duration, Instant};
 /// Why a shim could not set its container (or an exec) up.
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {
-    #[error("read shim config {path}: {source}")]
-    Config {
-        path: String,
-        source: std::io::Error,
-    },
     #[error("parse shim config {path}: {source}")]
     ConfigJson {
         path: String,
@@ -85,26 +83,29 @@ fn os_err(what: impl Into<String>) -> impl FnOnce(nix::Error) -> ShimError {
     move |source| ShimError::Os { what, source }
 }
 
-/// The state-dir argument that makes a shim a spare: started ahead of its container, it reads the state
-/// directory and its configuration, a line each, on stdin (see [`main_args`]).
+/// The argument of `berth shim`: the state directory and the configuration come on stdin, a line each
+/// (see [`main_args`]).
 pub const SPARE: &str = "-";
 
 /// The process name of a spare while it waits, and of a shim (a spare once it has its container).
 pub(crate) const SPARE_NAME: &std::ffi::CStr = c"berth-spare";
 pub(crate) const SHIM_NAME: &std::ffi::CStr = c"berth-shim";
 
-/// Entry point of `berth shim <state-dir>` and of a spare, `berth shim - [<cgroup-parent>]`; returns the
-/// process exit code.
+/// Entry point of `berth shim - [<cgroup-parent>]`; returns the process exit code.
 ///
-/// A spare is a shim the daemon starts before it has a container for it, so that a start does not wait for
+/// Its standard input is a socket the daemon holds the other end of. The shim blocks reading it; the
+/// daemon writes the container's state directory and its configuration ([`ShimConfig`] as JSON), a line
+/// each, and from there on the socket is the daemon's connection to the shim: the frames of
+/// [`crate::proto`], whose first answer says whether the container was created.
+///
+/// The daemon starts a shim before it has a container for it (a spare), so that a start does not wait for
 /// a process to be made, its program loaded and its runtime set up (most of a millisecond), nor, on cgroup
-/// v1, for the container's cgroup to be made (given the parent, it makes one ahead). It blocks reading
-/// stdin; the daemon writes the state directory and the configuration (a line each) and closes the pipe,
-/// and the spare goes on as `berth shim <state-dir>` would. Without a line (the daemon closed the pipe, or died) it removes its
-/// cgroup and exits quietly.
+/// v1, for the container's cgroup to be made (given the parent, it makes one ahead). Without its lines
+/// (the daemon closed its end, or died) it removes that cgroup and exits quietly.
 pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
     if arg != SPARE {
-        return main(Path::new(arg));
+        eprintln!("usage: berth shim - [cgroup-parent] (the container comes on standard input)");
+        return 2;
     }
     // While it waits a spare goes by a name of its own, so that `ps` (and a count of the shims that serve
     // containers) tells it apart; once it has a container it is a shim like the others.
@@ -115,19 +116,18 @@ pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
         Cgroup::spare(parent, &berth_sys::launch::cgroup_mounts(&mountinfo))
     });
-    // Its container: the state directory on one line, its configuration (`ShimConfig` as JSON) on the next
-    // (no `shim.json` to write and read on the start's path).
-    let mut line = String::new();
-    let mut config = String::new();
-    let stdin = std::io::stdin();
-    match stdin.read_line(&mut line) {
-        Ok(n) if n > 0 && line.ends_with('\n') && line.len() > 1 => {
+    let handed = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(UnixStream::from)
+        .and_then(|mut conn| {
+            let given = read_lines(&mut conn)?;
+            Ok((conn, given))
+        });
+    match handed {
+        Ok((conn, Some((state_dir, config, rest)))) => {
             let _ = nix::sys::prctl::set_name(SHIM_NAME);
-            let given = match stdin.read_line(&mut config) {
-                Ok(n) if n > 0 => Some(config),
-                _ => None,
-            };
-            run(Path::new(line.trim_end_matches('\n')), cgroup, given)
+            run(Path::new(&state_dir), cgroup, &config, conn, &rest)
         }
         _ => {
             if let Some(cg) = cgroup {
@@ -138,75 +138,88 @@ pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
     }
 }
 
-/// Runs the shim for the state directory `state_dir` (see the module docs); returns the exit code.
-pub fn main(state_dir: &Path) -> i32 {
-    run(state_dir, None, None)
+/// Reads the state directory and the configuration, a line each, from the daemon's connection; returns
+/// them with the bytes that followed (the daemon's first requests), or `None` at the end of input.
+fn read_lines(conn: &mut UnixStream) -> std::io::Result<Option<(String, String, Vec<u8>)>> {
+    let mut buf = Vec::with_capacity(8 * 1024);
+    let mut chunk = [0u8; 8 * 1024];
+    loop {
+        let mut ends = buf
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'\n')
+            .map(|(i, _)| i);
+        if let (Some(first), Some(second)) = (ends.next(), ends.next()) {
+            if first == 0 {
+                return Ok(None);
+            }
+            let dir = String::from_utf8_lossy(&buf[..first]).into_owned();
+            let config = String::from_utf8_lossy(&buf[first + 1..second]).into_owned();
+            return Ok(Some((dir, config, buf[second + 1..].to_vec())));
+        }
+        let n = match conn.read(&mut chunk) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => r?,
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
 }
 
-/// [`main`], with the cgroup a spare made ahead.
-/// `given`: the configuration a spare was handed (else `shim.json` in the state directory is read).
-fn run(state_dir: &Path, spare_cgroup: Option<Cgroup>, given: Option<String>) -> i32 {
-    let mut report = std::io::stdout();
-    let cfg = match given {
-        Some(json) => {
-            serde_json::from_str(json.trim_end()).map_err(|source| ShimError::ConfigJson {
-                path: "the configuration on standard input".into(),
-                source,
-            })
-        }
-        None => load_config(state_dir),
-    };
+/// Runs the shim for the state directory `state_dir` with its configuration `config` (see the module docs),
+/// answering on `conn`, whose `rest` (requests that came with the configuration) it then serves; returns
+/// the exit code.
+fn run(
+    state_dir: &Path,
+    spare_cgroup: Option<Cgroup>,
+    config: &str,
+    mut conn: UnixStream,
+    rest: &[u8],
+) -> i32 {
+    let cfg = serde_json::from_str::<ShimConfig>(config).map_err(|source| ShimError::ConfigJson {
+        path: format!("the configuration of {}", state_dir.display()),
+        source,
+    });
     let cfg = match cfg {
         Ok(c) => c,
         Err(e) => {
             if let Some(cg) = spare_cgroup {
                 cg.remove();
             }
-            let _ = writeln!(report, "{}", reply_json(false, Some(e.to_string()), None));
+            let _ = conn.write_all(&reply_frame(false, Some(e.to_string()), None));
             return 1;
         }
     };
     match Shim::setup(cfg, spare_cgroup) {
         Err(e) => {
-            let _ = writeln!(report, "{}", reply_json(false, Some(e.to_string()), None));
-            let _ = report.flush();
+            let _ = conn.write_all(&reply_frame(false, Some(e.to_string()), None));
             1
         }
         Ok(mut shim) => {
-            let _ = writeln!(
-                report,
-                "{}",
-                reply_json(true, None, Some(shim.procs[0].pid))
-            );
-            let _ = report.flush();
+            let _ = conn.write_all(&reply_frame(true, None, Some(shim.procs[0].pid)));
             let _ = berth_sys::process::stdio_to_devnull();
             berth_sys::process::release_free_memory();
+            let ci = shim.add_client(conn);
+            shim.clients[ci].decoder.push(rest);
+            shim.serve_frames(ci);
             shim.run();
             0
         }
     }
 }
 
-fn reply_json(ok: bool, error: Option<String>, pid: Option<i32>) -> String {
-    serde_json::to_string(&Reply {
+/// The answer to the daemon's handing over of a container: a `Control` frame.
+fn reply_frame(ok: bool, error: Option<String>, pid: Option<i32>) -> Vec<u8> {
+    let body = serde_json::to_vec(&Reply {
         ok,
         error,
         pid,
         started: false,
     })
-    .unwrap_or_else(|_| "{}".into())
-}
-
-fn load_config(state_dir: &Path) -> Result<ShimConfig, ShimError> {
-    let path = state_dir.join("shim.json");
-    let data = std::fs::read(&path).map_err(|source| ShimError::Config {
-        path: path.display().to_string(),
-        source,
-    })?;
-    serde_json::from_slice(&data).map_err(|source| ShimError::ConfigJson {
-        path: path.display().to_string(),
-        source,
-    })
+    .unwrap_or_else(|_| b"{}".to_vec());
+    proto::encode(Kind::Control, &body)
 }
 
 /// A connection from the daemon.
@@ -702,19 +715,25 @@ impl Shim {
 
     fn accept(&mut self) {
         while let Ok((stream, _)) = self.listener.accept() {
-            let _ = stream.set_nonblocking(false);
-            let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
-            let id = self.next_client;
-            self.next_client += 1;
-            self.clients.push(Client {
-                id,
-                stream,
-                decoder: Decoder::default(),
-                stdout: false,
-                stderr: false,
-                stdin: false,
-            });
+            self.add_client(stream);
         }
+    }
+
+    /// Serves a connection from the daemon from now on; returns its index.
+    fn add_client(&mut self, stream: UnixStream) -> usize {
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+        let id = self.next_client;
+        self.next_client += 1;
+        self.clients.push(Client {
+            id,
+            stream,
+            decoder: Decoder::default(),
+            stdout: false,
+            stderr: false,
+            stdin: false,
+        });
+        self.clients.len() - 1
     }
 
     fn serve_client(&mut self, ci: usize) {
@@ -727,6 +746,11 @@ impl Shim {
             Ok(n) => n,
         };
         self.clients[ci].decoder.push(&buf[..n]);
+        self.serve_frames(ci);
+    }
+
+    /// Serves the whole frames a connection has sent (the connection may be dropped on the way).
+    fn serve_frames(&mut self, ci: usize) {
         loop {
             let frame = match self.clients[ci].decoder.next_frame() {
                 Ok(Some(f)) => f,
@@ -1101,6 +1125,38 @@ pub fn write_exit(path: &Path, status: &ExitStatus, durable: bool) -> std::io::R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_container_comes_in_two_lines_and_the_requests_after_them_are_kept() {
+        let (mut ours, mut theirs) = UnixStream::pair().unwrap();
+        let frame = proto::encode(Kind::Control, br#"{"op":"start"}"#);
+        let mut sent = b"/run/berth/containers/abc\n{\"id\":\"abc\"}\n".to_vec();
+        sent.extend_from_slice(&frame);
+        // In two pieces, the first ending inside the configuration.
+        theirs.write_all(&sent[..30]).unwrap();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            theirs.write_all(&sent[30..]).unwrap();
+            theirs
+        });
+        let (dir, config, rest) = read_lines(&mut ours).unwrap().unwrap();
+        assert_eq!(dir, "/run/berth/containers/abc");
+        assert_eq!(config, r#"{"id":"abc"}"#);
+        // The rest may still be on its way: what came is the start of the frame, and the frame follows.
+        assert!(frame.starts_with(&rest), "{rest:?}");
+        drop(writer.join().unwrap());
+        let mut all = rest;
+        ours.read_to_end(&mut all).unwrap();
+        assert_eq!(all, frame);
+        // The end of the input before the lines (the daemon went away): nothing to do.
+        let (mut ours, theirs) = UnixStream::pair().unwrap();
+        drop(theirs);
+        assert!(read_lines(&mut ours).unwrap().is_none());
+        let (mut ours, mut theirs) = UnixStream::pair().unwrap();
+        theirs.write_all(b"/only/one/line\n").unwrap();
+        drop(theirs);
+        assert!(read_lines(&mut ours).unwrap().is_none());
+    }
 
     #[test]
     fn only_small_reads_in_quick_succession_wait_to_gather() {

@@ -7,14 +7,14 @@
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     // A spare (`-`) may be given the daemon's cgroup parent, to make its container's cgroup ahead.
-    let (dir, parent) = match args.as_slice() {
-        [_, verb, dir] if verb == "shim" => (dir, None),
-        [_, verb, dir, parent] if verb == "shim" => (dir, Some(parent.as_str())),
-        [_, dir] => (dir, None),
+    let (arg, parent) = match args.as_slice() {
+        [_, verb, arg] if verb == "shim" => (arg, None),
+        [_, verb, arg, parent] if verb == "shim" => (arg, Some(parent.as_str())),
+        [_, arg] => (arg, None),
         _ => {
-            eprintln!("usage: berth-shim [shim] <state-dir>|- [cgroup-parent]");
+            eprintln!("usage: berth-shim [shim] - [cgroup-parent]");
             std::process::exit(2);
         }
     };
-    std::process::exit(berth_runtime::shim::main_args(dir, parent));
+    std::process::exit(berth_runtime::shim::main_args(arg, parent));
 }

@@ -9,7 +9,6 @@ use berth_runtime::proto::{ExitStatus, Kind, LogConfig, Request, ShimConfig};
 use berth_runtime::spec::{self, SpecInput};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokio::io::AsyncBufReadExt;
 
 /// How long after a start its container's end is waited for before the spares are made anyway.
 const SPARES_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
@@ -211,52 +210,57 @@ impl Engine {
             .map_err(|e| EngineError::Internal(format!("encode the shim's configuration: {e}")))?;
         self.copy_up_volumes(&rec, &shim_cfg).await?;
         let t_spec = t0.elapsed();
-        // The interfaces are plugged in while the runtime creates the container: its process only runs
-        // after `Start`, and by then both are done.
+        // The shim is handed the container and creates it while the interfaces are plugged in: its
+        // process only runs after `Start`, and by then both are done.
         // And a record not on disk yet (see `create`) is put there meanwhile: before the process runs.
-        let (spawned, plumbed, synced) = tokio::join!(
-            spawn_shim(&self.inner.spare_shims, &paths.state, &shim_json),
+        let (handed, plumbed, synced) = tokio::join!(
+            hand_to_shim(&self.inner.spare_shims, &paths.state, &shim_json),
             self.network_plumb(h),
             self.sync_record(h)
         );
-        let plumbed = plumbed.and(synced);
-        drop(spare);
-        let pid = spawned.map_err(|e| docker_wording(e, &input.args[0]))?;
-
-        let t_shim = t0.elapsed();
-        let mut conn = ShimConn::connect(&shim_cfg.socket).await?;
+        let mut conn = handed?;
         // A start that fails from here ends the container and waits until its shim has cleaned up and
         // gone, so that a removal or the next start finds its directories free.
-        // The root is mounted now: check the command exists, as Docker's runtime does at create. A command on
-        // a mount (a bind of a script, a build's heredoc) is not in the root: the runtime has the last word.
-        let cmd = &input.args[0];
-        let on_mount = cmd.starts_with('/')
-            && rec.mounts.iter().any(|m| {
-                let d = m.destination.trim_end_matches('/');
-                cmd == d || cmd.starts_with(&format!("{d}/"))
-            });
-        let ready = plumbed.and_then(|()| {
-            if on_mount {
-                Ok(())
-            } else {
-                check_executable(&shim_cfg.rootfs, cmd, &input.env, &input.cwd)
-            }
-        });
-        if let Err(e) = ready {
-            let _ = conn.request(&Request::Kill { signal: 9 }).await;
+        if let Err(e) = plumbed.and(synced) {
+            let _ = conn.send_requests(&[Request::Kill { signal: 9 }]).await;
             drain_until_closed(&mut conn).await;
             return Err(e);
         }
-        let t_check = t0.elapsed();
-        // Attach, then start, in one round trip: the shim serves them in order, so no output is missed.
-        // The init execs the program at start: a program that cannot run is refused here.
+        let cmd = &input.args[0];
+        // Attach and start without waiting for the shim's answer: it serves them in order once the
+        // container is created, so no output is missed. The init execs the program at start, where a
+        // program that cannot run is refused, in the runtime's words (as Docker's runtime refuses it at
+        // create: the container is not started).
         let attach = Request::Attach {
             stdout: true,
             stderr: true,
             stdin: shim_cfg.open_stdin,
         };
-        let started = match conn.requests(&[attach, Request::Start]).await {
-            Ok(replies) => replies.into_iter().try_for_each(expect_ok),
+        let sent = conn.send_requests(&[attach, Request::Start]).await;
+        // The shim's account of the creation: the init has joined its namespaces (a spare one can go).
+        let created = conn.reply().await.and_then(|reply| {
+            if reply.ok {
+                reply
+                    .pid
+                    .ok_or_else(|| EngineError::Internal("the shim gave no pid".into()))
+            } else {
+                Err(EngineError::Internal(format!(
+                    "failed to create task for container: {}",
+                    reply.error.unwrap_or_default()
+                )))
+            }
+        });
+        drop(spare);
+        // A shim that could not create the container has ended it and gone.
+        let pid = created.map_err(|e| docker_wording(e, cmd))?;
+        let t_shim = t0.elapsed();
+        let started = match sent {
+            Ok(()) => match (conn.reply().await, conn.reply().await) {
+                (Ok(attached), Ok(started)) => {
+                    expect_ok(attached).and_then(|()| expect_ok(started))
+                }
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            },
             Err(e) => Err(e),
         };
         if let Err(e) = started {
@@ -292,7 +296,6 @@ impl Engine {
             net_ms = t_net.as_secs_f64() * 1e3,
             spec_ms = t_spec.as_secs_f64() * 1e3,
             shim_ms = t_shim.as_secs_f64() * 1e3,
-            check_ms = t_check.as_secs_f64() * 1e3,
             started_ms = t_started.as_secs_f64() * 1e3,
             saved_ms = t0.elapsed().as_secs_f64() * 1e3,
             "container started"
@@ -554,45 +557,22 @@ pub(crate) async fn drain_until_closed(conn: &mut ShimConn) {
     while let Ok(Ok(Some(_))) = tokio::time::timeout_at(deadline, conn.next()).await {}
 }
 
-/// Has a shim (a spare, or `PROGRAM shim <state-dir>`) take the container and reads its one-line answer.
-async fn spawn_shim(
+/// Hands the container to a shim (a spare, or one started now) and returns the connection its answer will
+/// come on; the shim is reaped whenever it ends.
+async fn hand_to_shim(
     shims: &crate::spare_shim::SpareShims,
     state_dir: &Path,
     config: &[u8],
-) -> Result<i32> {
-    let mut child = shims
+) -> Result<ShimConn> {
+    let (mut child, stream) = shims
         .shim_for(state_dir, config)
         .await
         .map_err(|e| EngineError::io("run the shim", e))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| EngineError::Internal("shim has no stdout".into()))?;
     // Reap the shim whenever it ends, so it never lingers as a zombie of the daemon.
     tokio::spawn(async move {
         let _ = child.wait().await;
     });
-    let mut line = String::new();
-    let mut reader = tokio::io::BufReader::new(stdout);
-    reader
-        .read_line(&mut line)
-        .await
-        .map_err(|e| EngineError::io("read shim answer", e))?;
-    let reply: berth_runtime::proto::Reply = serde_json::from_str(line.trim()).map_err(|_| {
-        EngineError::Internal(format!(
-            "the shim failed to start (answer: {:?})",
-            line.trim()
-        ))
-    })?;
-    if !reply.ok {
-        return Err(EngineError::Internal(format!(
-            "failed to create task for container: {}",
-            reply.error.unwrap_or_default()
-        )));
-    }
-    reply
-        .pid
-        .ok_or_else(|| EngineError::Internal("the shim gave no pid".into()))
+    Ok(ShimConn::from_stream(stream))
 }
 
 fn log_opt(rec: &super::Record, key: &str) -> Option<String> {
@@ -636,52 +616,6 @@ pub fn parse_size(s: &str) -> Result<u64> {
 
 /// Resolve the command inside the container's root like the runtime will (PATH lookup, symlinks kept inside
 /// the root), and fail with the runtime's wording when it is missing or not executable.
-fn check_executable(root: &Path, cmd: &str, env: &[String], cwd: &str) -> Result<()> {
-    let not_found = |what: String| {
-        EngineError::Invalid(format!(
-            "failed to create task for container: OCI runtime create failed: unable to start container process: {what}"
-        ))
-    };
-    let candidates: Vec<String> = if cmd.contains('/') {
-        vec![if cmd.starts_with('/') {
-            cmd.to_string()
-        } else {
-            format!("{}/{cmd}", cwd.trim_end_matches('/'))
-        }]
-    } else {
-        let path = env
-            .iter()
-            .find_map(|e| e.strip_prefix("PATH="))
-            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-        path.split(':')
-            .filter(|d| !d.is_empty())
-            .map(|d| format!("{}/{cmd}", d.trim_end_matches('/')))
-            .collect()
-    };
-    for c in &candidates {
-        if let Some(p) = crate::user::resolve_in_root(root, c) {
-            if let Ok(m) = std::fs::metadata(&p) {
-                use std::os::unix::fs::PermissionsExt;
-                if m.is_file() && m.permissions().mode() & 0o111 != 0 {
-                    return Ok(());
-                }
-                if cmd.contains('/') {
-                    return Err(not_found(format!("exec: \"{cmd}\": permission denied")));
-                }
-            }
-        }
-    }
-    if cmd.contains('/') {
-        Err(not_found(format!(
-            "exec: \"{cmd}\": stat {cmd}: no such file or directory"
-        )))
-    } else {
-        Err(not_found(format!(
-            "exec: \"{cmd}\": executable file not found in $PATH"
-        )))
-    }
-}
-
 fn spec_input(
     engine: &Engine,
     rec: &super::Record,
@@ -907,31 +841,33 @@ mod tests {
     }
 
     #[test]
-    fn missing_commands_get_runtime_wording() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(d.path().join("bin")).unwrap();
-        std::fs::write(d.path().join("bin/sh"), "").unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            d.path().join("bin/sh"),
-            std::fs::Permissions::from_mode(0o755),
-        )
-        .unwrap();
-        std::fs::write(d.path().join("bin/noexec"), "").unwrap();
-        let env = vec!["PATH=/bin".to_string()];
-        check_executable(d.path(), "sh", &env, "/").unwrap();
-        check_executable(d.path(), "/bin/sh", &env, "/").unwrap();
-        let e = check_executable(d.path(), "nope", &env, "/")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("executable file not found in $PATH"), "{e}");
-        let e = check_executable(d.path(), "/bin/nope", &env, "/")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("no such file or directory"), "{e}");
-        let e = check_executable(d.path(), "/bin/noexec", &env, "/")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("permission denied"), "{e}");
+    fn commands_that_cannot_run_get_the_runtime_wording() {
+        // What the init says when its exec fails (`berth_sys::launch`), as the start's error.
+        let said = |msg: &str| EngineError::Internal(format!("start: {msg}"));
+        let prefix = "failed to create task for container: OCI runtime create failed: unable to start container process: ";
+        let cases = [
+            (
+                "nope",
+                "exec: \"nope\": executable file not found in $PATH",
+                "exec: \"nope\": executable file not found in $PATH",
+            ),
+            (
+                "/bin/nope",
+                "exec: \"/bin/nope\": no such file or directory",
+                "exec: \"/bin/nope\": stat /bin/nope: no such file or directory",
+            ),
+            (
+                "/etc",
+                "exec: \"/etc\": permission denied",
+                "exec: \"/etc\": permission denied",
+            ),
+        ];
+        for (cmd, init, docker) in cases {
+            let e = docker_wording(said(init), cmd).to_string();
+            assert_eq!(e, format!("{prefix}{docker}"));
+        }
+        // Anything else keeps its own words.
+        let e = docker_wording(said("mount /proc: operation not permitted"), "true").to_string();
+        assert!(e.ends_with("mount /proc: operation not permitted"), "{e}");
     }
 }
