@@ -290,9 +290,30 @@ fn a_spare_shim_waits_for_the_next_start_and_goes_with_the_daemon() {
             std::path::Path::new(&spare_cgroup(spare)).is_dir()
         });
     }
+    // On v1 it also clones its container's init ahead, in that cgroup.
+    let ahead_of = |spare: u32| {
+        let procs = std::fs::read_to_string(format!("{}/cgroup.procs", spare_cgroup(spare)))
+            .unwrap_or_default();
+        common::children_of(spare).into_iter().find(|&p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() == "berth-init")
+                && procs.lines().any(|l| l.trim() == p.to_string())
+        })
+    };
+    let ahead = if v1 {
+        wait_for("the init cloned ahead, in the spare's cgroup", &|| {
+            ahead_of(spare).is_some()
+        });
+        ahead_of(spare)
+    } else {
+        None
+    };
     // The next start hands the spare its container: the spare is the init's parent, a shim like others.
     ok(&d.berth(&["run", "-d", "--name", "took", "busybox", "sleep", "100"]));
     let init = d.container_pid("took");
+    if let Some(ahead) = ahead {
+        assert_eq!(init, ahead, "the init cloned ahead runs the container");
+    }
     if v1 {
         let id = text(&d.berth(&["inspect", "--format", "{{.Id}}", "took"]).stdout);
         let ours = format!("/sys/fs/cgroup/memory/berth/{}", id.trim());
@@ -319,6 +340,27 @@ fn a_spare_shim_waits_for_the_next_start_and_goes_with_the_daemon() {
     let next = spares_of(daemon)[0];
     let out = d.berth(&["logs", "took"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // An init cloned ahead that died while it waited is replaced by one cloned at the start.
+    if v1 {
+        wait_for("the next spare's init cloned ahead", &|| {
+            ahead_of(next).is_some()
+        });
+        let dead = ahead_of(next).unwrap();
+        let killed = std::process::Command::new("kill")
+            .args(["-9", &dead.to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let out = ok(&d.berth(&["run", "--rm", "--name", "fresh", "busybox", "echo", "fresh"]));
+        assert_eq!(out, "fresh\n");
+        assert!(!common::children_of(next).contains(&dead), "it was reaped");
+    }
+    let next = {
+        wait_for("a new spare after the start", &|| {
+            spares_of(daemon).iter().any(|&p| p != next)
+        });
+        spares_of(daemon)[0]
+    };
     // A daemon killed outright leaves no spare behind (it reads the end of its input), while the
     // container's shim keeps the container running.
     d.kill9();

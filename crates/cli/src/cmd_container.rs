@@ -116,7 +116,13 @@ pub async fn run(c: &Client, mut a: RunArgs) -> Result<i32> {
         .call(Method::POST, &format!("/containers/{id}/start"), None)
         .await
     {
-        waiter.abort();
+        // Like the docker CLI: an auto-remove container that could not start is removed (the daemon
+        // does that) before the command returns.
+        if a.create.rm {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(30), waiter).await;
+        } else {
+            waiter.abort();
+        }
         return Err(start_error(e));
     }
     let resize = tty.then(|| format!("/containers/{id}/resize"));

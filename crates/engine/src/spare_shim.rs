@@ -8,9 +8,10 @@
 //! after the start).
 //!
 //! A spare holds nothing of a container's: no files, no mounts. On cgroup v1 it makes a cgroup ahead
-//! (`<cgroup-parent>/spare-<pid>` in each hierarchy, empty), which the container's start renames. When the
-//! daemon stops or dies its end of the socket closes and the spare removes that cgroup and exits; start-up
-//! removes the cgroups of spares that were killed.
+//! (`<cgroup-parent>/spare-<pid>` in each hierarchy), which the container's start renames, and clones its
+//! container's init ahead in it (`berth_sys::container::clone_ahead`). When the daemon stops or dies its
+//! end of the socket closes and the spare kills that init, removes the cgroup and exits; start-up removes
+//! the cgroups of spares that were killed (their inits die with them).
 
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};

@@ -9,7 +9,8 @@
 //!    its children);
 //! 2. mounts the container's overlay root (idempotent), makes the container's cgroup with its limits, and
 //!    creates the container's init with berth's own runtime ([`crate::container`], `berth_sys::container`),
-//!    its stdio on pipes the shim reads — or, with a terminal, on a pty whose master the init sends back;
+//!    its stdio on pipes the shim reads — or, with a terminal, on a pty whose master the init sends back. A
+//!    spare on cgroup v1 made the cgroup (renamed now) and cloned the init ahead, and hands it its container;
 //! 3. while the init sets itself up, binds its control socket (for the daemon's later connections, after
 //!    a restart too), blocks the signals it takes through a signalfd, opens the log and holds the
 //!    container's mount namespace; once the init is ready, answers on the first connection (a `Control`
@@ -90,6 +91,8 @@ pub const SPARE: &str = "-";
 /// The process name of a spare while it waits, and of a shim (a spare once it has its container).
 pub(crate) const SPARE_NAME: &std::ffi::CStr = c"berth-spare";
 pub(crate) const SHIM_NAME: &std::ffi::CStr = c"berth-shim";
+/// The process name of a container's init that a spare cloned ahead, until it runs the program.
+pub(crate) const INIT_NAME: &std::ffi::CStr = c"berth-init";
 
 /// Entry point of `berth shim - [<cgroup-parent>]`; returns the process exit code.
 ///
@@ -116,6 +119,13 @@ pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
         Cgroup::spare(parent, &berth_sys::launch::cgroup_mounts(&mountinfo))
     });
+    // And clones its container's init ahead, in that cgroup (see `berth_sys::container::clone_ahead`);
+    // without one, the start clones it.
+    let ahead = cgroup.as_ref().and_then(|cg| {
+        let tasks = cg.join().ok()?.tasks;
+        berth_sys::container::clone_ahead(INIT_NAME, &tasks).ok()
+    });
+    let spare = SpareCgroup(cgroup, ahead);
     let handed = std::io::stdin()
         .as_fd()
         .try_clone_to_owned()
@@ -127,14 +137,10 @@ pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
     match handed {
         Ok((conn, Some((state_dir, config, rest)))) => {
             let _ = nix::sys::prctl::set_name(SHIM_NAME);
-            run(Path::new(&state_dir), cgroup, &config, conn, &rest)
+            run(Path::new(&state_dir), spare, &config, conn, &rest)
         }
-        _ => {
-            if let Some(cg) = cgroup {
-                cg.remove();
-            }
-            0
-        }
+        // The spare's cgroup and init go with it.
+        _ => 0,
     }
 }
 
@@ -173,7 +179,7 @@ fn read_lines(conn: &mut UnixStream) -> std::io::Result<Option<(String, String, 
 /// the exit code.
 fn run(
     state_dir: &Path,
-    spare_cgroup: Option<Cgroup>,
+    spare: SpareCgroup,
     config: &str,
     mut conn: UnixStream,
     rest: &[u8],
@@ -185,14 +191,12 @@ fn run(
     let cfg = match cfg {
         Ok(c) => c,
         Err(e) => {
-            if let Some(cg) = spare_cgroup {
-                cg.remove();
-            }
+            drop(spare);
             let _ = conn.write_all(&reply_frame(false, Some(e.to_string()), None));
             return 1;
         }
     };
-    match Shim::setup(cfg, spare_cgroup) {
+    match Shim::setup(cfg, spare) {
         Err(e) => {
             let _ = conn.write_all(&reply_frame(false, Some(e.to_string()), None));
             1
@@ -372,9 +376,9 @@ fn written_in_pieces(n: usize, since: Option<Duration>) -> bool {
 }
 
 impl Shim {
-    fn setup(cfg: ShimConfig, spare_cgroup: Option<Cgroup>) -> Result<Shim, ShimError> {
-        // Whatever fails before the cgroup is taken must not leave the spare's behind.
-        let spare_cgroup = SpareCgroup(spare_cgroup);
+    /// `spare_cgroup`: what a spare made ahead (whatever fails before the container takes it must not
+    /// leave it behind).
+    fn setup(cfg: ShimConfig, spare_cgroup: SpareCgroup) -> Result<Shim, ShimError> {
         berth_sys::process::new_session()?;
         berth_sys::process::set_subreaper()?;
         std::fs::create_dir_all(&cfg.rootfs)
@@ -417,9 +421,20 @@ impl Shim {
         let cgroup_path = linux.cgroups_path().clone().ok_or_else(|| {
             ShimError::Create(format!("{} has no linux.cgroupsPath", spec_path.display()))
         })?;
+        // The init cloned ahead is in the spare's cgroup: it is the container's init if that cgroup
+        // becomes the container's (and the init fits the container: see `create_init`).
+        let mut ahead = spare_cgroup.1.take();
         let cgroup = match spare_cgroup.0.take() {
-            Some(spare) => spare.adopt(&cgroup_path, linux.resources().as_ref(), &cgroup_mounts)?,
-            None => Cgroup::create(&cgroup_path, linux.resources().as_ref(), &cgroup_mounts)?,
+            Some(spare) => spare.adopt(
+                &cgroup_path,
+                linux.resources().as_ref(),
+                &cgroup_mounts,
+                || drop(ahead.take()),
+            )?,
+            None => {
+                drop(ahead.take());
+                Cgroup::create(&cgroup_path, linux.resources().as_ref(), &cgroup_mounts)?
+            }
         };
         // While the init sets its root up, the shim readies what it serves with.
         let made = Self::create_init(
@@ -428,6 +443,7 @@ impl Shim {
             &cgroup,
             &cgroup_mounts,
             filter.clone(),
+            ahead,
             |pid| Serving::prepare(&cfg, pid),
         );
         match made {
@@ -442,15 +458,18 @@ impl Shim {
         }
     }
 
-    /// Clones the container's init with its stdio: pipes, or a terminal whose master it sends back.
+    /// Clones the container's init with its stdio: pipes, or a terminal whose master it sends back; or
+    /// hands the init cloned `ahead` its container, when it fits (the same pid, IPC and UTS namespaces).
     /// `meanwhile` runs (with the init's pid) while the init sets itself up; the init is ready when this
     /// returns, or killed if `meanwhile` failed.
+    #[allow(clippy::too_many_arguments)]
     fn create_init<P>(
         cfg: &ShimConfig,
         spec: &oci_spec::runtime::Spec,
         cgroup: &Cgroup,
         cgroup_mounts: &[berth_sys::launch::CgroupMount],
         filter: Option<(berth_sys::seccomp::Program, u32)>,
+        ahead: Option<berth_sys::container::Ahead>,
         meanwhile: impl FnOnce(i32) -> Result<P, ShimError>,
     ) -> Result<(Created, Proc, P), ShimError> {
         let (launch_stdio, terminal, stdio) = if cfg.tty {
@@ -472,8 +491,18 @@ impl Shim {
             filter,
             launch_stdio,
         )?;
-        let spawned =
-            berth_sys::container::spawn(init).map_err(|e| ShimError::Create(e.to_string()))?;
+        let spawned = match ahead {
+            Some(ahead) if ahead.fits(&init) => match ahead.hand(init) {
+                Ok(spawned) => Ok(spawned),
+                // It died while it waited: a new one.
+                Err(init) => berth_sys::container::spawn(*init),
+            },
+            other => {
+                drop(other);
+                berth_sys::container::spawn(init)
+            }
+        }
+        .map_err(|e| ShimError::Create(e.to_string()))?;
         let prepared = meanwhile(spawned.pid())?;
         let created = spawned
             .ready()
@@ -1039,11 +1068,13 @@ impl Shim {
     }
 }
 
-/// A spare's cgroup until the container takes it: removed if dropped before.
-struct SpareCgroup(Option<Cgroup>);
+/// A spare's cgroup and the init it cloned ahead in it, until the container takes them: the init is
+/// killed and the cgroup removed if dropped before.
+struct SpareCgroup(Option<Cgroup>, Option<berth_sys::container::Ahead>);
 
 impl Drop for SpareCgroup {
     fn drop(&mut self) {
+        drop(self.1.take());
         if let Some(cg) = self.0.take() {
             cg.remove();
         }

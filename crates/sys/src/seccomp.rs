@@ -59,6 +59,18 @@ impl Program {
         ))
     }
 
+    /// The program as [`Program::from_bytes`] reads it.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.0.len() * INSTRUCTION_SIZE);
+        for i in &self.0 {
+            out.extend_from_slice(&i.code.to_ne_bytes());
+            out.push(i.jt);
+            out.push(i.jf);
+            out.extend_from_slice(&i.k.to_ne_bytes());
+        }
+        out
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }

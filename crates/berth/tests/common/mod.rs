@@ -563,12 +563,25 @@ pub fn parent_pid(pid: u32) -> Option<u32> {
         .ok()
 }
 
+/// The processes whose parent is `pid`.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+                .filter(|&p| parent_pid(p) == Some(pid))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Whether the process `/proc/<pid>` is a spare shim, one waiting for a container (it names itself so).
 pub fn is_spare_shim(proc_dir: &Path) -> bool {
     std::fs::read_to_string(proc_dir.join("comm")).is_ok_and(|c| c.trim() == "berth-spare")
 }
 
-/// How many shim processes serve containers under `dir` (a test's temp root); spares serve none.
+/// How many shim processes serve containers under `dir` (a test's temp root); spares serve none (nor
+/// is the init a spare clones ahead a shim).
 pub fn shims_under(dir: &Path) -> usize {
     let want = dir.display().to_string();
     std::fs::read_dir("/proc")
@@ -585,7 +598,8 @@ pub fn shims_under(dir: &Path) -> usize {
                     let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
                     (cmd.contains("berth-shim") || cmd.contains(" shim "))
                         && cmd.contains(&want)
-                        && !is_spare_shim(&e.path())
+                        && std::fs::read_to_string(e.path().join("comm"))
+                            .is_ok_and(|c| c.trim() == "berth-shim")
                 })
                 .count()
         })

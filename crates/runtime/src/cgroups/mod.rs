@@ -120,17 +120,20 @@ impl Cgroup {
     /// The container's cgroup at `path` from one made ahead ([`Cgroup::spare`]): on v1 a cgroup can be
     /// renamed within its parent, so each directory takes the container's name and only the limits are
     /// left to write. Under another parent, or if a rename fails, the spare is removed and `path` made
-    /// as by [`Cgroup::create`].
+    /// as by [`Cgroup::create`]; `before_removal` is called first (what the spare put in its cgroup must
+    /// leave it, or it cannot be removed), and is not called when the renamed cgroup is the container's.
     pub fn adopt(
         self,
         path: &Path,
         resources: Option<&LinuxResources>,
         mounts: &[CgroupMount],
+        before_removal: impl FnOnce(),
     ) -> Result<Cgroup, RuntimeError> {
         let name = path
             .file_name()
             .filter(|_| !self.v2 && self.path.parent() == path.parent());
         let Some(name) = name else {
+            before_removal();
             self.remove();
             return Cgroup::create(path, resources, mounts);
         };
@@ -151,10 +154,12 @@ impl Cgroup {
             dirs,
         };
         if !renamed {
+            before_removal();
             cg.remove();
             return Cgroup::create(path, resources, mounts);
         }
         if let Err(e) = cg.apply(resources) {
+            before_removal();
             cg.remove();
             return Err(e);
         }
@@ -690,9 +695,16 @@ mod tests {
         for h in ["cpuset", "memory", "pids"] {
             assert!(r.join(h).join("berth").join(&name).is_dir(), "{h}");
         }
+        let mut emptied = false;
         let cg = spare
-            .adopt(Path::new("/berth/abc"), Some(&limits()), &mounts)
+            .adopt(Path::new("/berth/abc"), Some(&limits()), &mounts, || {
+                emptied = true
+            })
             .unwrap();
+        assert!(
+            !emptied,
+            "what is in the spare's cgroup stays: it is the container's"
+        );
         assert_eq!(
             cg.dirs.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
             ["cpuset", "memory", "pids"].map(|h| r.join(h).join("berth/abc"))
@@ -717,7 +729,14 @@ mod tests {
         let r = root.path();
         let mounts = v1_fixture(r);
         let spare = Cgroup::spare("/berth", &mounts).unwrap();
-        let cg = spare.adopt(Path::new("/other/abc"), None, &mounts).unwrap();
+        let mut emptied = false;
+        let cg = spare
+            .adopt(Path::new("/other/abc"), None, &mounts, || emptied = true)
+            .unwrap();
+        assert!(
+            emptied,
+            "the spare's cgroup is emptied before it is removed"
+        );
         assert_eq!(cg.path, Path::new("/other/abc"));
         assert!(r.join("memory/other/abc").is_dir());
         let name = format!("spare-{}", std::process::id());

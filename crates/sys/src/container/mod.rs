@@ -36,7 +36,9 @@ use nix::sys::socket::{recvmsg, sendmsg, socketpair, AddressFamily, MsgFlags, So
 
 use crate::launch::{LaunchError, Process, Stdio};
 
+mod ahead;
 mod rootfs;
+pub use ahead::{clone_ahead, Ahead};
 use rootfs::{bind_console, mask_path, pivot_root, prepare_root, readonly_path, remount_readonly};
 
 /// How a mount is made.
@@ -314,13 +316,24 @@ impl Created {
 /// `CLONE_INTO_CGROUP` is missing. Returns the pid (0 in the child) and whether the child starts in its v2
 /// cgroup already (else the init writes its `cgroup.procs` itself).
 fn clone_init(init: &Init) -> Result<(i32, bool), crate::SysError> {
-    let flags = init.new_namespaces.bits() as u64;
+    clone_init_with(
+        init.new_namespaces,
+        init.cgroups.v2_dir.as_ref().map(|(fd, _)| fd),
+    )
+}
+
+/// [`clone_init`] into the namespaces `new` and, given its directory, the v2 cgroup.
+fn clone_init_with(
+    new: CloneFlags,
+    v2_cgroup: Option<&OwnedFd>,
+) -> Result<(i32, bool), crate::SysError> {
+    let flags = new.bits() as u64;
     let mut args = CloneArgs {
         flags,
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
-    if let Some((fd, _)) = &init.cgroups.v2_dir {
+    if let Some(fd) = v2_cgroup {
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = fd.as_raw_fd() as u64;
     }
@@ -386,6 +399,11 @@ fn run_init(
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("set non-dumpable: {e}"))?;
     crate::process::reset_signals().map_err(|e| format!("reset signals: {e}"))?;
     join_cgroups(&init.cgroups, in_v2_cgroup)?;
+    set_up_and_run(init, sync)
+}
+
+/// The init once in its cgroups and in the namespaces it was cloned into: the rest, up to the program.
+fn set_up_and_run(init: Init, sync: &UnixStream) -> Result<std::convert::Infallible, String> {
     for (fd, kind) in &init.join {
         nix::sched::setns(fd.as_fd(), *kind)
             .map_err(|e| format!("join the {} namespace: {e}", kind_name(*kind)))?;
