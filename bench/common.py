@@ -64,7 +64,8 @@ def children_named(names, under):
                 continue
             if under not in " ".join(cmd):
                 continue
-            shim = comm == "berth-shim" or (len(cmd) > 1 and cmd[1] == "shim" and os.path.basename(cmd[0]) == "berth")
+            # A shim, the spare waiting for the next start, and the init that spare cloned ahead.
+            shim = comm in ("berth-shim", "berth-spare", "berth-init") or (len(cmd) > 1 and cmd[1] == "shim" and os.path.basename(cmd[0]) == "berth")
             if comm in names or (shim and "berth" in names):
                 pids.append(int(p))
     return pids

@@ -21,7 +21,7 @@ berth_bin() {
   if [ -z "${BERTH_BIN:-}" ]; then
     install_peers "${BUILD_DEPS[@]}"
     cargo build --release -p berth >/dev/null
-    BERTH_BIN="$PWD/target/release/berth"
+    BERTH_BIN="$PWD/target/x86_64-unknown-linux-gnu/release/berth"
   fi
 }
 

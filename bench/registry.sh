@@ -3,7 +3,7 @@
 # disk. Push and pull of a ~200 MB, 5-layer image with skopeo; manifest GET and blob HEAD requests per second
 # with wrk (loopback only, bounded duration); a 1 GB blob GET; idle RSS. Prints a table.
 #   bench/registry.sh            (installs skopeo, wrk, docker-registry, curl and berth's build deps if missing)
-#   LAYER_MB=40 BIG_MB=1024 WRK_SECS=10 WRK_CONN=32 BERTH_BIN=target/release/berth bench/registry.sh
+#   LAYER_MB=40 BIG_MB=1024 WRK_SECS=10 WRK_CONN=32 BERTH_BIN=target/x86_64-unknown-linux-gnu/release/berth bench/registry.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LAYER_MB=${LAYER_MB:-40}
@@ -19,7 +19,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # `berth registry serve` as users run it; BERTH_BIN=path skips the build.
 if [ -z "${BERTH_BIN:-}" ]; then cargo build --release -q -p berth --bin berth --bin berth-shim; fi
-BERTH=${BERTH_BIN:-$PWD/target/release/berth}
+BERTH=${BERTH_BIN:-$PWD/target/x86_64-unknown-linux-gnu/release/berth}
 
 work=$(mktemp -d /var/tmp/registry-bench.XXXXXX)
 pids=()

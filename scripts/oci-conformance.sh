@@ -17,7 +17,7 @@
 #   DIST_SPEC_SRC=/path/to/distribution-spec REGGIE_SRC=/path/to/reggie scripts/oci-conformance.sh
 #
 # Optional environment:
-#   BERTH_BIN                 the berth binary (default target/debug/berth; build it first)
+#   BERTH_BIN                 the berth binary (default target/x86_64-unknown-linux-gnu/debug/berth; build it first)
 #   OCI_RESULTS_DIR           keep junit.xml, report.html, the suite's output and the registry's log there
 #   OCI_CONFORMANCE_TIMEOUT   seconds the suite may run (default 600; the build gets as long)
 #   OCI_NAMESPACE, OCI_CROSSMOUNT_NAMESPACE, OCI_DELETE_MANIFEST_BEFORE_BLOBS, OCI_DEBUG,
@@ -47,7 +47,7 @@ if ! grep -q '^module github.com/bloodorangeio/reggie' "$REGGIE_SRC/go.mod" 2>/d
   echo "oci-conformance: $REGGIE_SRC is not a reggie checkout" >&2
   exit 2
 fi
-berth=${BERTH_BIN:-target/debug/berth}
+berth=${BERTH_BIN:-target/x86_64-unknown-linux-gnu/debug/berth}
 [ -x "$berth" ] || { echo "oci-conformance: no berth binary at $berth (cargo build -p berth --bin berth, or set BERTH_BIN)" >&2; exit 2; }
 berth=$(cd "$(dirname "$berth")" && pwd)/$(basename "$berth")
 limit=${OCI_CONFORMANCE_TIMEOUT:-600}

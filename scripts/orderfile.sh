@@ -13,7 +13,7 @@ command -v valgrind >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninter
 # The very build that is shipped: symbol names carry a hash of the build's settings, so a binary built with
 # other settings (say, unstripped) names its functions differently.
 cargo build --release -p berth --bins
-B=$(realpath "${CARGO_TARGET_DIR:-target}")/release/berth
+B=$(realpath "${CARGO_TARGET_DIR:-target}")/x86_64-unknown-linux-gnu/release/berth
 W=$(mktemp -d /tmp/bof.XXXXXX)
 table=berth_orderfile_$$
 cleanup() {

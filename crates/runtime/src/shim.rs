@@ -12,10 +12,10 @@
 //!    its stdio on pipes the shim reads — or, with a terminal, on a pty whose master the init sends back. A
 //!    spare on cgroup v1 made the cgroup (renamed now) and cloned the init ahead, and hands it its container;
 //! 3. while the init sets itself up, binds its control socket (for the daemon's later connections, after
-//!    a restart too), blocks the signals it takes through a signalfd, opens the log and holds the
-//!    container's mount namespace; once the init is ready, answers on the first connection (a `Control`
-//!    frame: `{"ok":true,"pid":N}` or the error), detaches its own stdio, and serves that connection like
-//!    any other — from here on it needs nothing from the daemon;
+//!    a restart too), blocks the signals it takes through a signalfd and opens the log; once the init is
+//!    ready, holds the container's mount namespace, answers on the first connection (a `Control` frame:
+//!    `{"ok":true,"pid":N}` or the error), detaches its own stdio, and serves that connection like any
+//!    other — from here on it needs nothing from the daemon;
 //! 4. loops on `poll`: the init's output goes to attached connections and then to the json-file log's
 //!    thread ([`LogThread`]); a stream written in small pieces is let gather between reads; an exec's
 //!    output goes to the connection that asked for it; requests (start, kill, attach, resize, exec, stdin) are
@@ -23,7 +23,7 @@
 //! 5. when the init has exited and its output is drained it sends the `Exit` frame to every connection,
 //!    records the status in `exit.json` (write, fsync, rename) for a daemon that was away (not for a
 //!    container removed at its end: such a daemon removes it at start-up), lets go of the container's mount
-//!    namespace (held from the start so that the init's exit does not wait for its teardown), removes the
+//!    namespace (held since it was made so that the init's exit does not wait for its teardown), removes the
 //!    container's cgroup, unmounts the root,
 //!    closes the connections and exits. The daemon takes the closed connection as the sign that the
 //!    container's directories are free again.
@@ -318,14 +318,11 @@ struct Serving {
     listener: UnixListener,
     sigfd: SignalFd,
     log: Option<LogThread>,
-    mount_ns: Option<File>,
 }
 
 impl Serving {
-    /// Binds the control socket, readies the signal handling and the log, and holds the mount namespace
-    /// of the init `pid`.
-    fn prepare(cfg: &ShimConfig, pid: i32) -> Result<Serving, ShimError> {
-        let mount_ns = File::open(format!("/proc/{pid}/ns/mnt")).ok();
+    /// Binds the control socket, readies the signal handling and the log.
+    fn prepare(cfg: &ShimConfig) -> Result<Serving, ShimError> {
         let _ = std::fs::remove_file(&cfg.socket);
         let listener = UnixListener::bind(&cfg.socket)
             .map_err(io_err(format!("bind {}", cfg.socket.display())))?;
@@ -353,7 +350,6 @@ impl Serving {
             listener,
             sigfd,
             log,
-            mount_ns,
         })
     }
 }
@@ -444,7 +440,7 @@ impl Shim {
             &cgroup_mounts,
             filter.clone(),
             ahead,
-            |pid| Serving::prepare(&cfg, pid),
+            |_| Serving::prepare(&cfg),
         );
         match made {
             Ok((created, init, serving)) => {
@@ -554,6 +550,9 @@ impl Shim {
         init: Proc,
         serving: Serving,
     ) -> Shim {
+        // The init is ready: its mount namespace is the container's (an init cloned ahead takes its own
+        // only once handed its container).
+        let mount_ns = File::open(format!("/proc/{}/ns/mnt", init.pid)).ok();
         Shim {
             cfg,
             filter,
@@ -571,7 +570,7 @@ impl Shim {
             exec_cgroups: None,
             last_read: None,
             gather: false,
-            mount_ns: serving.mount_ns,
+            mount_ns,
         }
     }
 
