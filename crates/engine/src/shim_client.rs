@@ -37,17 +37,6 @@ impl ShimConn {
         self.reply().await
     }
 
-    /// Sends `reqs` in one write and reads their replies, in order (the shim serves them in turn): one
-    /// round trip instead of one per request.
-    pub async fn requests(&mut self, reqs: &[Request]) -> Result<Vec<Reply>> {
-        self.send_requests(reqs).await?;
-        let mut replies = Vec::with_capacity(reqs.len());
-        for _ in reqs {
-            replies.push(self.reply().await?);
-        }
-        Ok(replies)
-    }
-
     /// Sends `reqs` in one write without waiting for their replies (read them with [`Self::reply`]).
     pub async fn send_requests(&mut self, reqs: &[Request]) -> Result<()> {
         let mut frames = Vec::new();

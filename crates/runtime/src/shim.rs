@@ -103,8 +103,9 @@ pub(crate) const INIT_NAME: &std::ffi::CStr = c"berth-init";
 ///
 /// The daemon starts a shim before it has a container for it (a spare), so that a start does not wait for
 /// a process to be made, its program loaded and its runtime set up (most of a millisecond), nor, on cgroup
-/// v1, for the container's cgroup to be made (given the parent, it makes one ahead). Without its lines
-/// (the daemon closed its end, or died) it removes that cgroup and exits quietly.
+/// v1, for the container's cgroup to be made and its init cloned (given the parent, it makes the cgroup and
+/// clones the init in it ahead). Without its lines (the daemon closed its end, or died) it kills that init,
+/// removes the cgroup and exits quietly.
 pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
     if arg != SPARE {
         eprintln!("usage: berth shim - [cgroup-parent] (the container comes on standard input)");

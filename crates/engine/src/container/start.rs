@@ -614,8 +614,6 @@ pub fn parse_size(s: &str) -> Result<u64> {
         .ok_or_else(|| EngineError::Invalid(format!("invalid size: '{s}'")))
 }
 
-/// Resolve the command inside the container's root like the runtime will (PATH lookup, symlinks kept inside
-/// the root), and fail with the runtime's wording when it is missing or not executable.
 fn spec_input(
     engine: &Engine,
     rec: &super::Record,
