@@ -105,6 +105,32 @@ fn berth_cli_lifecycle_and_exit_codes() {
     }
     let out = d.berth(&["run", "--rm", "nosuchimage"]);
     assert_eq!(out.status.code(), Some(125));
+    // An auto-remove container's root is mounted at its create, ahead of the start; a removal without a
+    // start unmounts it.
+    let id = ok(&d.berth(&["create", "--rm", "busybox", "true"]));
+    let rootfs = d
+        .dir
+        .path()
+        .join("data/containers")
+        .join(id.trim())
+        .join("rootfs");
+    let mounted = || {
+        let want = format!(" {} ", rootfs.display());
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .any(|l| l.contains(&want))
+    };
+    let end = Instant::now() + Duration::from_secs(10);
+    while !mounted() {
+        assert!(
+            Instant::now() < end,
+            "the root of a created --rm container is mounted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ok(&d.berth(&["rm", id.trim()]));
+    assert!(!mounted(), "rm unmounts it");
     // Read-only root and Docker's default capability set (no CAP_SYS_ADMIN: mount is refused).
     let out = d.berth(&[
         "run",

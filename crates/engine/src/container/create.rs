@@ -332,7 +332,18 @@ impl Engine {
         // auto-remove container that is not running, so losing it changes nothing a client can see. Its
         // start puts it on disk while the shim sets the container up, before its process runs.
         let durable = rec.host_config.auto_remove != Some(true);
-        let making = tokio::task::spawn_blocking(self.dir_maker(&rec, true));
+        let make_dir = self.dir_maker(&rec, true);
+        // An auto-remove container is a `run --rm`'s: its start is the client's next step but two (attach,
+        // wait), so its root is mounted now too, on the same thread, while those go back and forth (the
+        // overlay mount is most of a millisecond here); the shim finds it mounted.
+        let mount_root = (!durable).then(|| self.root_mounter(&rec));
+        let making = tokio::task::spawn_blocking(move || {
+            make_dir()?;
+            if let Some(mount) = mount_root {
+                mount();
+            }
+            Ok::<(), EngineError>(())
+        });
         let made: super::DirMade = {
             use futures_util::FutureExt;
             async move {
@@ -370,6 +381,38 @@ impl Engine {
 }
 
 impl Engine {
+    /// Mounts the root of auto-remove container `rec` as its shim would (the same lower, upper and work
+    /// directories, `volatile`), on a blocking thread, when its directory is made. A failure is only
+    /// logged: the shim mounts the root itself, and says what fails.
+    fn root_mounter(&self, rec: &Record) -> impl FnOnce() + Send + 'static {
+        let store = self.inner.images.clone();
+        let init_layer = self.inner.init_layer.clone();
+        let image_id = rec.image_id.clone();
+        let dir = self.paths(&rec.id).dir;
+        let id = rec.id.clone();
+        move || {
+            let rootfs = dir.join("rootfs");
+            let mounted = store
+                .layer_dirs(&image_id)
+                .map_err(|e| e.to_string())
+                .and_then(|layers| {
+                    let ov = berth_sys::mount::Overlay {
+                        lower: super::init_layer::lower(&init_layer, layers),
+                        upper: dir.join("upper"),
+                        work: dir.join("work"),
+                        volatile: true,
+                    };
+                    if berth_sys::mount::is_mounted(&rootfs) {
+                        return Ok(());
+                    }
+                    berth_sys::mount::mount_overlay(&ov, &rootfs).map_err(|e| e.to_string())
+                });
+            if let Err(e) = mounted {
+                tracing::debug!(id = %id, "mount the root ahead of the start: {e}");
+            }
+        }
+    }
+
     /// Makes (or completes) the container's directory for `rec` (see [`prepare_dir`]), on a blocking thread;
     /// with `reuse`, from a removed container's when one is kept (`dir_pool`).
     pub(crate) fn dir_maker(
