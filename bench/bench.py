@@ -8,6 +8,10 @@ import argparse, json, os, shutil, statistics, subprocess, tempfile, time
 
 from common import Peer, children_named, make_rootfs, pct, pss_kb, rss_kb, sh, timed, umount_under, wait_socket
 
+# Runs each engine makes before it is measured, the same for all: a fresh daemon's first few dozen starts
+# are slower (caches, berth's kept container directories filling up), and 2 or 3 measured that, not the engine.
+WARMUP = 10
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--berth", required=True)
@@ -34,7 +38,7 @@ def main():
         time.sleep(1)
         memory["berth"] = {"daemon_rss_mb": rss_kb(b.procs[0].pid) / 1024}
         bcmd = [a.berth, "run", "--rm", "--network", "none", "busybox", "true"]
-        timed(bcmd, 3, b.env)
+        timed(bcmd, WARMUP, b.env)
         results["berth"] = timed(bcmd, a.runs, b.env)
 
         # docker
@@ -52,7 +56,7 @@ def main():
                 time.sleep(2)
                 sh("docker", "import", tar, "busybox:latest", env=d.env)
                 dcmd = ["docker", "run", "--rm", "--network", "none", "busybox", "true"]
-                timed(dcmd, 2, d.env)
+                timed(dcmd, WARMUP, d.env)
                 results["docker"] = timed(dcmd, a.runs, d.env)
                 idle = rss_kb(d.procs[0].pid) + sum(rss_kb(p) for p in children_named({"containerd"}, tmp))
                 memory["docker"] = {"daemon_rss_mb": idle / 1024}
@@ -70,7 +74,7 @@ def main():
             try:
                 sh(*base, "import", tar, "busybox:latest", env=p.env)
                 pcmd = base + ["run", "--rm", "--network", "none", "busybox", "true"]
-                timed(pcmd, 2, p.env)
+                timed(pcmd, WARMUP, p.env)
                 results["podman"] = timed(pcmd, a.runs, p.env)
             except Exception as e:
                 notes.append(f"podman: {e}")
@@ -90,7 +94,7 @@ def main():
             json.dump(spec, open(os.path.join(bundle, "config.json"), "w"))
             try:
                 cmd = [rt, "run", "--bundle", bundle, f"bench-{rt}"]
-                timed(cmd, 2)
+                timed(cmd, WARMUP)
                 results[rt] = timed(cmd, a.runs)
             except Exception as e:
                 notes.append(f"{rt}: {str(e).splitlines()[0][:200]}")
