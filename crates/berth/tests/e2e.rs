@@ -131,6 +131,16 @@ fn berth_cli_lifecycle_and_exit_codes() {
     }
     ok(&d.berth(&["rm", id.trim()]));
     assert!(!mounted(), "rm unmounts it");
+    // A container's state directory (under the exec root) is made by what first writes into it: an exec's
+    // process file, the shim's record of the exit; a start makes none.
+    let id = ok(&d.berth(&["run", "-d", "busybox", "sleep", "100"]));
+    let state = d.dir.path().join("x/containers").join(id.trim());
+    assert!(!state.exists(), "{}", state.display());
+    ok(&d.berth(&["exec", id.trim(), "true"]));
+    assert!(state.is_dir());
+    ok(&d.berth(&["stop", "-t", "0", id.trim()]));
+    assert!(state.join("exit.json").is_file());
+    ok(&d.berth(&["rm", id.trim()]));
     // Read-only root and Docker's default capability set (no CAP_SYS_ADMIN: mount is refused).
     let out = d.berth(&[
         "run",

@@ -153,7 +153,8 @@ impl Engine {
         let process_path = paths.state.join(format!("exec-{}.json", &exec.id[..16]));
         let data = serde_json::to_vec(&process)
             .map_err(|e| EngineError::Internal(format!("encode exec process: {e}")))?;
-        std::fs::write(&process_path, data)
+        std::fs::create_dir_all(&paths.state)
+            .and_then(|()| std::fs::write(&process_path, data))
             .map_err(|e| EngineError::io(format!("write {}", process_path.display()), e))?;
         let mut conn = ShimConn::connect(&paths.socket).await?;
         let reply = conn

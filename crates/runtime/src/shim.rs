@@ -1142,6 +1142,10 @@ pub fn oom_kill_count(path: &Path) -> u64 {
 /// Record the exit status: write a temp file, fsync (when `durable`), rename, so a reader never sees half
 /// of it.
 pub fn write_exit(path: &Path, status: &ExitStatus, durable: bool) -> std::io::Result<()> {
+    // The state directory is made by the first thing that writes into it (a start makes none).
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let tmp = path.with_extension("tmp");
     {
         let mut f = File::create(&tmp)?;

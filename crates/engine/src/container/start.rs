@@ -144,10 +144,9 @@ impl Engine {
         // `berth_runtime::filter`); the shim loads the compiled program.
         let filter = berth_runtime::filter::precompile(&oci)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
-        // Fresh state dir: a previous run's socket and exit file must not be mistaken for this one's.
+        // No state dir: a previous run's exit file must not be mistaken for this one's. It is made by what
+        // first writes into it (the shim's `exit.json`, an exec's process file): a `run --rm` makes none.
         let _ = std::fs::remove_dir_all(&paths.state);
-        std::fs::create_dir_all(&paths.state)
-            .map_err(|e| EngineError::io("create shim state dir", e))?;
         if let Some(dir) = paths.socket.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| EngineError::io("create shim socket dir", e))?;
