@@ -131,6 +131,16 @@ fn berth_cli_lifecycle_and_exit_codes() {
     }
     ok(&d.berth(&["rm", id.trim()]));
     assert!(!mounted(), "rm unmounts it");
+    // What is copied into such a container before its start goes through that mount, and its start sees it.
+    let id = ok(&d.berth(&["create", "--rm", "busybox", "cat", "/hello"]));
+    let file = d.dir.path().join("hello");
+    std::fs::write(&file, "copied\n").unwrap();
+    ok(&d.berth(&[
+        "cp",
+        file.to_str().unwrap(),
+        &format!("{}:/hello", id.trim()),
+    ]));
+    assert_eq!(ok(&d.berth(&["start", "-a", id.trim()])), "copied\n");
     // A container's state directory (under the exec root) is made by what first writes into it: an exec's
     // process file, the shim's record of the exit; a start makes none.
     let id = ok(&d.berth(&["run", "-d", "busybox", "sleep", "100"]));

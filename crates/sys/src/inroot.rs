@@ -292,6 +292,9 @@ fn setup_private(
     readonly_root: bool,
 ) -> Result<View> {
     let shown = mountpoint.display();
+    // A root the daemon mounted ahead of a start (an auto-remove container's) is in the copy this thread
+    // gets: a second overlay on the same upper and work directories is not allowed to be made.
+    let mounted = crate::mount::is_mounted(mountpoint);
     unshare(CloneFlags::CLONE_NEWNS)
         .map_err(|e| SysError::os("unshare mount namespace for", &shown, e))?;
     // Nothing mounted here may propagate back to the host.
@@ -303,7 +306,9 @@ fn setup_private(
         None::<&str>,
     )
     .map_err(|e| SysError::os("make private the mounts of", "/", e))?;
-    crate::mount::mount_overlay(overlay, mountpoint)?;
+    if !mounted {
+        crate::mount::mount_overlay(overlay, mountpoint)?;
+    }
     let io_err = |op: &'static str, target: &str| {
         let target = target.to_string();
         move |e: io::Error| SysError::io(op, target, e)
