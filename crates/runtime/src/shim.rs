@@ -122,10 +122,9 @@ pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
     });
     // And clones its container's init ahead, in that cgroup (see `berth_sys::container::clone_ahead`);
     // without one, the start clones it.
-    let ahead = cgroup.as_ref().and_then(|cg| {
-        let tasks = cg.join().ok()?.tasks;
-        berth_sys::container::clone_ahead(INIT_NAME, &tasks).ok()
-    });
+    let ahead = cgroup
+        .as_ref()
+        .and_then(|cg| berth_sys::container::clone_ahead(INIT_NAME, &cg.join().ok()?).ok());
     let spare = SpareCgroup(cgroup, ahead);
     let handed = std::io::stdin()
         .as_fd()

@@ -402,9 +402,8 @@ impl Engine {
                         work: dir.join("work"),
                         volatile: true,
                     };
-                    if berth_sys::mount::is_mounted(&rootfs) {
-                        return Ok(());
-                    }
+                    // A new container's root (its directory new or a kept one, unmounted) is not
+                    // mounted yet: no look at the mount table.
                     berth_sys::mount::mount_overlay(&ov, &rootfs).map_err(|e| e.to_string())
                 });
             if let Err(e) = mounted {

@@ -23,10 +23,7 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
-use nix::sys::socket::{
-    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockFlag, SockType,
-};
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 
 use super::{CgroupHierarchy, Cgroups, Created, Device, Init, Mount, MountKind, Spawned};
 use crate::launch::{Capabilities, LaunchError, Process, Stdio};
@@ -50,42 +47,15 @@ pub struct Ahead {
 }
 
 /// Clones an init ahead into new pid, IPC and UTS namespaces, named `name` (what `ps` shows until it
-/// execs the program); it moves its thread into the cgroup v1 `tasks` files given and waits for
-/// [`Ahead::hand`]. The caller must be single-threaded (the child allocates).
-pub fn clone_ahead(name: &std::ffi::CStr, tasks: &[PathBuf]) -> Result<Ahead, LaunchError> {
-    let (ours, theirs) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(|e| crate::SysError::os("socketpair", "container init", e))?;
-    let (pid, _) = super::clone_init_with(AHEAD, None)?;
-    if pid == 0 {
-        drop(ours);
-        let sync = UnixStream::from(theirs);
+/// execs the program); it moves its thread into the cgroup v1 hierarchies of `cgroups` (their `tasks`
+/// files) and waits for [`Ahead::hand`]. The caller must be single-threaded (the child allocates).
+pub fn clone_ahead(name: &std::ffi::CStr, cgroups: &Cgroups) -> Result<Ahead, LaunchError> {
+    let (pid, sync) = super::clone_child(AHEAD, None, |_, sync| {
         let _ = nix::sys::prctl::set_name(name);
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            wait_for_container(tasks, &sync)
-        }))
-        .unwrap_or_else(|_| Err("the container's init panicked".into()));
-        match outcome {
-            Ok(never) => match never {},
-            Err(msg) => {
-                let mut m = b"e".to_vec();
-                m.extend_from_slice(msg.as_bytes());
-                let _ = nix::unistd::write(&sync, &m);
-                // SAFETY: `_exit` leaves this forked child without running the shim's destructors.
-                unsafe { libc::_exit(1) }
-            }
-        }
-    }
-    drop(theirs);
+        wait_for_container(cgroups, sync)
+    })?;
     Ok(Ahead {
-        created: Some(Created {
-            pid,
-            sync: UnixStream::from(ours),
-        }),
+        created: Some(Created { pid, sync }),
     })
 }
 
@@ -165,7 +135,7 @@ impl Drop for Ahead {
 
 /// The cloned process until it has its container, then the init.
 fn wait_for_container(
-    tasks: &[PathBuf],
+    cgroups: &Cgroups,
     sync: &UnixStream,
 ) -> Result<std::convert::Infallible, String> {
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("set non-dumpable: {e}"))?;
@@ -176,13 +146,7 @@ fn wait_for_container(
     crate::process::reset_signals().map_err(|e| format!("reset signals: {e}"))?;
     // Nothing of the spare's: its standard descriptors are its connection to the daemon.
     crate::process::stdio_to_devnull().map_err(|e| format!("stdio: {e}"))?;
-    super::join_cgroups(
-        &Cgroups {
-            tasks: tasks.to_vec(),
-            v2_dir: None,
-        },
-        false,
-    )?;
+    super::join_cgroups(cgroups, false)?;
     let (bytes, mut fds) = receive(sync)?;
     let init = decode(&bytes, &mut fds)?;
     if !fds.is_empty() {

@@ -220,6 +220,29 @@ impl Drop for Spawned {
 /// waits until it is ready to run its program (or failed). The caller must be single-threaded: the child
 /// allocates before it execs. The init is the caller's child.
 pub fn spawn(init: Init) -> Result<Spawned, LaunchError> {
+    let v2_cgroup = init.cgroups.v2_dir.as_ref().map(|(fd, _)| fd.as_raw_fd());
+    let (pid, sync) = clone_child(init.new_namespaces, v2_cgroup, |in_cgroup, sync| {
+        run_init(init, in_cgroup, sync)
+    })?;
+    Ok(Spawned {
+        created: Some(Created { pid, sync }),
+    })
+}
+
+/// Clones a child into the namespaces `new` (and the v2 cgroup whose directory is open as `v2_cgroup`:
+/// [`clone_init`]) and runs `body` there, told whether it is in that cgroup already, with the child's end
+/// of a sync socket (sequenced packets, close-on-exec). `body` never returns but with a failure, which (like a panic: it must not unwind into
+/// the shim's code, running on in the container's namespaces) is sent as `e` and its words before the
+/// child exits. Returns the pid and the caller's end of the socket; everything `body` owns is dropped in
+/// the caller when this returns.
+fn clone_child<B>(
+    new: CloneFlags,
+    v2_cgroup: Option<std::os::fd::RawFd>,
+    body: B,
+) -> Result<(i32, UnixStream), LaunchError>
+where
+    B: FnOnce(bool, &UnixStream) -> Result<std::convert::Infallible, String>,
+{
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -227,15 +250,13 @@ pub fn spawn(init: Init) -> Result<Spawned, LaunchError> {
         SockFlag::SOCK_CLOEXEC,
     )
     .map_err(|e| crate::SysError::os("socketpair", "container init", e))?;
-    let (pid, in_cgroup) = clone_init(&init)?;
+    let (pid, in_cgroup) = clone_init(new, v2_cgroup)?;
     if pid == 0 {
         drop(ours);
         let sync = UnixStream::from(theirs);
-        // A panic must not unwind into the shim's code, running on in the container's namespaces.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_init(init, in_cgroup, &sync)
-        }))
-        .unwrap_or_else(|_| Err("the container's init panicked".into()));
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(in_cgroup, &sync)))
+                .unwrap_or_else(|_| Err("the container's init panicked".into()));
         match outcome {
             Ok(never) => match never {},
             Err(msg) => {
@@ -248,11 +269,8 @@ pub fn spawn(init: Init) -> Result<Spawned, LaunchError> {
         }
     }
     drop(theirs);
-    drop(init);
-    let sync = UnixStream::from(ours);
-    Ok(Spawned {
-        created: Some(Created { pid, sync }),
-    })
+    drop(body);
+    Ok((pid, UnixStream::from(ours)))
 }
 
 enum Message {
@@ -315,17 +333,9 @@ impl Created {
 /// `clone3` into the new namespaces (and the v2 cgroup); falls back to `clone` where `clone3` or
 /// `CLONE_INTO_CGROUP` is missing. Returns the pid (0 in the child) and whether the child starts in its v2
 /// cgroup already (else the init writes its `cgroup.procs` itself).
-fn clone_init(init: &Init) -> Result<(i32, bool), crate::SysError> {
-    clone_init_with(
-        init.new_namespaces,
-        init.cgroups.v2_dir.as_ref().map(|(fd, _)| fd),
-    )
-}
-
-/// [`clone_init`] into the namespaces `new` and, given its directory, the v2 cgroup.
-fn clone_init_with(
+fn clone_init(
     new: CloneFlags,
-    v2_cgroup: Option<&OwnedFd>,
+    v2_cgroup: Option<std::os::fd::RawFd>,
 ) -> Result<(i32, bool), crate::SysError> {
     let flags = new.bits() as u64;
     let mut args = CloneArgs {
@@ -335,7 +345,7 @@ fn clone_init_with(
     };
     if let Some(fd) = v2_cgroup {
         args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = fd.as_raw_fd() as u64;
+        args.cgroup = fd as u64;
     }
     // SAFETY: `args` is a valid clone_args of the size given; without CLONE_VM the child gets a copy of this
     // single-threaded process (see `create`) and continues like a fork's child.
