@@ -149,7 +149,15 @@ fn berth_cli_lifecycle_and_exit_codes() {
     ok(&d.berth(&["exec", id.trim(), "true"]));
     assert!(state.is_dir());
     ok(&d.berth(&["stop", "-t", "0", id.trim()]));
-    assert!(state.join("exit.json").is_file());
+    // The shim sends the exit first and records it after, so `stop` may return before the record is there.
+    let end = Instant::now() + Duration::from_secs(10);
+    while !state.join("exit.json").is_file() {
+        assert!(
+            Instant::now() < end,
+            "the shim records the exit in exit.json"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     ok(&d.berth(&["rm", id.trim()]));
     // Read-only root and Docker's default capability set (no CAP_SYS_ADMIN: mount is refused).
     let out = d.berth(&[
