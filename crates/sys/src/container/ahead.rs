@@ -15,7 +15,7 @@
 //! dies with the spare (`PR_SET_PDEATHSIG`); once handed, like any init, it outlives a shim that dies.
 
 use std::ffi::CString;
-use std::io::{IoSlice, IoSliceMut};
+use std::io::{IoSlice, IoSliceMut, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
@@ -49,10 +49,30 @@ pub struct Ahead {
 /// Clones an init ahead into new pid, IPC and UTS namespaces, named `name` (what `ps` shows until it
 /// execs the program); it moves its thread into the cgroup v1 hierarchies of `cgroups` (their `tasks`
 /// files) and waits for [`Ahead::hand`]. The caller must be single-threaded (the child allocates).
+///
+/// The cgroup files are opened here, before the clone: the start renames the cgroups for its container,
+/// maybe before the new process has run at all, and an open file still names its cgroup after a rename.
 pub fn clone_ahead(name: &std::ffi::CStr, cgroups: &Cgroups) -> Result<Ahead, LaunchError> {
+    let procs = cgroups
+        .tasks
+        .iter()
+        .cloned()
+        .chain(
+            cgroups
+                .v2_dir
+                .iter()
+                .map(|(_, dir)| dir.join("cgroup.procs")),
+        )
+        .map(
+            |path| match std::fs::OpenOptions::new().write(true).open(&path) {
+                Ok(file) => Ok((file, path)),
+                Err(e) => Err(crate::SysError::io("open cgroup", path.display(), e)),
+            },
+        )
+        .collect::<Result<Vec<_>, _>>()?;
     let (pid, sync) = super::clone_child(AHEAD, None, |_, sync| {
         let _ = nix::sys::prctl::set_name(name);
-        wait_for_container(cgroups, sync)
+        wait_for_container(procs, sync)
     })?;
     Ok(Ahead {
         created: Some(Created { pid, sync }),
@@ -135,7 +155,7 @@ impl Drop for Ahead {
 
 /// The cloned process until it has its container, then the init.
 fn wait_for_container(
-    cgroups: &Cgroups,
+    cgroups: Vec<(std::fs::File, PathBuf)>,
     sync: &UnixStream,
 ) -> Result<std::convert::Infallible, String> {
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("set non-dumpable: {e}"))?;
@@ -146,7 +166,10 @@ fn wait_for_container(
     crate::process::reset_signals().map_err(|e| format!("reset signals: {e}"))?;
     // Nothing of the spare's: its standard descriptors are its connection to the daemon.
     crate::process::stdio_to_devnull().map_err(|e| format!("stdio: {e}"))?;
-    super::join_cgroups(cgroups, false)?;
+    for (mut file, path) in cgroups {
+        file.write_all(b"0")
+            .map_err(|e| format!("join cgroup {}: {e}", path.display()))?;
+    }
     let (bytes, mut fds) = receive(sync)?;
     let init = decode(&bytes, &mut fds)?;
     if !fds.is_empty() {
