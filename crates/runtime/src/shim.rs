@@ -114,12 +114,16 @@ pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
     // While it waits a spare goes by a name of its own, so that `ps` (and a count of the shims that serve
     // containers) tells it apart; once it has a container it is a shim like the others.
     let _ = nix::sys::prctl::set_name(SPARE_NAME);
+    // It finds the cgroup hierarchies ahead (they stay where they are): the kernel prints every mount for
+    // a read of the mount table, a tenth of a millisecond here.
+    let cgroup_mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .ok()
+        .map(|mountinfo| berth_sys::launch::cgroup_mounts(&mountinfo));
     // On cgroup v1 it also makes its container's cgroup ahead, under the daemon's cgroup parent: nine
     // `mkdir`s off the start's path, a `rename` each on it (see `Cgroup::adopt`).
-    let cgroup = cgroup_parent.and_then(|parent| {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-        Cgroup::spare(parent, &berth_sys::launch::cgroup_mounts(&mountinfo))
-    });
+    let cgroup = cgroup_parent
+        .zip(cgroup_mounts.as_deref())
+        .and_then(|(parent, mounts)| Cgroup::spare(parent, mounts));
     // And clones its container's init ahead, in that cgroup (see `berth_sys::container::clone_ahead`);
     // without one, the start clones it.
     let ahead = cgroup
@@ -137,7 +141,14 @@ pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
     match handed {
         Ok((conn, Some((state_dir, config, rest)))) => {
             let _ = nix::sys::prctl::set_name(SHIM_NAME);
-            run(Path::new(&state_dir), spare, &config, conn, &rest)
+            run(
+                Path::new(&state_dir),
+                spare,
+                cgroup_mounts,
+                &config,
+                conn,
+                &rest,
+            )
         }
         // The spare's cgroup and init go with it.
         _ => 0,
@@ -176,10 +187,11 @@ fn read_lines(conn: &mut UnixStream) -> std::io::Result<Option<(String, String, 
 
 /// Runs the shim for the state directory `state_dir` with its configuration `config` (see the module docs),
 /// answering on `conn`, whose `rest` (requests that came with the configuration) it then serves; returns
-/// the exit code.
+/// the exit code. `cgroup_mounts`: the cgroup hierarchies, if found already.
 fn run(
     state_dir: &Path,
     spare: SpareCgroup,
+    cgroup_mounts: Option<Vec<berth_sys::launch::CgroupMount>>,
     config: &str,
     mut conn: UnixStream,
     rest: &[u8],
@@ -196,18 +208,20 @@ fn run(
             return 1;
         }
     };
-    match Shim::setup(cfg, spare) {
+    match Shim::setup(cfg, spare, cgroup_mounts) {
         Err(e) => {
             let _ = conn.write_all(&reply_frame(false, Some(e.to_string()), None));
             1
         }
         Ok(mut shim) => {
             let _ = conn.write_all(&reply_frame(true, None, Some(shim.procs[0].pid)));
-            let _ = berth_sys::process::stdio_to_devnull();
-            berth_sys::process::release_free_memory();
             let ci = shim.add_client(conn);
             shim.clients[ci].decoder.push(rest);
+            // The requests that came with the container first (the start, when it came along: the init
+            // waits for it), then the shim's own tidying.
             shim.serve_frames(ci);
+            let _ = berth_sys::process::stdio_to_devnull();
+            berth_sys::process::release_free_memory();
             shim.run();
             0
         }
@@ -374,16 +388,24 @@ fn written_in_pieces(n: usize, since: Option<Duration>) -> bool {
 impl Shim {
     /// `spare_cgroup`: what a spare made ahead (whatever fails before the container takes it must not
     /// leave it behind).
-    fn setup(cfg: ShimConfig, spare_cgroup: SpareCgroup) -> Result<Shim, ShimError> {
+    fn setup(
+        cfg: ShimConfig,
+        spare_cgroup: SpareCgroup,
+        cgroup_mounts: Option<Vec<berth_sys::launch::CgroupMount>>,
+    ) -> Result<Shim, ShimError> {
         berth_sys::process::new_session()?;
         berth_sys::process::set_subreaper()?;
         std::fs::create_dir_all(&cfg.rootfs)
             .map_err(io_err(format!("create {}", cfg.rootfs.display())))?;
-        // Read once: whether the root is mounted (the daemon mounts it for a copy-up) and where the
-        // cgroup hierarchies are.
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-            .map_err(io_err("read /proc/self/mountinfo"))?;
-        if !mount::is_mount_point(&mountinfo, &cfg.rootfs) {
+        let cgroup_mounts = match cgroup_mounts {
+            Some(m) => m,
+            None => berth_sys::launch::cgroup_mounts(
+                &std::fs::read_to_string("/proc/self/mountinfo")
+                    .map_err(io_err("read /proc/self/mountinfo"))?,
+            ),
+        };
+        // The daemon mounts the root itself for a copy-up and for a container removed at its end.
+        if !mount::is_mounted(&cfg.rootfs) {
             let ov = Overlay {
                 lower: cfg.lower.clone(),
                 upper: cfg.upper.clone(),
@@ -392,7 +414,7 @@ impl Shim {
             };
             mount::mount_overlay(&ov, &cfg.rootfs)?;
         }
-        match Self::create(cfg.clone(), &mountinfo, spare_cgroup) {
+        match Self::create(cfg.clone(), cgroup_mounts, spare_cgroup) {
             Ok(s) => Ok(s),
             Err(e) => {
                 let _ = mount::unmount(&cfg.rootfs);
@@ -403,7 +425,7 @@ impl Shim {
 
     fn create(
         cfg: ShimConfig,
-        mountinfo: &str,
+        cgroup_mounts: Vec<berth_sys::launch::CgroupMount>,
         mut spare_cgroup: SpareCgroup,
     ) -> Result<Shim, ShimError> {
         let filter = load_filter(cfg.seccomp.as_ref())?;
@@ -413,7 +435,6 @@ impl Shim {
         let spec: oci_spec::runtime::Spec = serde_json::from_slice(&data)
             .map_err(|e| ShimError::Create(format!("decode {}: {e}", spec_path.display())))?;
         let linux = spec.linux().clone().unwrap_or_default();
-        let cgroup_mounts = berth_sys::launch::cgroup_mounts(mountinfo);
         let cgroup_path = linux.cgroups_path().clone().ok_or_else(|| {
             ShimError::Create(format!("{} has no linux.cgroupsPath", spec_path.display()))
         })?;

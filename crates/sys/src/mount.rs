@@ -220,9 +220,32 @@ pub fn propagation_flags(o: &str) -> Option<MsFlags> {
     })
 }
 
-/// Whether `path` is a mount point, read from `/proc/self/mountinfo`.
+/// Whether `path` is a mount point: the root of a mount, as `statx` says (Linux 5.8 and later), or else as
+/// `/proc/self/mountinfo` lists (slower: the kernel prints every mount of the namespace for it).
 pub fn is_mounted(path: &Path) -> bool {
-    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|info| is_mount_point(&info, path))
+    mount_root(path).unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .is_ok_and(|info| is_mount_point(&info, path))
+    })
+}
+
+/// `statx`'s `STATX_ATTR_MOUNT_ROOT` for `path` (not followed if a symbolic link); `None` where the kernel
+/// does not tell.
+fn mount_root(path: &Path) -> Option<bool> {
+    use rustix::fs::{statx, AtFlags, StatxAttributes, StatxFlags, CWD};
+    match statx(
+        CWD,
+        path,
+        AtFlags::NO_AUTOMOUNT | AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::empty(),
+    ) {
+        Ok(st) => st
+            .stx_attributes_mask
+            .contains(StatxAttributes::MOUNT_ROOT)
+            .then(|| st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)),
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => Some(false),
+        Err(_) => None,
+    }
 }
 
 /// Whether `path` is a mount point in a `mountinfo` text already read.
@@ -316,8 +339,16 @@ mod tests {
             volatile: false,
         };
         let m = d.path().join("m");
+        assert!(!is_mounted(&m));
+        assert!(!is_mounted(&d.path().join("missing")));
         mount_overlay(&o, &m).unwrap();
         assert!(is_mounted(&m));
+        // The kernel's answer and the mount table's agree.
+        assert_eq!(mount_root(&m), Some(true));
+        assert!(is_mount_point(
+            &std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
+            &m
+        ));
         assert_eq!(std::fs::read_to_string(m.join("a")).unwrap(), "top");
         assert_eq!(std::fs::read_to_string(m.join("b")).unwrap(), "b");
         unmount(&m).unwrap();
