@@ -642,6 +642,16 @@ fn init_runs_the_command_as_pid_2_and_passes_its_status() {
     assert_eq!(out.status.code(), Some(4));
     let out = d.berth(&["run", "--rm", "busybox", "sh", "-c", "echo $$"]);
     assert_eq!(text(&out.stdout), "1\n");
+    // The container's first child is 2 (the thread that compiled the seccomp filter had that id).
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "cut -d' ' -f1 /proc/self/stat & wait",
+    ]);
+    assert_eq!(text(&out.stdout), "2\n", "{}", text(&out.stderr));
 }
 
 #[test]
@@ -1283,7 +1293,7 @@ fn the_seccomp_filter_confines_the_container_and_its_execs() {
     let probe = [
         "sh",
         "-c",
-        "unshare -U true && echo free; grep -E '^(Seccomp|CapEff|CapPrm):' /proc/self/status",
+        "unshare -U true && echo free; grep -E '^(Seccomp|Seccomp_filters|CapEff|CapPrm):' /proc/self/status",
     ];
     let run = |extra: &[&str]| {
         let mut args = vec!["run", "--rm"];
@@ -1297,14 +1307,18 @@ fn the_seccomp_filter_confines_the_container_and_its_execs() {
     assert!(!out.contains("free"), "{out}");
     assert!(err.contains("Operation not permitted"), "{err}");
     assert!(out.contains("Seccomp:\t2"), "{out}");
+    // Docker's profile is compiled by a thread of the init's while the init sets its root up, then put
+    // on the init with one that allows everything: two filters that decide as the first alone.
+    assert!(out.contains("Seccomp_filters:\t2"), "{out}");
     // The capability lent for loading the filter is gone before the program runs.
     assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
     assert!(out.contains("CapPrm:\t00000000a80425fb"), "{out}");
     let (out, _) = run(&["--security-opt", "seccomp=unconfined"]);
     assert!(out.contains("free") && out.contains("Seccomp:\t0"), "{out}");
+    // With no_new_privs the filter goes on last, loaded by the init itself.
     let (out, _) = run(&["--security-opt", "no-new-privileges"]);
     assert!(
-        !out.contains("free") && out.contains("Seccomp:\t2"),
+        !out.contains("free") && out.contains("Seccomp:\t2") && out.contains("Seccomp_filters:\t1"),
         "{out}"
     );
     let (out, _) = run(&["--user", "1000"]);
@@ -1325,6 +1339,7 @@ fn the_seccomp_filter_confines_the_container_and_its_execs() {
         };
         let o = text(&out.stdout);
         assert!(!o.contains("free") && o.contains("Seccomp:\t2"), "{o}");
+        assert!(o.contains("Seccomp_filters:\t1"), "{o}");
         assert!(o.contains("CapPrm:\t00000000a80425fb"), "{o}");
     }
     // A non-root exec keeps no capability; nothing of the shim's reaches the process (only stdio and

@@ -86,6 +86,8 @@ pub fn process(
         oom_score_adj: p.oom_score_adj(),
         no_new_privileges: p.no_new_privileges().unwrap_or(false),
         seccomp,
+        // The shim says when (see `proto::SeccompFilter::compile_ahead`).
+        compile_filter_ahead: false,
         capabilities,
     })
 }

@@ -26,6 +26,9 @@ use sha2::{Digest, Sha256};
 pub struct Compiled {
     pub program: Arc<Program>,
     pub flags: u32,
+    /// Whether a container's init may have the kernel compile the filter on a thread of its own while it
+    /// sets its root up (`berth_sys::seccomp::Program::compile_ahead`; see [`compiles_ahead`]).
+    pub compile_ahead: bool,
 }
 
 /// An exported program and its name, the hex sha256 of its bytes (computed once, when it is compiled).
@@ -133,6 +136,44 @@ fn uses_notify(s: &LinuxSeccomp) -> bool {
             .iter()
             .flatten()
             .any(|r| r.action() == LinuxSeccompAction::ScmpActNotify)
+}
+
+/// What the thread that compiles a filter ahead calls once the filter is on it: to wait and be woken
+/// (`futex`, `sched_yield`), to install the filter on the process (`seccomp`) and to end (`madvise`,
+/// `munmap` and `rt_sigprocmask` in the C library's thread exit, then `exit`).
+const THREAD_AHEAD_CALLS: [&str; 7] = [
+    "futex",
+    "sched_yield",
+    "seccomp",
+    "madvise",
+    "munmap",
+    "rt_sigprocmask",
+    "exit",
+];
+
+/// Whether a section may be compiled ahead on a thread of the init's (see [`Compiled::compile_ahead`]):
+/// it never kills, traps, traces or notifies (a syscall it does not allow fails, at worst), it allows
+/// what that thread calls whatever the arguments ([`THREAD_AHEAD_CALLS`]), and it asks for no
+/// `seccomp(2)` flag that thread could not pass on (a notification listener, `TSYNC` of its own).
+fn compiles_ahead(s: &LinuxSeccomp) -> bool {
+    use LinuxSeccompAction::{ScmpActAllow, ScmpActErrno, ScmpActLog};
+    let allows = |a: LinuxSeccompAction| matches!(a, ScmpActAllow | ScmpActLog);
+    let rules = || s.syscalls().iter().flatten();
+    let mild = matches!(s.default_action(), ScmpActAllow | ScmpActErrno | ScmpActLog)
+        && rules().all(|r| matches!(r.action(), ScmpActAllow | ScmpActErrno | ScmpActLog));
+    let allowed = |name: &str| {
+        let mut named = rules()
+            .filter(|r| r.names().iter().any(|n| n == name))
+            .peekable();
+        match named.peek() {
+            None => allows(s.default_action()),
+            Some(_) => named.all(|r| allows(r.action()) && r.args().iter().flatten().count() == 0),
+        }
+    };
+    mild && flags(s)
+        & (berth_sys::seccomp::FLAG_TSYNC | berth_sys::seccomp::FLAG_WAIT_KILLABLE_RECV)
+        == 0
+        && THREAD_AHEAD_CALLS.iter().all(|c| allowed(c))
 }
 
 /// The `seccomp(2)` flags of a section.
@@ -255,6 +296,7 @@ pub fn precompile(spec: &Spec) -> Result<Option<Compiled>, FilterError> {
     Ok(Some(Compiled {
         flags: flags(section),
         program: compile_cached(section)?,
+        compile_ahead: compiles_ahead(section),
     }))
 }
 
@@ -311,6 +353,61 @@ mod tests {
         linux.set_seccomp(Some(s));
         spec.set_linux(Some(linux));
         assert!(matches!(precompile(&spec), Err(FilterError::Notify)));
+    }
+
+    #[test]
+    fn only_a_mild_profile_that_lets_the_thread_work_is_compiled_ahead() {
+        use oci_spec::runtime::{LinuxSeccompArgBuilder, LinuxSyscall};
+        let docker = docker_default();
+        assert!(compiles_ahead(&docker));
+        // A profile that kills, anywhere.
+        let mut s = docker.clone();
+        s.set_default_action(LinuxSeccompAction::ScmpActKillProcess);
+        assert!(!compiles_ahead(&s));
+        let mut s = docker.clone();
+        let mut rules = s.syscalls().clone().unwrap();
+        let mut trap = LinuxSyscall::default();
+        trap.set_names(vec!["ptrace".into()]);
+        trap.set_action(LinuxSeccompAction::ScmpActTrap);
+        rules.push(trap);
+        s.set_syscalls(Some(rules));
+        assert!(!compiles_ahead(&s));
+        // One that does not allow a call of the thread's (here `futex`), or only for some arguments.
+        let without = |name: &str| {
+            let mut s = docker.clone();
+            let rules = s.syscalls().clone().unwrap().into_iter().map(|mut r| {
+                r.set_names(r.names().iter().filter(|n| *n != name).cloned().collect());
+                r
+            });
+            s.set_syscalls(Some(rules.collect()));
+            s
+        };
+        assert!(!compiles_ahead(&without("futex")));
+        assert!(!compiles_ahead(&without("exit")));
+        assert!(compiles_ahead(&without("ptrace")));
+        let mut s = without("futex");
+        let mut rules = s.syscalls().clone().unwrap();
+        let mut some = LinuxSyscall::default();
+        some.set_names(vec!["futex".into()]);
+        some.set_action(LinuxSeccompAction::ScmpActAllow);
+        let arg = LinuxSeccompArgBuilder::default()
+            .index(1usize)
+            .value(0u64)
+            .op(LinuxSeccompOperator::ScmpCmpEq)
+            .build()
+            .unwrap();
+        some.set_args(Some(vec![arg]));
+        rules.push(some);
+        s.set_syscalls(Some(rules));
+        assert!(!compiles_ahead(&s));
+        // One whose default allows: the thread's calls are allowed unnamed.
+        let mut s = without("futex");
+        s.set_default_action(LinuxSeccompAction::ScmpActAllow);
+        assert!(compiles_ahead(&s));
+        // Flags the thread could not pass on.
+        let mut s = docker.clone();
+        s.set_flags(Some(vec![LinuxSeccompFilterFlag::SeccompFilterFlagTsync]));
+        assert!(!compiles_ahead(&s));
     }
 
     #[test]

@@ -230,6 +230,10 @@ pub struct SeccompFilter {
     pub program: PathBuf,
     /// `seccomp(2)` flags (`SECCOMP_FILTER_FLAG_*`).
     pub flags: u32,
+    /// The init may have the kernel compile it on a thread of its own while it sets its root up (see
+    /// [`crate::filter::Compiled::compile_ahead`]).
+    #[serde(default)]
+    pub compile_ahead: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

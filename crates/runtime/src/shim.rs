@@ -500,7 +500,7 @@ impl Shim {
                 .ok_or_else(|| ShimError::Create("no stdio for the container".into()))?;
             (berth_sys::launch::Stdio::Fds(fds), None, Some(st))
         };
-        let init = crate::container::init(
+        let mut init = crate::container::init(
             spec,
             &cfg.bundle,
             cgroup,
@@ -508,6 +508,7 @@ impl Shim {
             filter,
             launch_stdio,
         )?;
+        init.process.compile_filter_ahead = cfg.seccomp.as_ref().is_some_and(|f| f.compile_ahead);
         let spawned = match ahead {
             Some(ahead) if ahead.fits(&init) => match ahead.hand(init) {
                 Ok(spawned) => Ok(spawned),

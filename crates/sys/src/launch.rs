@@ -75,6 +75,11 @@ pub struct Process {
     pub no_new_privileges: bool,
     /// A compiled filter and the flags to load it with.
     pub seccomp: Option<(Program, u32)>,
+    /// Whether a container's init may have the kernel compile `seccomp` on a thread of its own while it
+    /// sets its root up ([`Program::compile_ahead`]): set for a filter that lets that thread wait, install
+    /// it and end, and (without `no_new_privileges`, where the filter goes on before the process drops its
+    /// privileges) allows what follows. An exec loads its filter as before.
+    pub compile_filter_ahead: bool,
     pub capabilities: Capabilities,
 }
 
@@ -204,14 +209,17 @@ pub(crate) fn take_stdio(fds: &[OwnedFd; 3]) -> Result<(), String> {
 /// rlimits, OOM score, `no_new_privs`, the seccomp filter, bounding set, user and groups, capabilities,
 /// every descriptor above stdio close-on-exec, then `execvp`.
 pub(crate) fn become_process(p: &Process) -> Result<std::convert::Infallible, String> {
-    prepare_process(p)?;
+    prepare_process(p, None)?;
     exec_process(p)
 }
 
 /// [`become_process`] up to the exec: afterwards the process has the program's identity, limits and
 /// seccomp filter (which must allow what is left: reading the start message, `close_range`, `execve`, as
-/// with runc).
-pub(crate) fn prepare_process(p: &Process) -> Result<(), String> {
+/// with runc). `compiled`: the filter, compiled ahead (see [`Process::compile_filter_ahead`]).
+pub(crate) fn prepare_process(
+    p: &Process,
+    compiled: Option<crate::container::FilterAhead>,
+) -> Result<(), String> {
     nix::unistd::chdir(p.cwd.as_c_str()).map_err(|e| {
         format!(
             "chdir to cwd ({:?}) set in config.json failed: {}",
@@ -242,8 +250,12 @@ pub(crate) fn prepare_process(p: &Process) -> Result<(), String> {
     // Without no_new_privs loading a filter needs CAP_SYS_ADMIN, which is still held here; with it, the
     // filter goes on last, as late as possible.
     if let Some((prog, flags)) = p.seccomp.as_ref().filter(|_| !p.no_new_privileges) {
-        prog.load(*flags)
-            .map_err(|e| format!("load the seccomp filter: {e}"))?;
+        match compiled {
+            // Should that fail, this thread tries: with the kernel's reason if it fails too.
+            Some(ahead) => ahead.install().or_else(|_| prog.load(*flags)),
+            None => prog.load(*flags),
+        }
+        .map_err(|e| format!("load the seccomp filter: {e}"))?;
     }
     bounding(&p.capabilities)?;
     user(p)?;

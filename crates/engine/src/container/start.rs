@@ -165,6 +165,7 @@ impl Engine {
                 Some(berth_runtime::proto::SeccompFilter {
                     program,
                     flags: f.flags,
+                    compile_ahead: f.compile_ahead,
                 })
             }
             None => None,

@@ -454,6 +454,7 @@ fn encode(init: &Init) -> (Vec<u8>, Vec<RawFd>) {
         }
         None => w.u8(0),
     }
+    w.u8(p.compile_filter_ahead as u8);
     let c = &p.capabilities;
     for set in [
         &c.bounding,
@@ -570,6 +571,7 @@ fn decode(bytes: &[u8], fds: &mut std::collections::VecDeque<OwnedFd>) -> Result
     } else {
         None
     };
+    let compile_filter_ahead = r.flag()?;
     let capabilities = Capabilities {
         bounding: r.caps()?,
         effective: r.caps()?,
@@ -613,6 +615,7 @@ fn decode(bytes: &[u8], fds: &mut std::collections::VecDeque<OwnedFd>) -> Result
             oom_score_adj,
             no_new_privileges,
             seccomp,
+            compile_filter_ahead,
             capabilities,
         },
         stdio,
@@ -680,6 +683,7 @@ mod tests {
                     Program::from_bytes(&[6, 0, 0, 0, 0, 0, 0xff, 0x7f]).unwrap(),
                     4,
                 )),
+                compile_filter_ahead: true,
                 capabilities: caps,
             },
             stdio,
@@ -732,6 +736,7 @@ mod tests {
             (prog.to_bytes(), *flags),
             (vec![6, 0, 0, 0, 0, 0, 0xff, 0x7f], 4)
         );
+        assert!(p.compile_filter_ahead);
         assert_eq!(p.capabilities.bounding, q.capabilities.bounding);
         assert_eq!(p.capabilities.effective, q.capabilities.effective);
         assert!(p.capabilities.ambient.is_empty());

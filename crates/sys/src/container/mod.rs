@@ -425,6 +425,14 @@ fn set_up_and_run(init: Init, sync: &UnixStream) -> Result<std::convert::Infalli
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| format!("create the cgroup namespace: {e}"))?;
     }
+    // From here on this process may have a second thread (no more namespaces to enter or make): the
+    // kernel compiles the seccomp filter there while this thread sets the root up.
+    let compiled = init
+        .process
+        .seccomp
+        .as_ref()
+        .filter(|_| init.process.compile_filter_ahead && !init.process.no_new_privileges)
+        .and_then(|(program, flags)| FilterAhead::start(program, *flags, &init));
     nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
     if let Stdio::Fds(fds) = &init.stdio {
         crate::launch::take_stdio(fds)?;
@@ -482,7 +490,7 @@ fn set_up_and_run(init: Init, sync: &UnixStream) -> Result<std::convert::Infalli
     send(sync, b"r")?;
     // The program's identity, limits and seccomp filter are put on while the shim tells the daemon and
     // the daemon asks for the start (as runc does before it waits); a failure is told after the start.
-    let prepared = crate::launch::prepare_process(&init.process);
+    let prepared = crate::launch::prepare_process(&init.process, compiled);
     // Wait for the start; the shim's end (end-of-file) means this container will never run.
     let mut b = [0u8; 1];
     loop {
@@ -501,6 +509,48 @@ fn set_up_and_run(init: Init, sync: &UnixStream) -> Result<std::convert::Infalli
     }
     prepared?;
     crate::launch::exec_process(&init.process)
+}
+
+/// A container's seccomp filter compiled ahead by a thread of its init's ([`Program::compile_ahead`]).
+/// In a new pid namespace that thread takes the id after the init's: it is given back once the thread has
+/// gone, so that the container's first child is 2, as it would be without it.
+pub(crate) struct FilterAhead {
+    ahead: crate::seccomp::Ahead,
+    /// `/proc/sys/kernel/ns_last_pid`, opened while `/proc` is the host's and writable (it counts for the
+    /// namespace of whoever writes it).
+    last_pid: Option<std::fs::File>,
+}
+
+impl FilterAhead {
+    /// `None` if the thread could not be started, or the ids could not be given back.
+    fn start(program: &crate::seccomp::Program, flags: u32, init: &Init) -> Option<FilterAhead> {
+        let last_pid = if init.new_namespaces.contains(CloneFlags::CLONE_NEWPID) {
+            Some(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/proc/sys/kernel/ns_last_pid")
+                    .ok()?,
+            )
+        } else {
+            None
+        };
+        Some(FilterAhead {
+            ahead: program.compile_ahead(flags).ok()?,
+            last_pid,
+        })
+    }
+
+    /// Puts the filter on the process (see [`crate::seccomp::Ahead::install`]) and gives the thread's
+    /// id back. Needs CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE) for the latter.
+    pub(crate) fn install(self) -> std::io::Result<()> {
+        use std::io::Write;
+        let tid = self.ahead.install()?;
+        if let Some(mut f) = self.last_pid {
+            // The next id is the thread's again; should this fail, the ids only start one further on.
+            let _ = f.write_all((tid - 1).to_string().as_bytes());
+        }
+        Ok(())
+    }
 }
 
 fn kind_name(k: CloneFlags) -> &'static str {
