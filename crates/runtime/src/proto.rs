@@ -192,7 +192,7 @@ pub struct LogConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ShimConfig {
     pub id: String,
-    /// Holds `config.json` (the OCI spec); its `root.path` is `rootfs`.
+    /// Holds `config.json` (the OCI spec, for OCI tools: the shim is handed `spec`); its `root.path` is `rootfs`.
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
     /// The overlay to mount at `rootfs` before the container is created.
@@ -221,6 +221,9 @@ pub struct ShimConfig {
     /// and the shim loads this before the container's process, and every exec'd one, runs its program.
     #[serde(default)]
     pub seccomp: Option<SeccompFilter>,
+    /// The container's OCI spec, as in the bundle's `config.json` (written for OCI tools) but for a seccomp
+    /// section compiled into `seccomp`. Required: an `Option` for the shim to take it out.
+    pub spec: Option<oci_spec::runtime::Spec>,
 }
 
 /// Where a precompiled seccomp program lies and how to load it.

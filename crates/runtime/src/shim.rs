@@ -389,7 +389,7 @@ impl Shim {
     /// `spare_cgroup`: what a spare made ahead (whatever fails before the container takes it must not
     /// leave it behind).
     fn setup(
-        cfg: ShimConfig,
+        mut cfg: ShimConfig,
         spare_cgroup: SpareCgroup,
         cgroup_mounts: Option<Vec<berth_sys::launch::CgroupMount>>,
     ) -> Result<Shim, ShimError> {
@@ -414,7 +414,8 @@ impl Shim {
             };
             mount::mount_overlay(&ov, &cfg.rootfs)?;
         }
-        match Self::create(cfg.clone(), cgroup_mounts, spare_cgroup) {
+        let spec = cfg.spec.take();
+        match Self::create(cfg.clone(), spec, cgroup_mounts, spare_cgroup) {
             Ok(s) => Ok(s),
             Err(e) => {
                 let _ = mount::unmount(&cfg.rootfs);
@@ -425,15 +426,14 @@ impl Shim {
 
     fn create(
         cfg: ShimConfig,
+        spec: Option<oci_spec::runtime::Spec>,
         cgroup_mounts: Vec<berth_sys::launch::CgroupMount>,
         mut spare_cgroup: SpareCgroup,
     ) -> Result<Shim, ShimError> {
         let filter = load_filter(cfg.seccomp.as_ref())?;
         let spec_path = cfg.bundle.join("config.json");
-        let data =
-            std::fs::read(&spec_path).map_err(io_err(format!("read {}", spec_path.display())))?;
-        let spec: oci_spec::runtime::Spec = serde_json::from_slice(&data)
-            .map_err(|e| ShimError::Create(format!("decode {}: {e}", spec_path.display())))?;
+        let spec =
+            spec.ok_or_else(|| ShimError::Create("the configuration holds no spec".into()))?;
         let linux = spec.linux().clone().unwrap_or_default();
         let cgroup_path = linux.cgroups_path().clone().ok_or_else(|| {
             ShimError::Create(format!("{} has no linux.cgroupsPath", spec_path.display()))
