@@ -130,6 +130,11 @@ pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
         .as_ref()
         .and_then(|cg| berth_sys::container::clone_ahead(INIT_NAME, &cg.join().ok()?).ok());
     let spare = SpareCgroup(cgroup, ahead);
+    // A spare (one given the cgroup parent) has time: the pages its container's start touches first
+    // are made now (the init cloned ahead does the same with its own).
+    if cgroup_parent.is_some() {
+        berth_sys::process::warm_up(256 * 1024, 128 * 1024);
+    }
     let handed = std::io::stdin()
         .as_fd()
         .try_clone_to_owned()
@@ -222,6 +227,7 @@ fn run(
             shim.serve_frames(ci);
             let _ = berth_sys::process::stdio_to_devnull();
             berth_sys::process::release_free_memory();
+            berth_sys::process::release_unused_stack();
             shim.run();
             0
         }

@@ -92,10 +92,110 @@ pub fn stdio_to_devnull() -> Result<()> {
 /// container is what a host with many containers pays.
 pub fn release_free_memory() {
     // SAFETY: `malloc_trim` only walks glibc's own allocator state; it takes no pointers from us and is safe
-    // to call at any time from any thread.
+    // to call at any time from any thread; `mallopt` only sets one of its parameters.
     unsafe {
         libc::malloc_trim(0);
+        // Freed memory goes back on its own again (see `warm_up`): glibc's default threshold.
+        #[cfg(target_env = "gnu")]
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
     }
+}
+
+/// Has the pages a process is about to need made now, while it waits for its work (a spare shim, an init
+/// cloned ahead): a page's first touch costs a fault (1.5-2.5 µs each in a VM), and a container's start
+/// touches a few hundred KiB of stack and heap for the first time. `heap` bytes of heap are touched and
+/// kept (freed memory stays with the allocator until [`release_free_memory`]), `stack` bytes of stack, and
+/// every private writable page the process already has is made its own (a clone shares its parent's
+/// until it writes to them). Best effort: what fails is left to fault as before.
+pub fn warm_up(heap: usize, stack: usize) {
+    // SAFETY: `mallopt` only sets a parameter of glibc's allocator.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
+    // Blocks under glibc's mmap threshold (128 KiB), so that they come from the heap and stay there.
+    let blocks: Vec<Vec<u8>> = (0..heap.div_ceil(32 * 1024))
+        .map(|_| {
+            let mut b = Vec::with_capacity(32 * 1024);
+            b.resize(32 * 1024, 1u8);
+            b
+        })
+        .collect();
+    drop(std::hint::black_box(blocks));
+    touch_stack(stack);
+    // What the process shares copy-on-write: its heap, data and stack (`/proc/self/maps`, read first:
+    // the populating changes nothing the file lists).
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    for (start, end, perms, _) in mappings(&maps) {
+        if perms.starts_with("rw") && perms.ends_with('p') {
+            // SAFETY: MADV_POPULATE_WRITE (Linux 5.14) only faults in pages of an existing private
+            // writable mapping of this process, as writes to them would; it changes no content.
+            unsafe {
+                libc::madvise(
+                    start as *mut libc::c_void,
+                    end - start,
+                    libc::MADV_POPULATE_WRITE,
+                );
+            }
+        }
+    }
+}
+
+/// Gives back the stack pages below the caller's frame but 64 KiB (a container's start went deeper than a
+/// shim that serves it ever goes again; see [`warm_up`]): memory per running container. Only on the
+/// process's main thread (another thread's stack is not the one `/proc/self/maps` calls `[stack]`).
+pub fn release_unused_stack() {
+    let here = 0u8;
+    let sp = std::hint::black_box(&here) as *const u8 as usize;
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let Some((start, _, _, _)) =
+        mappings(&maps).find(|m| m.3 == "[stack]" && (m.0..m.1).contains(&sp))
+    else {
+        return;
+    };
+    let end = sp.saturating_sub(64 * 1024) & !4095;
+    if end > start {
+        // SAFETY: the range lies in this thread's stack below its frame and a 64 KiB margin (signal
+        // frames and the red zone included): nothing lives there, and it reads as zeros if reached again.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        }
+    }
+}
+
+/// The lines of `/proc/self/maps`: start, end, permissions and the name (or "").
+fn mappings(maps: &str) -> impl Iterator<Item = (usize, usize, &str, &str)> {
+    maps.lines().filter_map(|line| {
+        let mut f = line.split_whitespace();
+        let (range, perms) = (f.next()?, f.next()?);
+        let name = f.nth(3).unwrap_or("");
+        let (start, end) = range.split_once('-')?;
+        Some((
+            usize::from_str_radix(start, 16).ok()?,
+            usize::from_str_radix(end, 16).ok()?,
+            perms,
+            name,
+        ))
+    })
+}
+
+/// Writes one byte in each page of `bytes` of stack below the caller's frame.
+#[inline(never)]
+fn touch_stack(bytes: usize) {
+    const CHUNK: usize = 32 * 1024;
+    #[inline(never)]
+    fn down(left: usize) {
+        let mut chunk = [0u8; CHUNK];
+        for i in (0..CHUNK).step_by(4096) {
+            // SAFETY: `i` is within `chunk`, a local array.
+            unsafe { std::ptr::write_volatile(chunk.as_mut_ptr().add(i), 1) };
+        }
+        std::hint::black_box(&chunk);
+        if left > CHUNK {
+            down(left - CHUNK);
+        }
+    }
+    down(bytes);
 }
 
 /// Make every thread allocate from glibc's one main arena. By default glibc gives each thread that allocates its
@@ -155,5 +255,51 @@ mod tests {
         // The other threads kept theirs.
         let mine = set_thread_nice(0).unwrap();
         assert_ne!(mine, 10);
+    }
+
+    #[test]
+    fn the_lines_of_the_mappings_file_are_read() {
+        let maps = "00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/dbus-daemon\n\
+                    0e03f000-0e060000 rw-p 00000000 00:00 0 [heap]\n\
+                    7ffd4a7f1000-7ffd4a812000 rw-p 00000000 00:00 0 [stack]\n\
+                    7f2e7c000000-7f2e7c021000 rw-p 00000000 00:00 0\n";
+        let m: Vec<_> = mappings(maps).collect();
+        assert_eq!(m.len(), 4);
+        assert_eq!(m[0], (0x400000, 0x452000, "r-xp", "/usr/bin/dbus-daemon"));
+        assert_eq!(m[1].3, "[heap]");
+        assert_eq!(m[2], (0x7ffd4a7f1000, 0x7ffd4a812000, "rw-p", "[stack]"));
+        assert_eq!(m[3].3, "");
+    }
+
+    #[test]
+    fn a_warmed_up_process_has_its_pages_and_gives_its_stack_back() {
+        // In a child: the test's threads are not the process's main thread.
+        // SAFETY: the child only calls these functions (which allocate: the harness's other threads may
+        // hold no allocator lock across a fork for long, and the child exits at once either way) and exits.
+        match unsafe { nix::unistd::fork() }.expect("fork") {
+            nix::unistd::ForkResult::Child => {
+                let faults = || {
+                    let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+                    // SAFETY: getrusage fills the struct it is given.
+                    unsafe { libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr()) };
+                    // SAFETY: initialised by getrusage (or left zeroed).
+                    unsafe { u.assume_init() }.ru_minflt
+                };
+                warm_up(256 * 1024, 128 * 1024);
+                let before = faults();
+                // What was warmed up faults no more: 64 KiB of heap and of stack.
+                let v = vec![1u8; 64 * 1024];
+                std::hint::black_box(&v);
+                touch_stack(64 * 1024);
+                let warm = faults() - before < 8;
+                release_unused_stack();
+                // SAFETY: `_exit` ends the forked child at once.
+                unsafe { libc::_exit(if warm { 0 } else { 1 }) };
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).expect("wait");
+                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+            }
+        }
     }
 }

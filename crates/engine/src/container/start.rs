@@ -151,13 +151,12 @@ impl Engine {
             std::fs::create_dir_all(dir)
                 .map_err(|e| EngineError::io("create shim socket dir", e))?;
         }
-        // Written in place: nothing reads it before the shim it is handed to, and a reused directory
-        // (`dir_pool`) holds an emptied one whose inode this keeps.
+        // For OCI tools and execs (the shim is handed the spec): written once the shim has its
+        // configuration, and in place (a reused directory, `dir_pool`, holds an emptied one whose inode
+        // this keeps).
         let bundle_cfg = paths.dir.join("config.json");
         let spec_json = serde_json::to_vec(&oci)
             .map_err(|e| EngineError::Internal(format!("encode {}: {e}", bundle_cfg.display())))?;
-        super::write_in_place(&bundle_cfg, &spec_json)
-            .map_err(|e| EngineError::io(format!("write {}", bundle_cfg.display()), e))?;
         let bundle = paths.dir.clone();
         // The shim gets the spec with its configuration, without the seccomp section it has compiled
         // (three fifths of the spec's JSON, hundreds of strings to parse).
@@ -221,15 +220,19 @@ impl Engine {
         // The shim is handed the container and creates it while the interfaces are plugged in: its
         // process only runs after `Start`, and by then both are done.
         // And a record not on disk yet (see `create`) is put there meanwhile: before the process runs.
-        let (handed, plumbed, synced) = tokio::join!(
+        let (handed, plumbed, synced, written) = tokio::join!(
             hand_to_shim(&self.inner.spare_shims, &paths.state, &shim_json),
             self.network_plumb(h),
-            self.sync_record(h)
+            self.sync_record(h),
+            async {
+                super::write_in_place(&bundle_cfg, &spec_json)
+                    .map_err(|e| EngineError::io(format!("write {}", bundle_cfg.display()), e))
+            }
         );
         let mut conn = handed?;
         // A start that fails from here ends the container and waits until its shim has cleaned up and
         // gone, so that a removal or the next start finds its directories free.
-        if let Err(e) = plumbed.and(synced) {
+        if let Err(e) = plumbed.and(synced).and(written) {
             let _ = conn.send_requests(&[Request::Kill { signal: 9 }]).await;
             drain_until_closed(&mut conn).await;
             return Err(e);

@@ -170,6 +170,8 @@ fn wait_for_container(
         file.write_all(b"0")
             .map_err(|e| format!("join cgroup {}: {e}", path.display()))?;
     }
+    // The pages it will write to, its own now (it shares the spare's until it writes them).
+    crate::process::warm_up(128 * 1024, 64 * 1024);
     let (bytes, mut fds) = receive(sync)?;
     let init = decode(&bytes, &mut fds)?;
     if !fds.is_empty() {
