@@ -4,8 +4,9 @@
 //! table `berth.meta` holds `containers.schema = 1`. Every state change is one write transaction, so a crash
 //! leaves either the old or the new record, never half of one. Most are durable when they return; the few
 //! that start-up reconciliation can redo from what is really there (see [`ContainerStore::put_with`]) are
-//! not, which keeps two fsyncs out of every `run --rm`. The third, an auto-remove container's create, is
-//! made durable by its start while the shim sets the container up (`Handle::unsynced`), off the client's path.
+//! not, which keeps two fsyncs out of every `run --rm`. An auto-remove container's create puts nothing: its
+//! start puts the record, durably, while the shim sets the container up (`Handle::unsynced`), off the client's
+//! path.
 
 use crate::container::Record;
 use crate::error::{EngineError, Result};

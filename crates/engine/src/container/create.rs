@@ -328,9 +328,10 @@ impl Engine {
         // without waiting for it: what uses it waits (`Engine::dir_made`); the start, the client's next
         // request, first. A crash before it is whole leaves a record whose directory start-up completes
         // (`recover`); a failure is the start's error.
-        // An auto-remove container's record need not be on disk yet: after a crash start-up removes every
-        // auto-remove container that is not running, so losing it changes nothing a client can see. Its
-        // start puts it on disk while the shim sets the container up, before its process runs.
+        // An auto-remove container's record need not be in the store yet: after a crash start-up removes
+        // every auto-remove container that is not running, so losing it changes nothing a client can see
+        // (a commit that is not durable would not survive a crash either). Its start puts it there, on
+        // disk, while the shim sets the container up, before its process runs.
         let durable = rec.host_config.auto_remove != Some(true);
         let make_dir = self.dir_maker(&rec, true);
         // An auto-remove container is a `run --rm`'s: its start is the client's next step but two (attach,
@@ -356,12 +357,16 @@ impl Engine {
             .boxed()
             .shared()
         };
-        let store = self.inner.store.clone();
-        let saved = rec.clone();
-        let put = tokio::task::spawn_blocking(move || store.put_with(&saved, durable))
-            .await
-            .map_err(EngineError::join)
-            .and_then(|r| r);
+        let put = if durable {
+            let store = self.inner.store.clone();
+            let saved = rec.clone();
+            tokio::task::spawn_blocking(move || store.put(&saved))
+                .await
+                .map_err(EngineError::join)
+                .and_then(|r| r)
+        } else {
+            Ok(())
+        };
         if let Err(e) = put {
             let _ = made.await;
             let _ = std::fs::remove_dir_all(&paths.dir);

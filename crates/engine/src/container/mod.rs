@@ -181,8 +181,9 @@ pub struct Handle {
     /// Becomes true when the last shim's connection has closed: the shim sends a container's exit before
     /// it removes the cgroup and unmounts the root, so a new start or a removal waits for this.
     pub(crate) shim_gone: Mutex<Option<watch::Receiver<bool>>>,
-    /// Its record's last commit is not on disk yet: an auto-remove container's create, which start-up would
-    /// remove anyway after a crash. Its start makes it durable before the container's process runs.
+    /// Its record is not on disk yet (an auto-remove container's create puts none: start-up would remove it
+    /// anyway after a crash), or its last commit was not durable. Its start puts it on disk before the
+    /// container's process runs.
     pub(crate) unsynced: std::sync::atomic::AtomicBool,
     /// The making of its directory, which a create does not wait for (see `Engine::dir_made`).
     pub(crate) dir_made: Mutex<Option<DirMade>>,

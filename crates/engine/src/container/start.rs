@@ -320,13 +320,15 @@ impl Engine {
         Ok(())
     }
 
-    /// Puts the container's record on disk if its last commit was not durable (see `Handle::unsynced`).
+    /// Puts the container's record on disk if it is not there yet, or its last commit was not durable (see
+    /// `Handle::unsynced`).
     async fn sync_record(&self, h: &Handle) -> Result<()> {
         if !h.unsynced.swap(false, std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
         }
         let store = self.inner.store.clone();
-        let synced = tokio::task::spawn_blocking(move || store.sync())
+        let rec = h.record();
+        let synced = tokio::task::spawn_blocking(move || store.put_with(&rec, true))
             .await
             .map_err(EngineError::join)
             .and_then(|r| r);
