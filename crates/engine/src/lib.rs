@@ -102,6 +102,8 @@ pub(crate) struct Inner {
     init_layer: PathBuf,
     /// Directories of removed containers kept for the next creates (`container::dir_pool`).
     dir_pool: container::dir_pool::DirPool,
+    /// What a start reads from an image, by image id and user (`container::start::ImageView`).
+    image_views: container::ImageViews,
 }
 
 impl Engine {
@@ -168,6 +170,7 @@ impl Engine {
                 spare_shims,
                 init_layer,
                 dir_pool,
+                image_views: Default::default(),
             }),
         };
         engine.clean_builder_scratch();

@@ -16,6 +16,7 @@ mod recover;
 mod remove;
 pub mod restart;
 mod start;
+pub(crate) use start::ImageViews;
 mod stop;
 pub mod update;
 
