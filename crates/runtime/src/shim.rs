@@ -222,12 +222,7 @@ fn run(
             let _ = conn.write_all(&reply_frame(true, None, Some(shim.procs[0].pid)));
             let ci = shim.add_client(conn);
             shim.clients[ci].decoder.push(rest);
-            // The requests that came with the container first (the start, when it came along: the init
-            // waits for it), then the shim's own tidying.
             shim.serve_frames(ci);
-            let _ = berth_sys::process::stdio_to_devnull();
-            berth_sys::process::release_free_memory();
-            berth_sys::process::release_unused_stack();
             shim.run();
             0
         }
@@ -308,6 +303,8 @@ struct Shim {
     created: Option<Created>,
     cgroup: Cgroup,
     started: bool,
+    /// See [`Shim::tidy_once_started`].
+    tidied: bool,
     /// Frozen by a `Pause` (a frozen v1 task ignores even SIGKILL until thawed).
     paused: bool,
     listener: UnixListener,
@@ -587,6 +584,7 @@ impl Shim {
             created: Some(created),
             cgroup,
             started: false,
+            tidied: false,
             paused: false,
             listener: serving.listener,
             sigfd: serving.sigfd,
@@ -827,11 +825,11 @@ impl Shim {
                         },
                     };
                     let bytes = serde_json::to_vec(&reply).unwrap_or_default();
-                    if self.clients[ci]
+                    let sent = self.clients[ci]
                         .stream
-                        .write_all(&proto::encode(Kind::Control, &bytes))
-                        .is_err()
-                    {
+                        .write_all(&proto::encode(Kind::Control, &bytes));
+                    self.tidy_once_started();
+                    if sent.is_err() {
                         self.drop_client(ci);
                         return;
                     }
@@ -867,6 +865,19 @@ impl Shim {
         }
     }
 
+    /// Once the container has started and the start is answered (neither waits for this): the standard
+    /// descriptors to /dev/null (they were the spare's connection to the daemon), and the memory the
+    /// start used and no longer needs back to the kernel (memory per running container).
+    fn tidy_once_started(&mut self) {
+        if !self.started || self.tidied {
+            return;
+        }
+        self.tidied = true;
+        let _ = berth_sys::process::stdio_to_devnull();
+        berth_sys::process::release_free_memory();
+        berth_sys::process::release_unused_stack();
+    }
+
     fn handle(&mut self, ci: usize, req: Request) -> Reply {
         let ok = |s: &Shim, pid: i32| Reply {
             ok: true,
@@ -892,7 +903,6 @@ impl Shim {
                 match created.start() {
                     Ok(()) => {
                         self.started = true;
-                        berth_sys::process::release_free_memory();
                         ok(self, init_pid)
                     }
                     Err(e) => fail(e.to_string()),

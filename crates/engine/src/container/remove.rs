@@ -66,14 +66,15 @@ impl Engine {
                 return;
             }
             h.update(|r| r.state.status = Status::Removing);
-            if let Err(e) = self.inner.store.delete_with(&h.id, false) {
-                tracing::warn!(id = %h.id, "remove the record of an auto-remove container: {e}");
-                h.update(|r| r.state.status = rec.state.status);
-                return;
-            }
             self.inner.containers.write().await.remove(&h.id);
             self.container_event(h, "destroy", &[]);
             h.wait.send_modify(|w| w.removed = true);
+            // Its waiters first (a `run --rm` returns on this), its record in the store after: clients
+            // see the containers of the list above. Should the record stay (a crash now, or a failure
+            // here), start-up removes it, as it does every auto-remove container that is not running.
+            if let Err(e) = self.inner.store.delete_with(&h.id, false) {
+                tracing::warn!(id = %h.id, "remove the record of an auto-remove container: {e}");
+            }
             rec
         };
         let errors = self.remove_volumes_of(&rec).await;
