@@ -252,7 +252,6 @@ impl Engine {
                 )))
             }
         });
-        drop(spare);
         // A shim that could not create the container has ended it and gone.
         let pid = created.map_err(|e| docker_wording(e, cmd))?;
         let t_shim = t0.elapsed();
@@ -265,6 +264,9 @@ impl Engine {
             },
             Err(e) => Err(e),
         };
+        // The spare namespace the init has joined goes now (an unmount: not while the init and the shim
+        // still need the CPU to start the program).
+        drop(spare);
         if let Err(e) = started {
             let _ = conn.request(&Request::Kill { signal: 9 }).await;
             drain_until_closed(&mut conn).await;
