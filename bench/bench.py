@@ -11,6 +11,10 @@ from common import Peer, children_named, make_rootfs, pct, pss_kb, rss_kb, sh, t
 # Runs each engine makes before it is measured, the same for all: a fresh daemon's first few dozen starts
 # are slower (caches, berth's kept container directories filling up), and 2 or 3 measured that, not the engine.
 WARMUP = 10
+# The measured runs go in rounds, every engine's share of them in each, so that each engine's runs spread over
+# the same minutes: this machine's speed drifts by 10-20% (and more, for seconds) within a minute, and one
+# engine after the other, berth's 50 runs took half a second, the speed of one moment, while docker's took 10.
+ROUNDS = 5
 
 def main():
     ap = argparse.ArgumentParser()
@@ -39,7 +43,7 @@ def main():
         memory["berth"] = {"daemon_rss_mb": rss_kb(b.procs[0].pid) / 1024}
         bcmd = [a.berth, "run", "--rm", "--network", "none", "busybox", "true"]
         timed(bcmd, WARMUP, b.env)
-        results["berth"] = timed(bcmd, a.runs, b.env)
+        timing = {"berth": (bcmd, b.env)}
 
         # docker
         if shutil.which("dockerd"):
@@ -57,7 +61,7 @@ def main():
                 sh("docker", "import", tar, "busybox:latest", env=d.env)
                 dcmd = ["docker", "run", "--rm", "--network", "none", "busybox", "true"]
                 timed(dcmd, WARMUP, d.env)
-                results["docker"] = timed(dcmd, a.runs, d.env)
+                timing["docker"] = (dcmd, d.env)
                 idle = rss_kb(d.procs[0].pid) + sum(rss_kb(p) for p in children_named({"containerd"}, tmp))
                 memory["docker"] = {"daemon_rss_mb": idle / 1024}
             except Exception as e:
@@ -75,7 +79,7 @@ def main():
                 sh(*base, "import", tar, "busybox:latest", env=p.env)
                 pcmd = base + ["run", "--rm", "--network", "none", "busybox", "true"]
                 timed(pcmd, WARMUP, p.env)
-                results["podman"] = timed(pcmd, a.runs, p.env)
+                timing["podman"] = (pcmd, p.env)
             except Exception as e:
                 notes.append(f"podman: {e}")
 
@@ -95,9 +99,19 @@ def main():
             try:
                 cmd = [rt, "run", "--bundle", bundle, f"bench-{rt}"]
                 timed(cmd, WARMUP)
-                results[rt] = timed(cmd, a.runs)
+                timing[rt] = (cmd, None)
             except Exception as e:
                 notes.append(f"{rt}: {str(e).splitlines()[0][:200]}")
+
+        for r in range(ROUNDS):
+            for name, (cmd, env) in list(timing.items()):
+                k = a.runs // ROUNDS + (1 if r < a.runs % ROUNDS else 0)
+                try:
+                    results.setdefault(name, []).extend(timed(cmd, k, env))
+                except Exception as e:
+                    notes.append(f"{name}: {str(e).splitlines()[0][:200]}")
+                    del timing[name]
+                    results.pop(name, None)
 
         # memory per running container, and concurrent starts
         n = a.containers
