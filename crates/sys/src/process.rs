@@ -127,7 +127,8 @@ pub fn warm_up(heap: usize, stack: usize) {
     // the populating changes nothing the file lists).
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
     for (start, end, perms, _) in mappings(&maps) {
-        if perms.starts_with("rw") && perms.ends_with('p') {
+        // (A large one is not the process's working memory: left alone.)
+        if perms.starts_with("rw") && perms.ends_with('p') && end - start <= 8 << 20 {
             // SAFETY: MADV_POPULATE_WRITE (Linux 5.14) only faults in pages of an existing private
             // writable mapping of this process, as writes to them would; it changes no content.
             unsafe {
@@ -190,10 +191,11 @@ fn touch_stack(bytes: usize) {
             // SAFETY: `i` is within `chunk`, a local array.
             unsafe { std::ptr::write_volatile(chunk.as_mut_ptr().add(i), 1) };
         }
-        std::hint::black_box(&chunk);
         if left > CHUNK {
             down(left - CHUNK);
         }
+        // Used after the call: the frame stays (no tail call reusing it).
+        std::hint::black_box(&chunk);
     }
     down(bytes);
 }

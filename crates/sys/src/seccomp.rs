@@ -186,10 +186,11 @@ impl Ahead {
             .unwrap_or_else(|_| Err(io::Error::other("the thread compiling the filter ended")));
         let _ = self.thread.join();
         let tid = self.tid.load(std::sync::atomic::Ordering::Acquire);
-        // Bounded: 10 ms.
+        // Bounded: 10 ms. (`kill` would not do: it looks a thread's id up as a process's, never there.)
         for _ in 0..1000 {
-            // SAFETY: signal 0 only asks whether the id names a task.
-            if tid <= 0 || unsafe { libc::kill(tid, 0) } != 0 {
+            // SAFETY: signal 0 to a thread of this process only asks whether that thread still is.
+            let there = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, 0) } == 0;
+            if tid <= 0 || !there {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_micros(10));

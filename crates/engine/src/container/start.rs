@@ -239,7 +239,7 @@ impl Engine {
             stdin: shim_cfg.open_stdin,
         };
         let sent = conn.send_requests(&[attach, Request::Start]).await;
-        // The shim's account of the creation: the init has joined its namespaces (a spare one can go).
+        // The shim's account of the creation: the init has joined its namespaces.
         let created = conn.reply().await.and_then(|reply| {
             if reply.ok {
                 reply
@@ -508,7 +508,7 @@ fn expect_ok(reply: berth_runtime::proto::Reply) -> Result<()> {
     }
 }
 
-/// What a start reads from an image for a user: the image's layer directories (lowest last) and the user's
+/// What a start reads from an image for a user: the image's layer directories (top-most first) and the user's
 /// ids (resolved in the image's `/etc/passwd` and `/etc/group`).
 #[derive(Clone)]
 pub(crate) struct ImageView {
@@ -519,8 +519,9 @@ pub(crate) struct ImageView {
 /// [`ImageView`]s by image id and user: an image's content never changes (its id is its digest), so a
 /// start of another container of the same image and user finds its view here instead of in the store and
 /// the image's files (a trip to a blocking thread, a database read and two files read through the
-/// layers: a tenth of a millisecond and more here). A view whose layer directories have gone (the image
-/// was removed) is looked up again. At most [`IMAGE_VIEWS`] are kept.
+/// layers: a tenth of a millisecond and more here). A view one of whose layer directories has gone (the
+/// image was removed, or a snapshot is missing, which the store's lookup unpacks again) is looked up
+/// again. At most [`IMAGE_VIEWS`] are kept.
 pub(crate) type ImageViews =
     std::sync::Mutex<std::collections::HashMap<(String, String), ImageView>>;
 
