@@ -15,6 +15,10 @@ WARMUP = 10
 # the same minutes: this machine's speed drifts by 10-20% (and more, for seconds) within a minute, and one
 # engine after the other, berth's 50 runs took half a second, the speed of one moment, while docker's took 10.
 ROUNDS = 5
+# Runs each engine makes, unmeasured, at the start of its share of a round: the engines before it have filled
+# the CPU's caches and the kernel's with their own (a docker run churns through far more than berth's whole
+# run), and each is measured warm, as when it runs alone.
+ROUND_WARMUP = 3
 
 def main():
     ap = argparse.ArgumentParser()
@@ -107,6 +111,7 @@ def main():
             for name, (cmd, env) in list(timing.items()):
                 k = a.runs // ROUNDS + (1 if r < a.runs % ROUNDS else 0)
                 try:
+                    timed(cmd, ROUND_WARMUP, env)
                     results.setdefault(name, []).extend(timed(cmd, k, env))
                 except Exception as e:
                     notes.append(f"{name}: {str(e).splitlines()[0][:200]}")
