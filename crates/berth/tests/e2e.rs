@@ -804,10 +804,14 @@ fn events_record_the_container_lifecycle() {
             .as_secs()
             - 1
     );
-    assert!(d
-        .berth(&["run", "--rm", "--name", "ev", "busybox", "true"])
-        .status
-        .success());
+    // Several: a short container's exit can reach the daemon while its start is being answered, and the
+    // order of the events must not depend on which comes first.
+    for name in ["ev", "ev1", "ev2", "ev3", "ev4"] {
+        assert!(d
+            .berth(&["run", "--rm", "--name", name, "busybox", "true"])
+            .status
+            .success());
+    }
     let until = format!(
         "{}",
         std::time::SystemTime::now()
@@ -833,6 +837,25 @@ fn events_record_the_container_lifecycle() {
         vec!["create", "start", "die", "destroy"],
         "{actions}"
     );
+    let out = d.berth(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "type=container",
+        "--format",
+        "{{.Actor.Attributes.name}} {{.Action}}",
+    ]);
+    let all = text(&out.stdout);
+    for name in ["ev1", "ev2", "ev3", "ev4"] {
+        let actions: Vec<&str> = all
+            .lines()
+            .filter_map(|l| l.strip_prefix(&format!("{name} ")))
+            .collect();
+        assert_eq!(actions, vec!["create", "start", "die", "destroy"], "{all}");
+    }
     let out = d.docker(&[
         "events",
         "--since",

@@ -304,12 +304,14 @@ impl Engine {
             saved_ms = t0.elapsed().as_secs_f64() * 1e3,
             "container started"
         );
-        // The watcher first: it makes stdin writable, and waiters woken below may write at once.
+        // `start` before the watcher runs: a short container's exit may be waiting on the connection
+        // already, and its `die` (and an auto-removed one's `destroy`) must come after.
+        self.volume_mount_events(&rec, "mount");
+        self.container_event(h, "start", &[]);
+        // The watcher next: it makes stdin writable, and waiters woken below may write at once.
         self.watch(h.clone(), conn);
         self.start_health(h);
         h.publish_wait();
-        self.volume_mount_events(&rec, "mount");
-        self.container_event(h, "start", &[]);
         Ok(())
     }
 
