@@ -820,35 +820,22 @@ fn events_record_the_container_lifecycle() {
             .as_secs()
             + 1
     );
-    let out = d.berth(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
-        "--filter",
-        "container=ev",
-        "--format",
-        "{{.Action}}",
-    ]);
-    let actions = text(&out.stdout);
+    let events = |filter: &str, format: &str| {
+        text(
+            &d.berth(&[
+                "events", "--since", &since, "--until", &until, "--filter", filter, "--format",
+                format,
+            ])
+            .stdout,
+        )
+    };
+    let actions = events("container=ev", "{{.Action}}");
     assert_eq!(
         actions.lines().collect::<Vec<_>>(),
         vec!["create", "start", "die", "destroy"],
         "{actions}"
     );
-    let out = d.berth(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
-        "--filter",
-        "type=container",
-        "--format",
-        "{{.Actor.Attributes.name}} {{.Action}}",
-    ]);
-    let all = text(&out.stdout);
+    let all = events("type=container", "{{.Actor.Attributes.name}} {{.Action}}");
     for name in ["ev1", "ev2", "ev3", "ev4"] {
         let actions: Vec<&str> = all
             .lines()
