@@ -1,8 +1,10 @@
-//! Restart policies, pause and unpause, top and stats, through berth's CLI and the real docker CLI.
+//! Restart policies, pause and unpause, top and stats, through berth's CLI and the real docker CLI; what a
+//! container's end leaves behind.
 
 mod common;
 
-use common::{text, Daemon};
+use common::{ok, text, Daemon};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn inspect(d: &Daemon, name: &str, format: &str) -> String {
@@ -522,5 +524,92 @@ fn a_thousand_execs_leak_no_fd_thread_zombie_or_memory() {
     assert!(
         ids.trim() == "0" || ids.trim().is_empty(),
         "exec ids kept: {ids}"
+    );
+}
+
+/// The overlay mounts below `dir` (mount id, mount point), from this process's mount table (the daemon's
+/// namespace: the test's).
+fn overlays_below(dir: &std::path::Path) -> Vec<(String, String)> {
+    let prefix = format!("{}/", dir.display());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(" - overlay "))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            f[4].starts_with(&prefix)
+                .then(|| (f[0].to_string(), f[4].to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_rm_root_is_kept_mounted_for_the_next_and_let_go_by_rmi_and_shutdown() {
+    let d = Daemon::start();
+    d.import_busybox();
+    let containers = d.dir.path().join("data/containers");
+    let kept = || {
+        overlays_below(&containers)
+            .into_iter()
+            .filter(|(_, mp)| mp.contains("/.free-"))
+            .collect::<Vec<_>>()
+    };
+    // A container that wrote into its root: its directory is not kept mounted.
+    ok(&d.berth(&["run", "--rm", "busybox", "sh", "-c", "echo x > /marker"]));
+    // One that wrote nothing: its root stays mounted for the next.
+    ok(&d.berth(&["run", "--rm", "busybox", "true"]));
+    wait_for("a kept root", 10, || !kept().is_empty());
+    assert_eq!(kept().len(), 1, "{:?}", overlays_below(&containers));
+    let (mount_id, _) = kept()[0].clone();
+    // The next `--rm` container of the image runs on that very mount, which shows the image and nothing of
+    // the containers before.
+    let out = ok(&d.berth(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "next",
+        "busybox",
+        "sh",
+        "-c",
+        "test ! -e /marker && test -x /bin/busybox && sleep 30",
+    ]));
+    let id = out.trim().to_string();
+    let mounts = overlays_below(&containers);
+    let root = mounts
+        .iter()
+        .find(|(_, mp)| mp.contains(&id))
+        .unwrap_or_else(|| panic!("no root for {id}: {mounts:?}"));
+    assert_eq!(root.0, mount_id, "the kept mount is reused: {mounts:?}");
+    assert!(kept().is_empty(), "{mounts:?}");
+    ok(&d.berth(&["kill", "next"]));
+    wait_for("the container's end", 10, || {
+        text(&d.berth(&["ps", "-aq"]).stdout).trim().is_empty()
+    });
+    // It exited by a signal having written nothing: kept again.
+    wait_for("a kept root", 10, || !kept().is_empty());
+    // An image removal lets every kept root go (no deleted layer stays pinned).
+    ok(&d.berth(&["rmi", "busybox"]));
+    assert!(kept().is_empty(), "{:?}", overlays_below(&containers));
+    // So does a shutdown.
+    let tarball = d.busybox_tarball();
+    ok(&d.berth(&["import", tarball.to_str().unwrap(), "busybox"]));
+    ok(&d.berth(&["run", "--rm", "busybox", "true"]));
+    wait_for("a kept root", 10, || !kept().is_empty());
+    let pid = d.pid().unwrap();
+    assert!(Command::new("kill")
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success());
+    wait_for("the daemon's exit", 10, || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+            s.rsplit_once(") ").is_some_and(|x| x.1.starts_with('Z'))
+        })
+    });
+    assert!(
+        overlays_below(&containers).is_empty(),
+        "{:?}",
+        overlays_below(&containers)
     );
 }

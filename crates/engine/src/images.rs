@@ -144,6 +144,12 @@ impl Engine {
         let actions = self
             .images_blocking(move |s| s.remove(&n, force, no_prune, &|id: &str| users.contains(id)))
             .await?;
+        if actions
+            .iter()
+            .any(|a| matches!(a, RemoveAction::Deleted(_)))
+        {
+            self.release_kept_roots().await;
+        }
         for a in &actions {
             match a {
                 RemoveAction::Untagged(r) => self.image_event("untag", &img.id, r),
@@ -161,10 +167,18 @@ impl Engine {
         let report = self
             .images_blocking(move |s| s.prune(all, &filters, &|id: &str| users.contains(id)))
             .await?;
+        self.release_kept_roots().await;
         self.inner
             .events
             .publish("image", "prune", "", BTreeMap::new());
         Ok(report)
+    }
+
+    /// Unmounts the roots kept mounted for the next `--rm` containers (`container::dir_pool`): an image
+    /// was removed, and a kept mount would hold on to its layers' space.
+    async fn release_kept_roots(&self) {
+        let engine = self.clone();
+        let _ = tokio::task::spawn_blocking(move || engine.inner.dir_pool.release_mounted()).await;
     }
 
     pub async fn image_history(&self, name: &str) -> Result<Vec<HistoryEntry>> {

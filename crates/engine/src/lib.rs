@@ -198,6 +198,7 @@ impl Engine {
         }
         self.inner.spare_netns.clear();
         self.inner.spare_shims.clear();
+        self.inner.dir_pool.release_mounted();
     }
 
     pub fn config(&self) -> &Config {

@@ -24,7 +24,8 @@
 //!    records the status in `exit.json` (write, fsync, rename) for a daemon that was away (not for a
 //!    container removed at its end: such a daemon removes it at start-up), lets go of the container's mount
 //!    namespace (held since it was made so that the init's exit does not wait for its teardown), removes the
-//!    container's cgroup, unmounts the root,
+//!    container's cgroup, unmounts the root (not a `--rm` container's: the daemon keeps it mounted for the
+//!    next one when nothing of this one's is left in it),
 //!    closes the connections and exits. The daemon takes the closed connection as the sign that the
 //!    container's directories are free again.
 //!
@@ -1097,7 +1098,12 @@ impl Shim {
         self.created = None;
         self.mount_ns = None;
         self.cgroup.remove();
-        let _ = mount::unmount(&self.cfg.rootfs);
+        // A `--rm` container's root is left to the daemon, which removes the container now: it keeps the
+        // directory for the next `--rm` container of the image with the root still mounted when nothing
+        // of this one's is left in it (a daemon that was away unmounts it when it removes the container).
+        if !self.cfg.volatile {
+            let _ = mount::unmount(&self.cfg.rootfs);
+        }
         let _ = std::fs::remove_file(&self.cfg.socket);
         for c in self.clients.iter_mut() {
             let _ = c.stream.shutdown(std::net::Shutdown::Both);

@@ -1,12 +1,13 @@
 //! `create`: validate the request, merge the image's config into the container's, allocate id and name,
 //! prepare the container directory. Nothing runs yet.
 
-use super::{now_rfc3339, Handle, Record, State};
+use super::{dir_pool, now_rfc3339, Handle, Record, State};
 use crate::error::{EngineError, Result};
 use crate::Engine;
 use bollard_stubs::models::{ContainerConfig, HostConfig};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 /// A create call: Docker's `Config` and `HostConfig`, and the optional name.
 #[derive(Debug, Clone, Default)]
@@ -336,20 +337,26 @@ impl Engine {
         let make_dir = self.dir_maker(&rec, true);
         // An auto-remove container is a `run --rm`'s: its start is the client's next step but two (attach,
         // wait), so its root is mounted now too, on the same thread, while those go back and forth (the
-        // overlay mount is most of a millisecond here); the shim finds it mounted.
-        let mount_root = (!durable).then(|| self.root_mounter(&rec));
+        // overlay mount is most of a millisecond here), or a kept directory with it mounted already is
+        // taken (`dir_pool`); the shim finds it mounted.
+        let mounter = (!durable).then(|| self.root_mounter(&rec));
         let making = tokio::task::spawn_blocking(move || {
-            make_dir()?;
-            if let Some(mount) = mount_root {
-                mount();
-            }
-            Ok::<(), EngineError>(())
+            let Some(mounter) = mounter else {
+                make_dir(None)?;
+                return Ok(None);
+            };
+            let want = mounter.root();
+            let taken = make_dir(want.as_ref())?;
+            Ok::<_, EngineError>(match (taken, want) {
+                (dir_pool::Taken::Mounted, want) => want,
+                (_, want) => mounter.mount(want),
+            })
         });
         let made: super::DirMade = {
             use futures_util::FutureExt;
             async move {
                 match making.await {
-                    Ok(Ok(())) => Ok(()),
+                    Ok(Ok(root)) => Ok(root),
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(e) => Err(e.to_string()),
                 }
@@ -385,45 +392,74 @@ impl Engine {
     }
 }
 
-impl Engine {
-    /// Mounts the root of auto-remove container `rec` as its shim would (the same lower, upper and work
-    /// directories, `volatile`), on a blocking thread, when its directory is made. A failure is only
-    /// logged: the shim mounts the root itself, and says what fails.
-    fn root_mounter(&self, rec: &Record) -> impl FnOnce() + Send + 'static {
-        let store = self.inner.images.clone();
-        let init_layer = self.inner.init_layer.clone();
-        let image_id = rec.image_id.clone();
-        let dir = self.paths(&rec.id).dir;
-        let id = rec.id.clone();
-        move || {
-            let rootfs = dir.join("rootfs");
-            let mounted = store
-                .layer_dirs(&image_id)
-                .map_err(|e| e.to_string())
-                .and_then(|layers| {
-                    let ov = berth_sys::mount::Overlay {
-                        lower: super::init_layer::lower(&init_layer, layers),
-                        upper: dir.join("upper"),
-                        work: dir.join("work"),
-                        volatile: true,
-                    };
-                    // A new container's root (its directory new or a kept one, unmounted) is not
-                    // mounted yet: no look at the mount table.
-                    berth_sys::mount::mount_overlay(&ov, &rootfs).map_err(|e| e.to_string())
-                });
-            if let Err(e) = mounted {
-                tracing::debug!(id = %id, "mount the root ahead of the start: {e}");
+/// Mounts the root of an auto-remove container ahead of its start (see [`Engine::root_mounter`]).
+struct RootMounter {
+    store: berth_image::ImageStore,
+    init_layer: PathBuf,
+    image_id: String,
+    dir: PathBuf,
+    id: String,
+}
+
+impl RootMounter {
+    /// The root the container's image makes (its lower directories as they are now); `None` (logged) when
+    /// they cannot be found: the shim mounts the root itself, and says what fails.
+    fn root(&self) -> Option<dir_pool::Root> {
+        let root = self
+            .store
+            .layer_dirs(&self.image_id)
+            .map_err(|e| e.to_string())
+            .and_then(|layers| {
+                dir_pool::Root::of(super::init_layer::lower(&self.init_layer, layers))
+                    .map_err(|e| e.to_string())
+            });
+        root.map_err(|e| tracing::debug!(id = %self.id, "the layers of the root: {e}"))
+            .ok()
+    }
+
+    /// Mounts `root` as the container's shim would (the same lower, upper and work directories,
+    /// `volatile`); the root mounted, or `None` (logged: the shim mounts it itself, and says what fails).
+    fn mount(&self, root: Option<dir_pool::Root>) -> Option<dir_pool::Root> {
+        let root = root?;
+        let ov = berth_sys::mount::Overlay {
+            lower: root.lower().to_vec(),
+            upper: self.dir.join("upper"),
+            work: self.dir.join("work"),
+            volatile: true,
+        };
+        // A new container's root (its directory new or a kept one, unmounted) is not mounted yet: no look at
+        // the mount table.
+        match berth_sys::mount::mount_overlay(&ov, &self.dir.join("rootfs")) {
+            Ok(()) => Some(root),
+            Err(e) => {
+                tracing::debug!(id = %self.id, "mount the root ahead of the start: {e}");
+                None
             }
+        }
+    }
+}
+
+impl Engine {
+    /// What mounts the root of auto-remove container `rec` on a blocking thread, when its directory is
+    /// made.
+    fn root_mounter(&self, rec: &Record) -> RootMounter {
+        RootMounter {
+            store: self.inner.images.clone(),
+            init_layer: self.inner.init_layer.clone(),
+            image_id: rec.image_id.clone(),
+            dir: self.paths(&rec.id).dir,
+            id: rec.id.clone(),
         }
     }
 
     /// Makes (or completes) the container's directory for `rec` (see [`prepare_dir`]), on a blocking thread;
-    /// with `reuse`, from a removed container's when one is kept (`dir_pool`).
+    /// with `reuse`, from a removed container's when one is kept (`dir_pool`), with the root given to the
+    /// closure mounted if one is kept so. What it took.
     pub(crate) fn dir_maker(
         &self,
         rec: &Record,
         reuse: bool,
-    ) -> impl FnOnce() -> Result<()> + Send + 'static {
+    ) -> impl FnOnce(Option<&dir_pool::Root>) -> Result<dir_pool::Taken> + Send + 'static {
         let engine = self.clone();
         let dir = self.paths(&rec.id).dir;
         let hostname = rec.config.hostname.clone().unwrap_or_default();
@@ -431,10 +467,12 @@ impl Engine {
         let hosts_src = self.inner.cfg.hosts_file.clone();
         let host_net = rec.host_config.network_mode.as_deref() == Some("host");
         let extra_hosts = rec.host_config.extra_hosts.clone().unwrap_or_default();
-        move || {
-            if reuse {
-                engine.inner.dir_pool.take(&dir);
-            }
+        move |want| {
+            let taken = if reuse {
+                engine.inner.dir_pool.take(&dir, want)
+            } else {
+                dir_pool::Taken::Nothing
+            };
             prepare_dir(
                 &dir,
                 &hostname,
@@ -442,7 +480,8 @@ impl Engine {
                 &hosts_src,
                 host_net,
                 &extra_hosts,
-            )
+            )?;
+            Ok(taken)
         }
     }
 }

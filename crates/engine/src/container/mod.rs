@@ -180,7 +180,8 @@ pub struct Handle {
     /// The restart policy's current back-off.
     pub(crate) restart_delay: Mutex<std::time::Duration>,
     /// Becomes true when the last shim's connection has closed: the shim sends a container's exit before
-    /// it removes the cgroup and unmounts the root, so a new start or a removal waits for this.
+    /// it removes the cgroup and unmounts the root (not an auto-remove container's: its removal may keep it
+    /// mounted, `dir_pool`), so a new start or a removal waits for this.
     pub(crate) shim_gone: Mutex<Option<watch::Receiver<bool>>>,
     /// Its record is not on disk yet (an auto-remove container's create puts none: start-up would remove it
     /// anyway after a crash), or its last commit was not durable. Its start puts it on disk before the
@@ -190,9 +191,10 @@ pub struct Handle {
     pub(crate) dir_made: Mutex<Option<DirMade>>,
 }
 
-/// The making of a container's directory on a blocking thread: awaited by whatever uses the directory.
+/// The making of a container's directory on a blocking thread: awaited by whatever uses the directory. It
+/// gives the root the daemon mounted in it, if it did (`create::RootMounter`).
 pub(crate) type DirMade = futures_util::future::Shared<
-    futures_util::future::BoxFuture<'static, std::result::Result<(), String>>,
+    futures_util::future::BoxFuture<'static, std::result::Result<Option<dir_pool::Root>, String>>,
 >;
 
 impl Handle {
@@ -333,9 +335,14 @@ impl Engine {
     /// Waits until the container's directory is made: a create answers while it is being made (its files are
     /// needed first by the start, which the client asks for next).
     pub(crate) async fn dir_made(&self, h: &Handle) -> Result<()> {
+        self.dir_root(h).await.map(drop)
+    }
+
+    /// [`Engine::dir_made`], and the root the daemon mounted in the directory if it did.
+    pub(crate) async fn dir_root(&self, h: &Handle) -> Result<Option<dir_pool::Root>> {
         let pending = h.dir_made.lock().ok().and_then(|g| g.clone());
         match pending {
-            None => Ok(()),
+            None => Ok(None),
             Some(made) => made
                 .await
                 .map_err(|e| EngineError::Internal(format!("make the container's directory: {e}"))),

@@ -24,7 +24,8 @@ impl Engine {
             // A create commits its record while it makes the directory: a crash between the two is
             // completed here (the files come last).
             if !self.paths(&rec.id).dir.join("resolv.conf").exists() {
-                let made = tokio::task::spawn_blocking(self.dir_maker(&rec, false))
+                let make = self.dir_maker(&rec, false);
+                let made = tokio::task::spawn_blocking(move || make(None))
                     .await
                     .map_err(EngineError::join)
                     .and_then(|r| r);

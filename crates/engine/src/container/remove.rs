@@ -27,8 +27,8 @@ impl Engine {
         h.update(|r| r.state.status = Status::Removing);
         self.shim_gone(&h).await;
         // Its files go whole: not while the create is still making them (a failure there changes nothing).
-        let _ = self.dir_made(&h).await;
-        let cleanup = self.remove_files(&h.id, false).await?;
+        let root = self.dir_root(&h).await.ok().flatten();
+        let cleanup = self.remove_files(&h.id, root, false).await?;
         if !cleanup.is_empty() {
             h.update(|r| r.state.status = Status::Dead);
             let _ = self.save(&h);
@@ -82,13 +82,18 @@ impl Engine {
             tracing::warn!(id = %h.id, "remove the volumes of an auto-remove container: {}", errors.join("; "));
         }
         self.shim_gone(h).await;
-        self.remove_files_in_background(&h.id).await;
+        let root = self.dir_root(h).await.ok().flatten();
+        self.remove_files_in_background(&h.id, root).await;
     }
 
     /// [`Engine::remove_files`] where nobody waits for the answer: what fails is logged (start-up removes
     /// it later, as files with no record).
-    async fn remove_files_in_background(&self, id: &str) -> bool {
-        let errors = match self.remove_files(id, true).await {
+    async fn remove_files_in_background(
+        &self,
+        id: &str,
+        root: Option<super::dir_pool::Root>,
+    ) -> bool {
+        let errors = match self.remove_files(id, root, true).await {
             Ok(errors) => errors,
             Err(e) => vec![e.to_string()],
         };
@@ -110,16 +115,33 @@ impl Engine {
         self.remove_anonymous_volumes(&names).await
     }
 
-    /// Unmounts a container's root and removes its directories; what could not be done. In the
-    /// `background` (nobody waits for it) the removal of the directories runs at the lowest CPU priority,
-    /// on a thread of its own (its priority dies with it).
-    async fn remove_files(&self, id: &str, background: bool) -> Result<Vec<String>> {
+    /// Unmounts a container's root and removes its directories; what could not be done. A directory that
+    /// holds nothing of the container's own is kept for the next create instead (`dir_pool`), with its root
+    /// still mounted if the daemon mounted it over `root` (an auto-remove container's, whose shim leaves it
+    /// mounted). In the `background` (nobody waits for it) the removal of the directories runs at the
+    /// lowest CPU priority, on a thread of its own (its priority dies with it).
+    async fn remove_files(
+        &self,
+        id: &str,
+        root: Option<super::dir_pool::Root>,
+        background: bool,
+    ) -> Result<Vec<String>> {
         let paths = self.paths(id);
         let rootfs = paths.dir.join("rootfs");
         let (dir, state) = (paths.dir.clone(), paths.state.clone());
         let (engine, id) = (self.clone(), id.to_string());
         let work = move || {
             let mut errors = Vec::new();
+            let kept_mounted =
+                root.is_some_and(|r| engine.inner.dir_pool.give_mounted(&dir, &id, r));
+            if kept_mounted {
+                if let Err(e) = std::fs::remove_dir_all(&state) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        errors.push(format!("remove {}: {e}", state.display()));
+                    }
+                }
+                return errors;
+            }
             if let Err(e) = berth_sys::mount::unmount(&rootfs) {
                 errors.push(e.to_string());
             }
@@ -175,7 +197,7 @@ impl Engine {
             if std::os::unix::net::UnixStream::connect(self.paths(&id).socket).is_ok() {
                 continue;
             }
-            if self.remove_files_in_background(&id).await {
+            if self.remove_files_in_background(&id, None).await {
                 tracing::info!(id = %id, "removed the files of a container with no record");
             }
         }
