@@ -117,22 +117,34 @@ impl Program {
     ///
     /// The filter must let that thread wait, install and leave: allow `futex`, `seccomp` and `exit`, and
     /// fail (not kill or trap) whatever else a thread's end may call. The caller must be the process's
-    /// only thread (it is, as long as the `Ahead` lives, but for that thread), and hold CAP_SYS_ADMIN.
+    /// only thread (it is, as long as the `Ahead` lives, but for that thread), and hold CAP_SYS_ADMIN and
+    /// CAP_SYS_NICE.
+    ///
+    /// The thread runs at the lowest priority until [`Ahead::install`] asks for its filter: it takes a CPU
+    /// nobody else wants, and never the caller's (a new thread is often put on its creator's CPU when the
+    /// other is busy, and it took the caller's place there for the whole compile).
     pub fn compile_ahead(&self, flags: u32) -> io::Result<Ahead> {
+        use std::sync::atomic::Ordering::SeqCst;
         let program = self.clone();
         let (go, wait) = std::sync::mpsc::channel::<()>();
         let (tell, done) = std::sync::mpsc::channel::<io::Result<()>>();
         let tid = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
         let its_tid = tid.clone();
+        let wanted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let is_wanted = wanted.clone();
+        let base = nice_of(0);
         let thread = std::thread::Builder::new()
             .name("berth-seccomp".into())
             .stack_size(64 * 1024)
             .spawn(move || {
+                // This thread alone (on Linux a `PRIO_PROCESS` of 0 is the calling thread), then said:
+                // an install from now on raises it again.
+                set_nice(0, LOWEST);
                 // SAFETY: gettid has no preconditions.
-                its_tid.store(
-                    unsafe { libc::gettid() },
-                    std::sync::atomic::Ordering::Release,
-                );
+                its_tid.store(unsafe { libc::gettid() }, SeqCst);
+                if is_wanted.load(SeqCst) {
+                    set_nice(0, base);
+                }
                 // This thread alone for now: the kernel does its work here, now.
                 if let Err(e) = program.load(flags & !FLAG_TSYNC) {
                     let _ = tell.send(Err(e));
@@ -151,7 +163,34 @@ impl Program {
             done,
             thread,
             tid,
+            wanted,
+            base,
         })
+    }
+}
+
+/// The nice value of a thread that takes only the CPU nobody else wants.
+const LOWEST: i32 = 19;
+
+/// Sets the nice value of thread `tid` (0: the caller's). Best effort: a thread left at the lowest
+/// priority still finishes.
+fn set_nice(tid: i32, nice: i32) {
+    // SAFETY: setpriority reads its integer arguments only.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) };
+}
+
+/// The nice value of thread `tid` (0: the caller's); 0 if it cannot be read.
+fn nice_of(tid: i32) -> i32 {
+    // getpriority answers -1 for a nice of -1 and for an error: errno tells them apart.
+    // SAFETY: errno is this thread's; getpriority reads its integer arguments only.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let n = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
+        if n == -1 && *libc::__errno_location() != 0 {
+            0
+        } else {
+            n
+        }
     }
 }
 
@@ -171,6 +210,10 @@ pub struct Ahead {
     done: std::sync::mpsc::Receiver<io::Result<()>>,
     thread: std::thread::JoinHandle<()>,
     tid: std::sync::Arc<std::sync::atomic::AtomicI32>,
+    /// Set when the filter is asked for: the thread is raised to the caller's priority.
+    wanted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The caller's nice value when it started the thread.
+    base: i32,
 }
 
 impl Ahead {
@@ -178,6 +221,14 @@ impl Ahead {
     /// once), and waits for the thread that compiled it to be gone, its id released (a join returns a
     /// moment before); returns that id.
     pub fn install(self) -> io::Result<i32> {
+        use std::sync::atomic::Ordering::SeqCst;
+        // Its compile is what the caller waits for now: at the caller's priority (the thread raises itself
+        // if it has not said who it is yet).
+        self.wanted.store(true, SeqCst);
+        let running = self.tid.load(SeqCst);
+        if running > 0 {
+            set_nice(running, self.base);
+        }
         // Gone already if its compile failed: then its answer is waiting.
         let _ = self.go.send(());
         let installed = self
@@ -185,7 +236,7 @@ impl Ahead {
             .recv()
             .unwrap_or_else(|_| Err(io::Error::other("the thread compiling the filter ended")));
         let _ = self.thread.join();
-        let tid = self.tid.load(std::sync::atomic::Ordering::Acquire);
+        let tid = self.tid.load(SeqCst);
         // Bounded: 10 ms. (`kill` would not do: it looks a thread's id up as a process's, never there.)
         for _ in 0..1000 {
             // SAFETY: signal 0 to a thread of this process only asks whether that thread still is.
