@@ -308,6 +308,20 @@ fn docker_cli_runs_lists_inspects_logs_stops_removes() {
     );
 }
 
+/// The nice value of process `pid`, from its `stat`.
+fn nice_of(pid: u32) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command's closing parenthesis: state is the 3rd field, nice the 19th.
+    stat.rsplit_once(") ")
+        .unwrap()
+        .1
+        .split(' ')
+        .nth(16)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// The processes named `berth-spare` whose parent is `parent`.
 fn spares_of(parent: u32) -> Vec<u32> {
     std::fs::read_dir("/proc")
@@ -362,9 +376,29 @@ fn a_spare_shim_waits_for_the_next_start_and_goes_with_the_daemon() {
     } else {
         None
     };
-    // The next start hands the spare its container: the spare is the init's parent, a shim like others.
+    // A spare readies itself (and that init) at the lowest priority, in a session of its own.
+    let daemon_nice = nice_of(daemon);
+    wait_for("the spare at the lowest priority", &|| nice_of(spare) == 19);
+    if let Some(ahead) = ahead {
+        assert_eq!(nice_of(ahead), 19, "the init cloned ahead");
+    }
+    let sid = |pid: u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        stat.rsplit_once(") ")
+            .unwrap()
+            .1
+            .split(' ')
+            .nth(3)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(sid(spare), spare.to_string(), "the spare leads a session");
+    // The next start hands the spare its container: the spare is the init's parent, a shim like others,
+    // and both run at the daemon's priority.
     ok(&d.berth(&["run", "-d", "--name", "took", "busybox", "sleep", "100"]));
     let init = d.container_pid("took");
+    assert_eq!(nice_of(spare), daemon_nice, "the shim");
+    assert_eq!(nice_of(init), daemon_nice, "the container's process");
     if let Some(ahead) = ahead {
         assert_eq!(init, ahead, "the init cloned ahead runs the container");
     }

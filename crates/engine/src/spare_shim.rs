@@ -135,5 +135,13 @@ async fn handed(
     shim.conn.set_nonblocking(true)?;
     let mut conn = tokio::net::UnixStream::from_std(shim.conn)?;
     conn.write_all(&line).await?;
+    // A spare readies itself at the lowest priority (see `berth_runtime::shim::main_args`): from now on the
+    // client waits for it, and for the init it cloned ahead (in its process group until handed its
+    // container). After the write: a spare that had not lowered itself yet finds its container waiting,
+    // and does not.
+    if let Some(pid) = shim.child.id() {
+        let nice = berth_sys::process::nice_of(std::process::id() as i32).unwrap_or(0);
+        let _ = berth_sys::process::set_group_nice(pid as i32, nice);
+    }
     Ok((shim.child, conn))
 }

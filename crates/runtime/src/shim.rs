@@ -112,9 +112,25 @@ pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
         eprintln!("usage: berth shim - [cgroup-parent] (the container comes on standard input)");
         return 2;
     }
+    // A session and process group of its own: a signal to the daemon's (a Ctrl-C in the terminal of a
+    // daemon run in the foreground) does not reach it or its container.
+    let _ = nix::unistd::setsid();
     // While it waits a spare goes by a name of its own, so that `ps` (and a count of the shims that serve
     // containers) tells it apart; once it has a container it is a shim like the others.
     let _ = nix::sys::prctl::set_name(SPARE_NAME);
+    // A spare readies itself (and the init it clones ahead) at the lowest priority: that work is done
+    // while a client waits for something else (the last container's end, the next command's start), and
+    // must not take the CPU from it. Given its container, it is back at the daemon's priority: the daemon
+    // raises its process group once it has written the container (the init cloned ahead is in it until
+    // handed its container), and it raises itself and that init as it reads it. A container given before
+    // it lowered itself is waiting on its input: then it does not.
+    let base = berth_sys::process::nice_of(0).unwrap_or(0);
+    if cgroup_parent.is_some() {
+        let _ = berth_sys::process::set_nice(0, berth_sys::process::LOWEST_NICE);
+        if input_waiting() {
+            let _ = berth_sys::process::set_nice(0, base);
+        }
+    }
     // It finds the cgroup hierarchies ahead (they stay where they are): the kernel prints every mount for
     // a read of the mount table, a tenth of a millisecond here.
     let cgroup_mounts = std::fs::read_to_string("/proc/self/mountinfo")
@@ -146,6 +162,12 @@ pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
         });
     match handed {
         Ok((conn, Some((state_dir, config, rest)))) => {
+            if cgroup_parent.is_some() {
+                let _ = berth_sys::process::set_nice(0, base);
+                if let Some(init) = &spare.1 {
+                    let _ = berth_sys::process::set_nice(init.pid(), base);
+                }
+            }
             let _ = nix::sys::prctl::set_name(SHIM_NAME);
             run(
                 Path::new(&state_dir),
@@ -159,6 +181,16 @@ pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
         // The spare's cgroup and init go with it.
         _ => 0,
     }
+}
+
+/// Whether the daemon has written to the shim's input already.
+fn input_waiting() -> bool {
+    let stdin = std::io::stdin();
+    let mut fds = [nix::poll::PollFd::new(
+        stdin.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).is_ok_and(|n| n > 0)
 }
 
 /// Reads the state directory and the configuration, a line each, from the daemon's connection; returns
@@ -1094,6 +1126,11 @@ impl Shim {
         // its status, which nobody can ask for any more.
         if !self.cfg.volatile {
             let _ = write_exit(&self.cfg.exit_file, &status, true);
+        }
+        // What is left nobody waits for when the container is removed at its end (its client has its
+        // answer, the daemon removes it in the background): the CPU goes to what does.
+        if self.cfg.volatile {
+            let _ = berth_sys::process::set_nice(0, berth_sys::process::LOWEST_NICE);
         }
         self.created = None;
         self.mount_ns = None;

@@ -212,26 +212,48 @@ pub fn single_malloc_arena() {
     }
 }
 
+/// The nice value that work nobody waits for runs at: it takes only the CPU nobody else wants.
+pub const LOWEST_NICE: i32 = 19;
+
+/// The nice value of process or thread `id` (0: the calling thread; on Linux a thread has its own).
+pub fn nice_of(id: i32) -> std::io::Result<i32> {
+    // getpriority may return -1 legitimately: errno tells.
+    // SAFETY: errno is this thread's; getpriority takes plain integers.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let p = libc::getpriority(libc::PRIO_PROCESS, id as libc::id_t);
+        if p == -1 && *libc::__errno_location() != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(p)
+    }
+}
+
+/// Sets the nice value of process or thread `id` (0: the calling thread). Raising a priority (a lower
+/// value) needs CAP_SYS_NICE.
+pub fn set_nice(id: i32, nice: i32) -> std::io::Result<()> {
+    // SAFETY: setpriority takes plain integers.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, id as libc::id_t, nice) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets the nice value of every process in process group `pgrp` (see [`set_nice`]).
+pub fn set_group_nice(pgrp: i32, nice: i32) -> std::io::Result<()> {
+    // SAFETY: setpriority takes plain integers.
+    if unsafe { libc::setpriority(libc::PRIO_PGRP, pgrp as libc::id_t, nice) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Sets the calling thread's nice value (on Linux a thread has its own) and returns the one it had. For
 /// clean-up work that must not take the CPU from what a client is waiting for; put the old value back
 /// afterwards on a thread that is reused.
 pub fn set_thread_nice(nice: i32) -> std::io::Result<i32> {
-    // SAFETY: gettid has no preconditions.
-    let tid = unsafe { libc::gettid() } as libc::id_t;
-    // getpriority may return -1 legitimately: errno tells.
-    // SAFETY: errno is this thread's; getpriority and setpriority take plain integers.
-    let old = unsafe {
-        *libc::__errno_location() = 0;
-        let p = libc::getpriority(libc::PRIO_PROCESS, tid);
-        if p == -1 && *libc::__errno_location() != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        p
-    };
-    // SAFETY: as above.
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    let old = nice_of(0)?;
+    set_nice(0, nice)?;
     Ok(old)
 }
 

@@ -132,18 +132,18 @@ impl Program {
         let its_tid = tid.clone();
         let wanted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let is_wanted = wanted.clone();
-        let base = nice_of(0);
+        let base = crate::process::nice_of(0).unwrap_or(0);
         let thread = std::thread::Builder::new()
             .name("berth-seccomp".into())
             .stack_size(64 * 1024)
             .spawn(move || {
                 // This thread alone (on Linux a `PRIO_PROCESS` of 0 is the calling thread), then said:
                 // an install from now on raises it again.
-                set_nice(0, LOWEST);
+                let _ = crate::process::set_nice(0, crate::process::LOWEST_NICE);
                 // SAFETY: gettid has no preconditions.
                 its_tid.store(unsafe { libc::gettid() }, SeqCst);
                 if is_wanted.load(SeqCst) {
-                    set_nice(0, base);
+                    let _ = crate::process::set_nice(0, base);
                 }
                 // This thread alone for now: the kernel does its work here, now.
                 if let Err(e) = program.load(flags & !FLAG_TSYNC) {
@@ -166,31 +166,6 @@ impl Program {
             wanted,
             base,
         })
-    }
-}
-
-/// The nice value of a thread that takes only the CPU nobody else wants.
-const LOWEST: i32 = 19;
-
-/// Sets the nice value of thread `tid` (0: the caller's). Best effort: a thread left at the lowest
-/// priority still finishes.
-fn set_nice(tid: i32, nice: i32) {
-    // SAFETY: setpriority reads its integer arguments only.
-    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) };
-}
-
-/// The nice value of thread `tid` (0: the caller's); 0 if it cannot be read.
-fn nice_of(tid: i32) -> i32 {
-    // getpriority answers -1 for a nice of -1 and for an error: errno tells them apart.
-    // SAFETY: errno is this thread's; getpriority reads its integer arguments only.
-    unsafe {
-        *libc::__errno_location() = 0;
-        let n = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
-        if n == -1 && *libc::__errno_location() != 0 {
-            0
-        } else {
-            n
-        }
     }
 }
 
@@ -227,7 +202,8 @@ impl Ahead {
         self.wanted.store(true, SeqCst);
         let running = self.tid.load(SeqCst);
         if running > 0 {
-            set_nice(running, self.base);
+            // Best effort: a thread left at the lowest priority still finishes.
+            let _ = crate::process::set_nice(running, self.base);
         }
         // Gone already if its compile failed: then its answer is waiting.
         let _ = self.go.send(());
