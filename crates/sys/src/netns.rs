@@ -63,6 +63,28 @@ fn create_inner(path: &Path, loopback: bool) -> Result<()> {
     res
 }
 
+/// A new network namespace with its loopback interface up, held by the descriptor returned (no file, no
+/// mount: it lives as long as the descriptor, or a process in it). Another process reaches it as
+/// `/proc/<pid>/fd/<fd>` of the holder's.
+pub fn create_held() -> Result<std::os::fd::OwnedFd> {
+    std::thread::spawn(move || -> Result<std::os::fd::OwnedFd> {
+        unshare(CloneFlags::CLONE_NEWNET)
+            .map_err(|e| SysError::os("unshare", "a network namespace", e))?;
+        loopback_up().map_err(|e| SysError::io("bring lo up in", "a new network namespace", e))?;
+        std::fs::File::open("/proc/thread-self/ns/net")
+            .map(std::os::fd::OwnedFd::from)
+            .map_err(|e| SysError::io("open", "/proc/thread-self/ns/net", e))
+    })
+    .join()
+    .unwrap_or_else(|_| {
+        Err(SysError::os(
+            "create",
+            "a network namespace",
+            nix::Error::EIO,
+        ))
+    })
+}
+
 /// Unbind and delete a namespace made by [`create`]. Missing is not an error, so teardown can be repeated.
 /// The kernel frees the namespace once no process or socket holds it any more.
 pub fn remove(path: &Path) -> Result<()> {

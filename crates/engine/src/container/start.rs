@@ -264,8 +264,7 @@ impl Engine {
             },
             Err(e) => Err(e),
         };
-        // The spare namespace the init has joined goes now (an unmount: not while the init and the shim
-        // still need the CPU to start the program).
+        // The daemon lets go of the spare namespace the init has joined (a descriptor closed).
         drop(spare);
         if let Err(e) = started {
             let _ = conn.request(&Request::Kill { signal: 9 }).await;
@@ -588,23 +587,16 @@ impl Engine {
     }
 }
 
-/// Releases a spare network namespace (its file) when the start is past the point where the init joins it.
+/// Lets go of a spare network namespace (the daemon's descriptor) when the start is past the point where
+/// the init joins it.
 struct SpareGuard {
     engine: Engine,
     path: PathBuf,
 }
 
 impl Drop for SpareGuard {
-    /// The unmount and unlink go to a blocking thread: nothing waits for them, and the start goes on.
     fn drop(&mut self) {
-        let netns = self.engine.inner.spare_netns.clone();
-        let path = std::mem::take(&mut self.path);
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                rt.spawn_blocking(move || netns.release(&path));
-            }
-            Err(_) => netns.release(&path),
-        }
+        self.engine.inner.spare_netns.release(&self.path);
     }
 }
 

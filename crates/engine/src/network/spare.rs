@@ -1,28 +1,38 @@
 //! Spare network namespaces for `--network none`: a new network namespace costs about half a
 //! millisecond of kernel work in the middle of a start (every per-namespace subsystem sets itself up),
-//! so a few are made ahead of time, off the start's path, each with its
-//! loopback up as Docker's `none` has it. A start takes one, the container's init joins it, and the
-//! file that kept it alive is removed at once: from then on the container's processes hold it, as they
-//! hold one they made themselves. With none ready the init makes its own. More are made after the start
-//! that took one ([`SpareNetns::refill`], when its container has ended or a moment after the start: made
-//! during it, they took a CPU from its shim and init).
+//! so a few are made ahead of time, off the start's path, each with its loopback up as Docker's `none`
+//! has it. A start takes one, the container's init joins it, and the daemon lets go of it at once: from
+//! then on the container's processes hold it, as they hold one they made themselves. With none ready the
+//! init makes its own. More are made after the start that took one ([`SpareNetns::refill`], when its
+//! container has ended or a moment after the start: made during it, they took a CPU from its shim and
+//! init).
 //!
-//! The spares live under `<exec-root>/netns-spare`; start-up and shutdown remove whatever is there.
+//! The daemon holds each by a descriptor (no file, no bind mount), which the container's runtime reaches
+//! as `/proc/<daemon-pid>/fd/<fd>`: letting go of a bound namespace meant an unmount, and the kernel waits
+//! for an expedited RCU grace period at every unmount (it interrupts every CPU: in a VM each interruption is
+//! an exit to the hypervisor, and the start's container ran late behind them). Namespaces made by earlier
+//! daemons, bound under `<exec-root>/netns-spare`, are removed at start-up and shutdown.
 
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// How many namespaces are kept ready.
 const SPARES: usize = 2;
 
 pub(crate) struct SpareNetns {
+    /// Where earlier daemons bound theirs.
     dir: PathBuf,
-    ready: Mutex<Vec<PathBuf>>,
+    ready: Mutex<Vec<OwnedFd>>,
+    /// Taken by a start and not let go yet, by the path the start was given.
+    taken: Mutex<HashMap<PathBuf, OwnedFd>>,
+    /// `/proc/<pid>/fd/`: the prefix of the paths given out.
+    prefix: PathBuf,
     filling: AtomicBool,
     /// Whether a start has asked for one: a daemon that never runs `--network none` keeps none.
     wanted: AtomicBool,
-    next: AtomicU64,
 }
 
 impl SpareNetns {
@@ -30,37 +40,43 @@ impl SpareNetns {
         Arc::new(SpareNetns {
             dir,
             ready: Mutex::new(Vec::new()),
+            taken: Mutex::new(HashMap::new()),
+            prefix: PathBuf::from(format!("/proc/{}/fd", std::process::id())),
             filling: AtomicBool::new(false),
             wanted: AtomicBool::new(false),
-            next: AtomicU64::new(0),
         })
     }
 
-    /// Whether `path` is one of ours (to be removed once the init has joined it).
+    /// Whether `path` is one of ours (to be let go once the init has joined it).
     pub fn owns(&self, path: &Path) -> bool {
-        path.starts_with(&self.dir)
+        path.starts_with(&self.prefix)
     }
 
-    /// A ready namespace, if there is one (more are made at the next [`SpareNetns::refill`]).
+    /// A ready namespace, as a path the container's runtime opens to join it, if there is one (more are
+    /// made at the next [`SpareNetns::refill`]). It stays held until [`SpareNetns::release`].
     pub fn take(&self) -> Option<PathBuf> {
         self.wanted.store(true, Ordering::Release);
-        self.ready.lock().ok().and_then(|mut r| r.pop())
+        let fd = self.ready.lock().ok()?.pop()?;
+        let path = self.prefix.join(fd.as_raw_fd().to_string());
+        self.taken.lock().ok()?.insert(path.clone(), fd);
+        Some(path)
     }
 
-    /// Removes the file that kept a taken namespace alive (the container holds it now, or never will).
+    /// Lets go of a taken namespace (the container holds it now, or never will).
     pub fn release(&self, path: &Path) {
-        if let Err(e) = berth_sys::netns::remove(path) {
-            tracing::warn!(path = %path.display(), "remove a spare network namespace: {e}");
-        }
+        let fd = self.taken.lock().ok().and_then(|mut t| t.remove(path));
+        drop(fd);
     }
 
-    /// Removes every spare (start-up: left by a daemon that stopped; shutdown).
+    /// Lets go of every spare, and removes the namespaces earlier daemons bound (start-up; shutdown).
     pub fn clear(&self) {
         if let Ok(mut r) = self.ready.lock() {
             r.clear();
         }
         for e in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-            self.release(&e.path());
+            if let Err(err) = berth_sys::netns::remove(&e.path()) {
+                tracing::warn!(path = %e.path().display(), "remove a spare network namespace: {err}");
+            }
         }
     }
 
@@ -74,16 +90,10 @@ impl SpareNetns {
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
             while me.ready.lock().map(|r| r.len()).unwrap_or(SPARES) < SPARES {
-                if let Err(e) = std::fs::create_dir_all(&me.dir) {
-                    tracing::warn!(dir = %me.dir.display(), "make spare network namespaces: {e}");
-                    break;
-                }
-                let n = me.next.fetch_add(1, Ordering::Relaxed);
-                let path = me.dir.join(format!("{}-{n}", std::process::id()));
-                match berth_sys::netns::create_with_loopback(&path) {
-                    Ok(()) => {
+                match berth_sys::netns::create_held() {
+                    Ok(fd) => {
                         if let Ok(mut r) = me.ready.lock() {
-                            r.push(path);
+                            r.push(fd);
                         }
                     }
                     Err(e) => {
@@ -94,5 +104,48 @@ impl SpareNetns {
             }
             me.filling.store(false, Ordering::Release);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The network namespace `path` leads to.
+    fn ns_of(path: &Path) -> std::io::Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).map(|m| m.ino())
+    }
+
+    #[tokio::test]
+    async fn a_spare_is_a_namespace_of_its_own_reachable_by_path_until_let_go() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root to make network namespaces");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let spares = SpareNetns::new(d.path().join("netns-spare"));
+        assert!(spares.take().is_none(), "none before a start asked");
+        spares.refill();
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while spares.ready.lock().unwrap().len() < SPARES {
+            assert!(std::time::Instant::now() < end, "no spares made");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let path = spares.take().unwrap();
+        assert!(spares.owns(&path), "{}", path.display());
+        let ours = ns_of(Path::new("/proc/self/ns/net")).unwrap();
+        let theirs = ns_of(&path).unwrap();
+        assert_ne!(ours, theirs, "a namespace of its own");
+        // Joinable through that path, with its loopback up (127.0.0.1 exists only on a loopback that is).
+        let up =
+            berth_sys::netns::run_in(&path, || std::net::UdpSocket::bind("127.0.0.1:0").map(drop));
+        assert!(matches!(up, Ok(Ok(()))), "{up:?}");
+        let other = spares.take().unwrap();
+        assert_ne!(ns_of(&other).unwrap(), theirs, "each spare is another");
+        spares.release(&path);
+        assert!(ns_of(&path).is_err(), "let go: the path leads nowhere");
+        spares.release(&other);
+        assert!(!spares.owns(Path::new("/var/run/netns/x")));
     }
 }
