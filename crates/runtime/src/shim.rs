@@ -338,6 +338,8 @@ struct Shim {
     started: bool,
     /// See [`Shim::tidy_once_started`].
     tidied: bool,
+    /// When the container was started.
+    started_at: Option<Instant>,
     /// Frozen by a `Pause` (a frozen v1 task ignores even SIGKILL until thawed).
     paused: bool,
     listener: UnixListener,
@@ -414,6 +416,10 @@ const IO_CHUNK: usize = 64 * 1024;
 /// come back full and nothing waits. Output that is not a stream (a prompt, a line now and then) never waits.
 const GATHER: Duration = Duration::from_micros(250);
 const STREAMING: Duration = Duration::from_millis(1);
+/// A started container's shim tidies (see `Shim::tidy_once_started`) once it has had nothing to do for this
+/// long, or this long after the start at the latest.
+const TIDY_WHEN_QUIET_MS: u16 = 20;
+const TIDY_AT_THE_LATEST: Duration = Duration::from_millis(200);
 
 /// Whether a read of `n` bytes, `since` the previous read of output, shows a stream that is written in small
 /// pieces faster than they are read: then the shim waits [`GATHER`] before it reads again.
@@ -618,6 +624,7 @@ impl Shim {
             cgroup,
             started: false,
             tidied: false,
+            started_at: None,
             paused: false,
             listener: serving.listener,
             sigfd: serving.sigfd,
@@ -644,10 +651,18 @@ impl Shim {
                 }
             }
             let draining = self.procs.iter().any(|p| p.exit.is_some());
-            let timeout = if draining { 50u16 } else { 5000u16 };
+            let tidy_due = self.started && !self.tidied;
+            let timeout = if draining {
+                50u16
+            } else if tidy_due {
+                TIDY_WHEN_QUIET_MS
+            } else {
+                5000u16
+            };
             // (what, proc or client index, stream)
             let mut slots: Vec<(u8, usize, usize)> = vec![(0, 0, 0), (1, 0, 0)];
             let ready: Vec<bool>;
+            let tidy_now: bool;
             {
                 let mut fds: Vec<PollFd> = vec![
                     PollFd::new(self.listener.as_fd(), PollFlags::POLLIN),
@@ -665,15 +680,26 @@ impl Shim {
                     fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
                     slots.push((3, ci, 0));
                 }
-                match poll(&mut fds, PollTimeout::from(timeout)) {
-                    Ok(_) => {}
+                let quiet = match poll(&mut fds, PollTimeout::from(timeout)) {
+                    Ok(n) => n == 0,
                     Err(nix::Error::EINTR) => continue,
-                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
-                }
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(50));
+                        false
+                    }
+                };
+                tidy_now = tidy_due
+                    && (quiet
+                        || self
+                            .started_at
+                            .is_some_and(|t| t.elapsed() >= TIDY_AT_THE_LATEST));
                 ready = fds
                     .iter()
                     .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
                     .collect();
+            }
+            if tidy_now {
+                self.tidy_once_started();
             }
             if ready[1] {
                 while let Ok(Some(_)) = self.sigfd.read_signal() {}
@@ -861,7 +887,6 @@ impl Shim {
                     let sent = self.clients[ci]
                         .stream
                         .write_all(&proto::encode(Kind::Control, &bytes));
-                    self.tidy_once_started();
                     if sent.is_err() {
                         self.drop_client(ci);
                         return;
@@ -898,9 +923,11 @@ impl Shim {
         }
     }
 
-    /// Once the container has started and the start is answered (neither waits for this): the standard
-    /// descriptors to /dev/null (they were the spare's connection to the daemon), and the memory the
-    /// start used and no longer needs back to the kernel (memory per running container).
+    /// Once the container has started, when the shim has had nothing to do for a moment (or a while after
+    /// the start at the latest): the standard descriptors to /dev/null (they were the spare's connection
+    /// to the daemon), and the memory the start used and no longer needs back to the kernel (memory per
+    /// running container). Not at once: a short container's end, which its client waits for, came while
+    /// the shim did this; a container that has ended by then never needs it.
     fn tidy_once_started(&mut self) {
         if !self.started || self.tidied {
             return;
@@ -936,6 +963,7 @@ impl Shim {
                 match created.start() {
                     Ok(()) => {
                         self.started = true;
+                        self.started_at = Some(Instant::now());
                         ok(self, init_pid)
                     }
                     Err(e) => fail(e.to_string()),
