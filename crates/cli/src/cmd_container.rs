@@ -95,16 +95,11 @@ pub async fn run(c: &Client, mut a: RunArgs) -> Result<i32> {
     let interactive = a.create.interactive;
     let tty = a.create.tty;
     let keys = detach_keys(a.detach_keys.as_deref())?;
-    let mut q = "stream=1&stdout=1&stderr=1".to_string();
-    if interactive {
-        q.push_str("&stdin=1");
-    }
-    if let Some(k) = &a.detach_keys {
-        q.push_str(&format!("&detachKeys={}", enc(k)));
-    }
-    let conn = c
-        .hijack(&format!("/containers/{id}/attach?{q}"), None)
-        .await?;
+    // Signals are forwarded from now on, as the docker CLI does: the handlers are set up while the
+    // daemon attaches and starts (a signal before the start gets the daemon's "not running").
+    let proxy = (a.sig_proxy && !tty).then(|| sig_proxy(c, &id));
+    // The wait goes out while the attach is made, well before the start: a short `--rm` container could
+    // otherwise be gone before its wait arrived.
     let cond = if a.create.rm { "removed" } else { "next-exit" };
     let wc = c.clone();
     let wid = id.clone();
@@ -112,12 +107,32 @@ pub async fn run(c: &Client, mut a: RunArgs) -> Result<i32> {
         wc.post_json(&format!("/containers/{wid}/wait?condition={cond}"), None)
             .await
     });
+    let mut q = "stream=1&stdout=1&stderr=1".to_string();
+    if interactive {
+        q.push_str("&stdin=1");
+    }
+    if let Some(k) = &a.detach_keys {
+        q.push_str(&format!("&detachKeys={}", enc(k)));
+    }
+    let conn = match c
+        .hijack(&format!("/containers/{id}/attach?{q}"), None)
+        .await
+    {
+        Ok(conn) => conn,
+        Err(e) => {
+            waiter.abort();
+            return Err(e);
+        }
+    };
     if let Err(e) = c
         .call(Method::POST, &format!("/containers/{id}/start"), None)
         .await
     {
         // Like the docker CLI: an auto-remove container that could not start is removed (the daemon
         // does that) before the command returns.
+        if let Some(p) = proxy {
+            p.abort();
+        }
         if a.create.rm {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(30), waiter).await;
         } else {
@@ -126,7 +141,6 @@ pub async fn run(c: &Client, mut a: RunArgs) -> Result<i32> {
         return Err(start_error(e));
     }
     let resize = tty.then(|| format!("/containers/{id}/resize"));
-    let proxy = (a.sig_proxy && !tty).then(|| sig_proxy(c, &id));
     let detached = session(c, conn, interactive, tty, keys, resize).await;
     if let Some(p) = proxy {
         p.abort();

@@ -268,6 +268,28 @@ fn cache() -> &'static Cache {
 
 /// [`compile`], once per distinct section for the life of the process.
 pub fn compile_cached(s: &LinuxSeccomp) -> Result<Arc<Program>, FilterError> {
+    // The sections compiled last, compared whole: most starts use one of a few, and a comparison is far
+    // cheaper than the encoding the digest below needs.
+    static RECENT: Mutex<Vec<(LinuxSeccomp, Arc<Program>)>> = Mutex::new(Vec::new());
+    if let Some((_, p)) = RECENT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|(seen, _)| seen == s)
+    {
+        return Ok(p.clone());
+    }
+    let program = compile_by_digest(s)?;
+    let mut recent = RECENT.lock().unwrap_or_else(|p| p.into_inner());
+    if recent.len() >= 4 {
+        recent.remove(0);
+    }
+    recent.push((s.clone(), program.clone()));
+    Ok(program)
+}
+
+/// [`compile_cached`]'s cache by the digest of the section's JSON encoding.
+fn compile_by_digest(s: &LinuxSeccomp) -> Result<Arc<Program>, FilterError> {
     let json = serde_json::to_vec(s).map_err(std::io::Error::other)?;
     let key: [u8; 32] = Sha256::digest(&json).into();
     if let Some(p) = cache().lock().unwrap_or_else(|p| p.into_inner()).get(&key) {

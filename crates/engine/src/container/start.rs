@@ -146,16 +146,17 @@ impl Engine {
         // configuration, and in place (a reused directory, `dir_pool`, holds an emptied one whose inode
         // this keeps).
         let bundle_cfg = paths.dir.join("config.json");
-        let spec_json = serde_json::to_vec(&oci)
-            .map_err(|e| EngineError::Internal(format!("encode {}: {e}", bundle_cfg.display())))?;
         let bundle = paths.dir.clone();
         // The shim gets the spec with its configuration, without the seccomp section it has compiled
-        // (three fifths of the spec's JSON, hundreds of strings to parse).
-        if filter.is_some() {
-            if let Some(linux) = oci.linux_mut() {
-                linux.set_seccomp(None);
-            }
-        }
+        // (three fifths of the spec's JSON, hundreds of strings to parse); `config.json` has it whole, and
+        // is encoded once the shim has its configuration.
+        let seccomp_section = if filter.is_some() {
+            oci.linux_mut()
+                .as_mut()
+                .and_then(|linux| linux.seccomp_mut().take())
+        } else {
+            None
+        };
         let seccomp = match filter {
             Some(f) => {
                 let program = self.seccomp_program_file(&f.program)?;
@@ -181,7 +182,7 @@ impl Engine {
                 .map_err(|_| EngineError::Invalid(format!("invalid value for max-file: {s}")))?,
             None => self.inner.cfg.log_max_files,
         };
-        let shim_cfg = ShimConfig {
+        let mut shim_cfg = ShimConfig {
             id: rec.id.clone(),
             bundle,
             rootfs: paths.dir.join("rootfs"),
@@ -207,6 +208,7 @@ impl Engine {
         let shim_json = serde_json::to_vec(&shim_cfg)
             .map_err(|e| EngineError::Internal(format!("encode the shim's configuration: {e}")))?;
         self.copy_up_volumes(&rec, &shim_cfg).await?;
+        let mut full_spec = shim_cfg.spec.take();
         let t_spec = t0.elapsed();
         // The shim is handed the container and creates it while the interfaces are plugged in: its
         // process only runs after `Start`, and by then both are done.
@@ -216,7 +218,16 @@ impl Engine {
             self.network_plumb(h),
             self.sync_record(h),
             async {
-                super::write_in_place(&bundle_cfg, &spec_json)
+                let mut spec = full_spec.take().unwrap_or_default();
+                if let Some(linux) = spec.linux_mut() {
+                    if seccomp_section.is_some() {
+                        linux.set_seccomp(seccomp_section);
+                    }
+                }
+                let json = serde_json::to_vec(&spec).map_err(|e| {
+                    EngineError::Internal(format!("encode {}: {e}", bundle_cfg.display()))
+                })?;
+                super::write_in_place(&bundle_cfg, &json)
                     .map_err(|e| EngineError::io(format!("write {}", bundle_cfg.display()), e))
             }
         );
@@ -867,12 +878,17 @@ fn effective_caps() -> Option<u64> {
 /// The capability bounding set of this process (`CapBnd`): a container can never get more, and hosts
 /// like this one lack some (CAP_SYS_RESOURCE), so privileged containers ask only for what exists.
 pub(crate) fn bounding_caps() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let hex = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapBnd:"))?
-        .trim();
-    u64::from_str_radix(hex, 16).ok()
+    // Read once: a process's bounding set only ever shrinks by its own doing, and the daemon never does it
+    // (reading and parsing `/proc/self/status` was a tenth of the start's work here).
+    static CAPS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *CAPS.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let hex = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapBnd:"))?
+            .trim();
+        u64::from_str_radix(hex, 16).ok()
+    })
 }
 
 /// `-v /host:/ctr[:ro|rw][,propagation]` → a bind mount.

@@ -314,14 +314,32 @@ fn seccomp_section(
     let section = match &input.seccomp {
         SeccompMode::Unconfined => None,
         SeccompMode::Default if input.privileged => None,
-        SeccompMode::Default => seccomp::convert_profile(
-            seccomp::default_profile()?,
-            caps,
-            arch,
-            input.kernel_version,
-        )?,
+        SeccompMode::Default => default_section(caps, arch, input.kernel_version)?,
         SeccompMode::Custom(json) => docker_profile_to_oci(json, caps, arch, input.kernel_version)?,
     };
+    Ok(section)
+}
+
+/// Docker's default profile converted for `caps`, `arch` and `kernel`: converted once per combination
+/// (a handful in a daemon's life; the conversion was a tenth of a start's work), then cloned.
+fn default_section(
+    caps: &[Capability],
+    arch: &str,
+    kernel: Option<seccomp::KernelVersion>,
+) -> Result<Option<LinuxSeccomp>, SpecError> {
+    type Key = (Vec<Capability>, String, Option<seccomp::KernelVersion>);
+    static CONVERTED: std::sync::Mutex<Vec<(Key, Option<LinuxSeccomp>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let key: Key = (caps.to_vec(), arch.to_string(), kernel);
+    let mut done = CONVERTED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, section)) = done.iter().find(|(k, _)| *k == key) {
+        return Ok(section.clone());
+    }
+    let section = seccomp::convert_profile(seccomp::default_profile()?, caps, arch, kernel)?;
+    if done.len() >= 16 {
+        done.clear();
+    }
+    done.push((key, section.clone()));
     Ok(section)
 }
 
