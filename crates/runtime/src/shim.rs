@@ -112,6 +112,10 @@ pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
         eprintln!("usage: berth shim - [cgroup-parent] (the container comes on standard input)");
         return 2;
     }
+    // One malloc arena: the shim's log thread and its init's seccomp thread (see
+    // `berth_sys::seccomp::Program::compile_ahead`) would each make one of their own (a 64 MiB mapping
+    // trimmed to what they use, pages faulted in anew), where the main one is warmed up already.
+    berth_sys::process::single_malloc_arena();
     // A session and process group of its own: a signal to the daemon's (a Ctrl-C in the terminal of a
     // daemon run in the foreground) does not reach it or its container.
     let _ = nix::unistd::setsid();
