@@ -50,12 +50,13 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("shim") => {
             let Some(dir) = args.get(2) else {
-                eprintln!("usage: berth shim - [cgroup-parent]");
+                eprintln!("usage: berth shim - [cgroup-parent [socket-dir]]");
                 std::process::exit(2);
             };
             std::process::exit(berth_runtime::shim::main_args(
                 dir,
                 args.get(3).map(String::as_str),
+                args.get(4).map(String::as_str),
             ));
         }
         Some("daemon") => std::process::exit(daemon(&args[1..])),

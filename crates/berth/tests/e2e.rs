@@ -393,11 +393,23 @@ fn a_spare_shim_waits_for_the_next_start_and_goes_with_the_daemon() {
             .to_string()
     };
     assert_eq!(sid(spare), spare.to_string(), "the spare leads a session");
+    // It binds its control socket ahead, under a name of its own; the start renames it.
+    let sockets = d.dir.path().join("x/s");
+    let prebound = sockets.join(format!(".spare-{spare}"));
+    {
+        use std::os::unix::fs::FileTypeExt;
+        wait_for("the spare's socket bound ahead", &|| {
+            std::fs::symlink_metadata(&prebound).is_ok_and(|m| m.file_type().is_socket())
+        });
+    }
     // The next start hands the spare its container: the spare is the init's parent, a shim like others,
     // and both run at the daemon's priority.
     ok(&d.berth(&["run", "-d", "--name", "took", "busybox", "sleep", "100"]));
     let init = d.container_pid("took");
     assert_eq!(nice_of(spare), daemon_nice, "the shim");
+    assert!(!prebound.exists(), "renamed for the container");
+    let id = text(&d.berth(&["inspect", "--format", "{{.Id}}", "took"]).stdout);
+    assert!(sockets.join(&id.trim()[..24]).exists());
     assert_eq!(nice_of(init), daemon_nice, "the container's process");
     if let Some(ahead) = ahead {
         assert_eq!(init, ahead, "the init cloned ahead runs the container");
@@ -460,6 +472,10 @@ fn a_spare_shim_waits_for_the_next_start_and_goes_with_the_daemon() {
     assert!(
         std::path::Path::new(&format!("/proc/{spare}")).exists(),
         "the container's shim outlives the daemon"
+    );
+    assert!(
+        !sockets.join(format!(".spare-{next}")).exists(),
+        "the spare removes the socket it bound ahead"
     );
     if v1 {
         assert!(

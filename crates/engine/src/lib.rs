@@ -150,8 +150,11 @@ impl Engine {
         let net =
             network::NetServices::new(cfg.network.clone(), net, network::NetworkStore::open(db)?);
         let spare_netns = network::spare::SpareNetns::new(cfg.exec_root.join("netns-spare"));
-        let spare_shims =
-            spare_shim::SpareShims::new(cfg.shim_program.clone(), cfg.cgroup_parent.clone());
+        let spare_shims = spare_shim::SpareShims::new(
+            cfg.shim_program.clone(),
+            cfg.cgroup_parent.clone(),
+            cfg.exec_root.join("s"),
+        );
         let engine = Engine {
             inner: Arc::new(Inner {
                 cfg,

@@ -27,6 +27,9 @@ pub(crate) struct SpareShims {
     program: PathBuf,
     /// The daemon's cgroup parent: a spare makes its container's cgroup ahead under it (cgroup v1).
     cgroup_parent: String,
+    /// Where shims' control sockets are: a spare binds its own there ahead (see
+    /// `berth_runtime::shim::PREBOUND_PREFIX`), and the start renames it.
+    socket_dir: PathBuf,
     ready: Mutex<Vec<Shim>>,
 }
 
@@ -37,10 +40,24 @@ pub(crate) struct Shim {
 }
 
 impl SpareShims {
-    pub fn new(program: PathBuf, cgroup_parent: String) -> SpareShims {
+    /// Spares of `program`; the sockets spares bound ahead and left behind (killed) are removed.
+    pub fn new(program: PathBuf, cgroup_parent: String, socket_dir: PathBuf) -> SpareShims {
+        for e in std::fs::read_dir(&socket_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with(berth_runtime::shim::PREBOUND_PREFIX)
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
         SpareShims {
             program,
             cgroup_parent,
+            socket_dir,
             ready: Mutex::new(Vec::new()),
         }
     }
@@ -99,6 +116,9 @@ impl SpareShims {
         cmd.arg("shim").arg(berth_runtime::shim::SPARE);
         if let Some(parent) = cgroup_parent {
             cmd.arg(parent);
+            if std::fs::create_dir_all(&self.socket_dir).is_ok() {
+                cmd.arg(&self.socket_dir);
+            }
         }
         cmd.stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
             theirs,

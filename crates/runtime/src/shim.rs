@@ -107,7 +107,7 @@ pub(crate) const INIT_NAME: &std::ffi::CStr = c"berth-init";
 /// v1, for the container's cgroup to be made and its init cloned (given the parent, it makes the cgroup and
 /// clones the init in it ahead). Without its lines (the daemon closed its end, or died) it kills that init,
 /// removes the cgroup and exits quietly.
-pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
+pub fn main_args(arg: &str, cgroup_parent: Option<&str>, socket_dir: Option<&str>) -> i32 {
     if arg != SPARE {
         eprintln!("usage: berth shim - [cgroup-parent] (the container comes on standard input)");
         return 2;
@@ -118,7 +118,7 @@ pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
     berth_sys::process::single_malloc_arena();
     // A session and process group of its own: a signal to the daemon's (a Ctrl-C in the terminal of a
     // daemon run in the foreground) does not reach it or its container.
-    let _ = nix::unistd::setsid();
+    let _ = berth_sys::process::new_session();
     // While it waits a spare goes by a name of its own, so that `ps` (and a count of the shims that serve
     // containers) tells it apart; once it has a container it is a shim like the others.
     let _ = nix::sys::prctl::set_name(SPARE_NAME);
@@ -150,7 +150,13 @@ pub fn main_args(arg: &str, cgroup_parent: Option<&str>) -> i32 {
     let ahead = cgroup
         .as_ref()
         .and_then(|cg| berth_sys::container::clone_ahead(INIT_NAME, &cg.join().ok()?).ok());
-    let spare = SpareCgroup(cgroup, ahead);
+    // And binds its control socket ahead, in the daemon's socket directory, under a name of its own: the
+    // start renames it (a new socket file is a new inode, and on a filesystem where files come and go
+    // ext4 looks past every recently freed inode for one).
+    let prebound = cgroup_parent
+        .zip(socket_dir)
+        .and_then(|(_, dir)| Prebound::bind(Path::new(dir)));
+    let spare = SpareCgroup(cgroup, ahead, prebound);
     // A spare (one given the cgroup parent) has time: the pages its container's start touches first
     // are made now (the init cloned ahead does the same with its own).
     if cgroup_parent.is_some() {
@@ -378,10 +384,15 @@ struct Serving {
 
 impl Serving {
     /// Binds the control socket, readies the signal handling and the log.
-    fn prepare(cfg: &ShimConfig) -> Result<Serving, ShimError> {
-        let _ = std::fs::remove_file(&cfg.socket);
-        let listener = UnixListener::bind(&cfg.socket)
-            .map_err(io_err(format!("bind {}", cfg.socket.display())))?;
+    fn prepare(cfg: &ShimConfig, prebound: Option<Prebound>) -> Result<Serving, ShimError> {
+        let listener = match prebound.and_then(|p| p.take_as(&cfg.socket)) {
+            Some(l) => l,
+            None => {
+                let _ = std::fs::remove_file(&cfg.socket);
+                UnixListener::bind(&cfg.socket)
+                    .map_err(io_err(format!("bind {}", cfg.socket.display())))?
+            }
+        };
         listener
             .set_nonblocking(true)
             .map_err(io_err("set socket non-blocking"))?;
@@ -487,6 +498,7 @@ impl Shim {
         // The init cloned ahead is in the spare's cgroup: it is the container's init if that cgroup
         // becomes the container's (and the init fits the container: see `create_init`).
         let mut ahead = spare_cgroup.1.take();
+        let prebound = spare_cgroup.2.take();
         let cgroup = match spare_cgroup.0.take() {
             Some(spare) => spare.adopt(
                 &cgroup_path,
@@ -507,7 +519,7 @@ impl Shim {
             &cgroup_mounts,
             filter.clone(),
             ahead,
-            |_| Serving::prepare(&cfg),
+            |_| Serving::prepare(&cfg, prebound),
         );
         match made {
             Ok((created, init, serving)) => {
@@ -1182,7 +1194,11 @@ impl Shim {
 
 /// A spare's cgroup and the init it cloned ahead in it, until the container takes them: the init is
 /// killed and the cgroup removed if dropped before.
-struct SpareCgroup(Option<Cgroup>, Option<berth_sys::container::Ahead>);
+struct SpareCgroup(
+    Option<Cgroup>,
+    Option<berth_sys::container::Ahead>,
+    Option<Prebound>,
+);
 
 impl Drop for SpareCgroup {
     fn drop(&mut self) {
@@ -1192,6 +1208,47 @@ impl Drop for SpareCgroup {
         }
     }
 }
+
+/// A spare's control socket, bound ahead as `.spare-<pid>` in the daemon's socket directory; its file is
+/// removed if it is dropped unused.
+struct Prebound {
+    listener: Option<UnixListener>,
+    path: PathBuf,
+}
+
+impl Prebound {
+    fn bind(dir: &Path) -> Option<Prebound> {
+        let path = dir.join(format!("{PREBOUND_PREFIX}{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).ok()?;
+        Some(Prebound {
+            listener: Some(listener),
+            path,
+        })
+    }
+
+    /// The listener, its file renamed to `to` (in the same directory); `None` (the file removed) if it
+    /// cannot be.
+    fn take_as(mut self, to: &Path) -> Option<UnixListener> {
+        if self.path.parent() != to.parent() || std::fs::rename(&self.path, to).is_err() {
+            return None;
+        }
+        self.path = PathBuf::new();
+        self.listener.take()
+    }
+}
+
+impl Drop for Prebound {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The name a spare's socket is bound ahead under, followed by its pid (never a container's: those are
+/// hex ids).
+pub const PREBOUND_PREFIX: &str = ".spare-";
 
 /// Reads the seccomp program the daemon compiled for this container.
 fn load_filter(
