@@ -105,11 +105,14 @@ pub(crate) const INIT_NAME: &std::ffi::CStr = c"berth-init";
 /// The daemon starts a shim before it has a container for it (a spare), so that a start does not wait for
 /// a process to be made, its program loaded and its runtime set up (most of a millisecond), nor, on cgroup
 /// v1, for the container's cgroup to be made and its init cloned (given the parent, it makes the cgroup and
-/// clones the init in it ahead). Without its lines (the daemon closed its end, or died) it kills that init,
-/// removes the cgroup and exits quietly.
+/// clones the init in it ahead), nor for its control socket to be bound (given the daemon's socket
+/// directory, it binds one there ahead, which the start renames). Without its lines (the daemon closed its
+/// end, or died) it kills that init, removes the cgroup and the socket, and exits quietly.
 pub fn main_args(arg: &str, cgroup_parent: Option<&str>, socket_dir: Option<&str>) -> i32 {
     if arg != SPARE {
-        eprintln!("usage: berth shim - [cgroup-parent] (the container comes on standard input)");
+        eprintln!(
+            "usage: berth shim - [cgroup-parent [socket-dir]] (the container comes on standard input)"
+        );
         return 2;
     }
     // One malloc arena: the shim's log thread and its init's seccomp thread (see
@@ -1192,8 +1195,8 @@ impl Shim {
     }
 }
 
-/// A spare's cgroup and the init it cloned ahead in it, until the container takes them: the init is
-/// killed and the cgroup removed if dropped before.
+/// A spare's cgroup, the init it cloned ahead in it and the control socket it bound ahead, until the
+/// container takes them: the init is killed, the cgroup and the socket removed if dropped before.
 struct SpareCgroup(
     Option<Cgroup>,
     Option<berth_sys::container::Ahead>,
