@@ -10,7 +10,6 @@
 //! [`precompile`] refuses profiles with `SCMP_ACT_NOTIFY`: they need a seccomp agent listening on the
 //! spec's `listenerPath`, which berth does not run (nor does Docker).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use libseccomp::{
@@ -258,53 +257,32 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Vec<u8>, FilterError> {
     Ok(program)
 }
 
-/// Programs compiled by this process, by the sha256 of the section's JSON.
-type Cache = Mutex<HashMap<[u8; 32], Arc<Program>>>;
-
-fn cache() -> &'static Cache {
-    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
-}
+/// Programs compiled by this process, with the sections they were compiled from: a section is found by
+/// comparison (cheaper than any encoding of it a key would need; sections that differ mostly do early).
+static CACHE: Mutex<Vec<(LinuxSeccomp, Arc<Program>)>> = Mutex::new(Vec::new());
 
 /// [`compile`], once per distinct section for the life of the process.
 pub fn compile_cached(s: &LinuxSeccomp) -> Result<Arc<Program>, FilterError> {
-    // The sections compiled last, compared whole: most starts use one of a few, and a comparison is far
-    // cheaper than the encoding the digest below needs.
-    static RECENT: Mutex<Vec<(LinuxSeccomp, Arc<Program>)>> = Mutex::new(Vec::new());
-    if let Some((_, p)) = RECENT
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .find(|(seen, _)| seen == s)
-    {
-        return Ok(p.clone());
-    }
-    let program = compile_by_digest(s)?;
-    let mut recent = RECENT.lock().unwrap_or_else(|p| p.into_inner());
-    if recent.len() >= 4 {
-        recent.remove(0);
-    }
-    recent.push((s.clone(), program.clone()));
-    Ok(program)
-}
-
-/// [`compile_cached`]'s cache by the digest of the section's JSON encoding.
-fn compile_by_digest(s: &LinuxSeccomp) -> Result<Arc<Program>, FilterError> {
-    let json = serde_json::to_vec(s).map_err(std::io::Error::other)?;
-    let key: [u8; 32] = Sha256::digest(&json).into();
-    if let Some(p) = cache().lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-        return Ok(p.clone());
+    let known = |c: &[(LinuxSeccomp, Arc<Program>)]| {
+        c.iter().find(|(seen, _)| seen == s).map(|(_, p)| p.clone())
+    };
+    if let Some(p) = known(&CACHE.lock().unwrap_or_else(|p| p.into_inner())) {
+        return Ok(p);
     }
     let bytes = compile(s)?;
     let digest = format!("{:x}", Sha256::digest(&bytes));
     let program = Arc::new(Program { bytes, digest });
-    let mut c = cache().lock().unwrap_or_else(|p| p.into_inner());
+    let mut c = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    // Another thread may have compiled the same section meanwhile: everyone shares the first.
+    if let Some(p) = known(&c) {
+        return Ok(p);
+    }
     // A handful of profiles in practice; a bound keeps a pathological client from growing it forever.
     if c.len() >= 64 {
         c.clear();
     }
-    // Another thread may have compiled the same section meanwhile: everyone shares the first.
-    Ok(c.entry(key).or_insert(program).clone())
+    c.push((s.clone(), program.clone()));
+    Ok(program)
 }
 
 /// Compiles the spec's seccomp section (see the module docs); `None` when it has none.

@@ -453,7 +453,7 @@ impl Shim {
         spare_cgroup: SpareCgroup,
         cgroup_mounts: Option<Vec<berth_sys::launch::CgroupMount>>,
     ) -> Result<Shim, ShimError> {
-        berth_sys::process::new_session()?;
+        // In a session of its own since it started (`main_args`).
         berth_sys::process::set_subreaper()?;
         std::fs::create_dir_all(&cfg.rootfs)
             .map_err(io_err(format!("create {}", cfg.rootfs.display())))?;

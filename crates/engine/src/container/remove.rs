@@ -132,25 +132,20 @@ impl Engine {
         let (engine, id) = (self.clone(), id.to_string());
         let work = move || {
             let mut errors = Vec::new();
+            // A directory that holds nothing of the container's own is kept for the next create: with the
+            // root the daemon mounted still in it, or else unmounted.
             let kept_mounted =
                 root.is_some_and(|r| engine.inner.dir_pool.give_mounted(&dir, &id, r));
-            if kept_mounted {
-                if let Err(e) = std::fs::remove_dir_all(&state) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        errors.push(format!("remove {}: {e}", state.display()));
-                    }
+            if !kept_mounted {
+                if let Err(e) = berth_sys::mount::unmount(&rootfs) {
+                    errors.push(e.to_string());
                 }
-                return errors;
-            }
-            if let Err(e) = berth_sys::mount::unmount(&rootfs) {
-                errors.push(e.to_string());
             }
             if background {
                 // After the unmount: nothing below takes a lock a start needs.
-                let _ = berth_sys::process::set_thread_nice(19);
+                let _ = berth_sys::process::set_thread_nice(berth_sys::process::LOWEST_NICE);
             }
-            // A directory that holds nothing of the container's own is kept for the next create.
-            let kept = errors.is_empty() && engine.inner.dir_pool.give(&dir, &id);
+            let kept = kept_mounted || (errors.is_empty() && engine.inner.dir_pool.give(&dir, &id));
             for d in [&dir, &state] {
                 if kept && d == &dir {
                     continue;

@@ -866,29 +866,26 @@ fn rlimit_resource(name: &str) -> Option<nix::sys::resource::Resource> {
     })
 }
 
+/// The daemon's effective capabilities (`CapEff`).
 fn effective_caps() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let hex = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))?
-        .trim();
-    u64::from_str_radix(hex, 16).ok()
+    static CAPS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *CAPS.get_or_init(|| own_caps("CapEff:"))
 }
 
 /// The capability bounding set of this process (`CapBnd`): a container can never get more, and hosts
 /// like this one lack some (CAP_SYS_RESOURCE), so privileged containers ask only for what exists.
 pub(crate) fn bounding_caps() -> Option<u64> {
-    // Read once: a process's bounding set only ever shrinks by its own doing, and the daemon never does it
-    // (reading and parsing `/proc/self/status` was a tenth of the start's work here).
     static CAPS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
-    *CAPS.get_or_init(|| {
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
-        let hex = status
-            .lines()
-            .find_map(|l| l.strip_prefix("CapBnd:"))?
-            .trim();
-        u64::from_str_radix(hex, 16).ok()
-    })
+    *CAPS.get_or_init(|| own_caps("CapBnd:"))
+}
+
+/// A capability set of this process from `/proc/self/status` (`field` is `CapEff:`, `CapBnd:`...). Read
+/// once per set by the callers: the daemon never changes its capabilities, and reading and parsing the
+/// file at every start was a tenth of the start's work here.
+fn own_caps(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix(field))?.trim();
+    u64::from_str_radix(hex, 16).ok()
 }
 
 /// `-v /host:/ctr[:ro|rw][,propagation]` → a bind mount.
