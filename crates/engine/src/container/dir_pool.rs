@@ -5,8 +5,7 @@
 //! freed ones first).
 //!
 //! A directory is only taken when it holds exactly what [`super::create`] makes (plus the spec, which is
-//! emptied for the next start to write its own into, and the log, which is emptied and becomes the next
-//! container's): `upper` and `rootfs` empty and `rootfs` not a mount point, `work` (overlayfs's own
+//! emptied for the next start to write its own into, and the log, which is removed): `upper` and `rootfs` empty and `rootfs` not a mount point, `work` (overlayfs's own
 //! scratch space, which it cleans at every mount), and `hostname`, `hosts`, `resolv.conf` as regular files,
 //! which the next create writes again. Anything else and it is deleted as before. Kept directories are named
 //! `.free-<n>` beside the containers' own, their `work` emptied (as a new one is: overlayfs would clean it
@@ -32,8 +31,6 @@ use std::sync::Mutex;
 const KEEP: usize = 4;
 /// The prefix of a kept directory's name (never a container id: ids are hex).
 pub(crate) const PREFIX: &str = ".free-";
-/// The emptied log a kept directory holds for the next container (renamed to its log when taken).
-const KEPT_LOG: &str = ".log";
 /// The files a container directory is made with ([`super::create`]).
 const FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
 
@@ -136,10 +133,6 @@ impl DirPool {
             return Taken::Nothing;
         }
         if std::fs::rename(&kept.path, dir).is_ok() {
-            // The last container's log, emptied, becomes this one's.
-            if let Some(id) = dir.file_name().and_then(|n| n.to_str()) {
-                let _ = std::fs::rename(dir.join(KEPT_LOG), dir.join(format!("{id}-json.log")));
-            }
             return if mounted { Taken::Mounted } else { Taken::Dir };
         }
         delete(&kept.path);
@@ -179,7 +172,7 @@ impl DirPool {
     }
 
     /// Takes the directory of removed container `id` (its root unmounted, its shim gone) if it holds only
-    /// what a container directory is made with; the spec and the log are emptied. False when it is not
+    /// what a container directory is made with; the spec is emptied and the log removed. False when it is not
     /// taken: the caller deletes it.
     pub(crate) fn give(&self, dir: &Path, id: &str) -> bool {
         if self.free.lock().map_or(true, |f| f.len() >= KEEP) || !reusable(dir, id, false) {
@@ -198,16 +191,12 @@ impl DirPool {
         self.keep(dir, id, None)
     }
 
-    /// Keeps `dir` (checked by the caller): the log emptied and set aside for the next container's (a new
-    /// file is a new inode: see the module's documentation), the spec emptied, renamed.
+    /// Keeps `dir` (checked by the caller): the log removed, the spec emptied, renamed. The log is
+    /// removed, not emptied for the next container: a client may still read it through a descriptor it
+    /// opened (docker-py's `run(remove=True)` removes the container before it reads its logs).
     fn keep(&self, dir: &Path, id: &str, root: Option<Root>) -> bool {
-        let log = dir.join(format!("{id}-json.log"));
-        match std::fs::OpenOptions::new().write(true).open(&log) {
-            Ok(f) => {
-                if f.set_len(0).is_err() || std::fs::rename(&log, dir.join(KEPT_LOG)).is_err() {
-                    return false;
-                }
-            }
+        match std::fs::remove_file(dir.join(format!("{id}-json.log"))) {
+            Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(_) => return false,
         }
@@ -317,8 +306,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let pool = DirPool::new(d.path().to_path_buf());
         let dir = made(d.path(), ID);
+        // A client reading the removed container's log (docker-py reads it after the removal).
+        let mut reading = std::fs::File::open(dir.join(format!("{ID}-json.log"))).unwrap();
         assert!(pool.give(&dir, ID));
         assert!(!dir.exists());
+        let mut log = String::new();
+        std::io::Read::read_to_string(&mut reading, &mut log).unwrap();
+        assert_eq!(log, "a line", "the log is still there for whoever reads it");
         let next = d.path().join("next");
         assert_eq!(pool.take(&next, None), Taken::Dir);
         for p in [
@@ -344,10 +338,9 @@ mod tests {
             "the last container's spec is not kept"
         );
         assert!(!next.join(format!("{ID}-json.log")).exists());
-        assert_eq!(
-            std::fs::read(next.join("next-json.log")).unwrap(),
-            b"",
-            "the last container's log, emptied, is the next one's"
+        assert!(
+            !next.join("next-json.log").exists(),
+            "the last container's log is not the next one's"
         );
         assert_eq!(
             pool.take(&d.path().join("another"), None),
